@@ -52,6 +52,10 @@ class SearchSpace:
         """Encode a list of architectures into a 2-D array."""
         return np.stack([self.encode(a) for a in archs]) if archs else np.zeros((0, 0))
 
+    def random_arch(self, rng: np.random.Generator) -> Any:
+        """A uniformly drawn valid architecture (used by tests and benchmarks)."""
+        raise NotImplementedError
+
     def sample(self, trial: optuna.Trial) -> Any:
         """Draw an architecture with an Optuna trial's ``suggest_*`` calls."""
         raise NotImplementedError
