@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from ._base import ArchitectureError, SearchSpace
 from ._errors import InputError
+from ._fbnet import FBNetSpace  # noqa: F401  (registers fbnet)
+from ._nasbench201 import NasBench201Space  # noqa: F401  (registers nasbench201)
 from ._network import Layer, Network, NetworkFormatError
+from ._ofa_mbv3 import OFAMobileNetV3Space  # noqa: F401  (registers ofa_mbv3)
 from ._registry import UnknownSpaceError, get_space, list_spaces, register_space
 
 __all__ = [

@@ -1,0 +1,200 @@
+"""Once-for-All MobileNetV3 space (ImageNet): kernel, expansion, depth and resolution."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ._base import ArchitectureError, SearchSpace
+from ._registry import register_space
+
+if TYPE_CHECKING:
+    import optuna
+
+__all__ = ["OFAMobileNetV3Space"]
+
+_KS = (3, 5, 7)
+_ES = (3, 4, 6)
+_DS = (2, 3, 4)
+_RS = tuple(range(128, 225, 4))  # 25 resolutions
+_WIDTHS = (24, 40, 80, 112, 160)
+_STRIDES = (2, 2, 2, 1, 2)
+_N_LAYERS = 20  # 5 stages x 4 layers (only the first d of each stage are active)
+
+
+def _layer_geometry() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per layer: C_in, C_out, input-side divisor and output-side divisor of the resolution."""
+    cin, cout, din, dout = [], [], [], []
+    c_prev, div = 16, 2  # after the stem (stride 2) and the first 16-channel block
+    for w, s in zip(_WIDTHS, _STRIDES):
+        for k in range(4):
+            cin.append(c_prev if k == 0 else w)
+            cout.append(w)
+            din.append(div)
+            if k == 0:
+                div *= s
+            dout.append(div)
+        c_prev = w
+    return (np.array(cin, float), np.array(cout, float), np.array(din, float), np.array(dout, float))
+
+
+_CIN, _COUT, _DIN, _DOUT = _layer_geometry()
+
+
+def _as_int_list(value: Any, n: int, name: str, allowed: tuple[int, ...]) -> list[int]:
+    if isinstance(value, str):
+        if len(value) != n or not value.isdigit():
+            raise ArchitectureError(f"ofa_mbv3 {name!r} must be {n} digits from {allowed}, got {value!r}")
+        vals = [int(c) for c in value]
+    else:
+        try:
+            vals = [int(v) for v in value]
+            ok = all(float(v) == int(v) for v in value)
+        except (TypeError, ValueError):
+            raise ArchitectureError(
+                f"ofa_mbv3 {name!r} must be a list of {n} integers from {allowed}, got {value!r}"
+            ) from None
+        if not ok or len(vals) != n:
+            raise ArchitectureError(
+                f"ofa_mbv3 {name!r} must be a list of {n} integers from {allowed}, got {value!r}"
+            )
+    bad = [v for v in vals if v not in allowed]
+    if bad:
+        raise ArchitectureError(f"ofa_mbv3 {name!r} value {bad[0]} not allowed; use one of {allowed}")
+    return vals
+
+
+@register_space("ofa_mbv3")
+class OFAMobileNetV3Space(SearchSpace):
+    """OFA MobileNetV3: 5 stages of 2-4 MBConv layers, kernel 3/5/7, expand 3/4/6, resolution 128-224.
+
+    An architecture is ``{"ks": [20 ints], "e": [20 ints], "d": [5 ints], "r": int}``; entries of
+    inactive layers (beyond a stage's depth) are kept but ignored. The string form is
+    ``"ks=<20 digits> e=<20 digits> d=<5 digits> r=<int>"``.
+    """
+
+    def parse(self, arch: Any) -> dict[str, Any]:
+        """Validate a dict (or its string form) and return the canonical dict."""
+        if isinstance(arch, str):
+            try:
+                arch = dict(part.split("=", 1) for part in arch.split())
+            except ValueError:
+                raise ArchitectureError(
+                    f"ofa_mbv3 string must read 'ks=<20 digits> e=<20 digits> d=<5 digits> r=<int>', got {arch!r}"
+                ) from None
+        if not isinstance(arch, dict):
+            raise ArchitectureError(
+                f"ofa_mbv3 architecture must be a dict with keys ks, e, d, r, got {type(arch).__name__}"
+            )
+        missing = [k for k in ("ks", "e", "d", "r") if k not in arch]
+        extra = [k for k in arch if k not in ("ks", "e", "d", "r")]
+        if missing or extra:
+            what = f"missing {', '.join(missing)}" if missing else f"unknown {', '.join(map(str, extra))}"
+            raise ArchitectureError(f"ofa_mbv3 architecture keys must be ks, e, d, r ({what})")
+        ks = _as_int_list(arch["ks"], _N_LAYERS, "ks", _KS)
+        e = _as_int_list(arch["e"], _N_LAYERS, "e", _ES)
+        d = _as_int_list(arch["d"], 5, "d", _DS)
+        try:
+            r = int(arch["r"])
+            if isinstance(arch["r"], bool) or float(arch["r"]) != r:
+                raise ValueError
+        except (TypeError, ValueError):
+            raise ArchitectureError(f"ofa_mbv3 'r' must be an integer resolution, got {arch['r']!r}") from None
+        if r not in _RS:
+            raise ArchitectureError(f"ofa_mbv3 resolution r={r} not allowed; use 128..224 in steps of 4")
+        return {"ks": ks, "e": e, "d": d, "r": r}
+
+    def format(self, arch: Any) -> str:
+        """The one-line string form."""
+        a = self.parse(arch)
+        j = "".join
+        return f"ks={j(map(str, a['ks']))} e={j(map(str, a['e']))} d={j(map(str, a['d']))} r={a['r']}"
+
+    def arrays(self, archs: list[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(ks (N,20), e (N,20), d (N,5), r (N,)) of many architectures, validated."""
+        archs = list(archs)
+        n = len(archs)
+        if n == 0:
+            z = np.zeros((0, _N_LAYERS), np.int64)
+            return z, z.copy(), np.zeros((0, 5), np.int64), np.zeros(0, np.int64)
+        try:
+            if not all(type(a) is dict for a in archs):
+                raise ValueError
+            ks = np.array([a["ks"] for a in archs], dtype=np.int64)
+            e = np.array([a["e"] for a in archs], dtype=np.int64)
+            d = np.array([a["d"] for a in archs], dtype=np.int64)
+            r = np.array([a["r"] for a in archs], dtype=np.int64)
+            ok = (ks.shape == (n, _N_LAYERS) and e.shape == (n, _N_LAYERS) and d.shape == (n, 5)
+                  and r.shape == (n,) and all(len(a) == 4 for a in archs))
+            if not ok:
+                raise ValueError
+            valid = (np.isin(ks, _KS).all(1) & np.isin(e, _ES).all(1) & np.isin(d, _DS).all(1)
+                     & np.isin(r, _RS))
+            if not valid.all():
+                self.parse(archs[int(np.argmin(valid))])  # raises the precise message
+            return ks, e, d, r
+        except (ValueError, TypeError, KeyError, OverflowError):
+            parsed = [self.parse(a) for a in archs]
+            return (np.array([a["ks"] for a in parsed], np.int64), np.array([a["e"] for a in parsed], np.int64),
+                    np.array([a["d"] for a in parsed], np.int64), np.array([a["r"] for a in parsed], np.int64))
+
+    def encode(self, arch: Any) -> np.ndarray:
+        """Feature vector: see :meth:`features`."""
+        return self.encode_many([arch])[0]
+
+    def encode_many(self, archs: list[Any]) -> np.ndarray:
+        """Feature matrix of many architectures."""
+        return self.features(*self.arrays(archs))
+
+    @staticmethod
+    def features(ks: np.ndarray, e: np.ndarray, d: np.ndarray, r: np.ndarray) -> np.ndarray:
+        """Features: HELP's masked one-hot ks (60) and e (60) and one-hot r (25), one-hot depth
+        per stage (15), r/224 and its square, per-layer MACs (20, zero when inactive), total MACs,
+        its log, total block params, number of active layers, 1.
+        """
+        n = ks.shape[0]
+        active = (np.arange(4)[None, None, :] < d[:, :, None]).reshape(n, _N_LAYERS)
+        ks_oh = (ks[:, :, None] == np.array(_KS)[None, None, :]) & active[:, :, None]
+        e_oh = (e[:, :, None] == np.array(_ES)[None, None, :]) & active[:, :, None]
+        d_oh = d[:, :, None] == np.array(_DS)[None, None, :]
+        r_oh = r[:, None] == np.array(_RS)[None, :]
+        rr = r.astype(float)[:, None]
+        mid = _CIN[None, :] * e
+        hin = (rr / _DIN[None, :]) ** 2
+        hout = np.ceil(rr / _DOUT[None, :]) ** 2
+        macs = (hin * _CIN * mid + hout * mid * ks**2 + hout * mid * _COUT) * active / 1e6
+        params = (_CIN * mid + mid * ks**2 + mid * _COUT) * active / 1e6
+        stem = (rr[:, 0] / 2) ** 2 * (3 * 16 * 9 + 16 * 9 + 16 * 16) / 1e6
+        head = (np.ceil(rr[:, 0] / 32) ** 2) * (160 * 960) / 1e6 + 960 * 1280 / 1e6
+        tot = macs.sum(1) + stem + head
+        return np.concatenate([
+            ks_oh.reshape(n, -1), e_oh.reshape(n, -1), r_oh, d_oh.reshape(n, -1),
+            rr / 224, (rr / 224) ** 2, macs,
+            np.stack([tot / 100, np.log(tot), params.sum(1), active.sum(1) / 20, np.ones(n)], 1),
+        ], 1).astype(np.float64)
+
+    def random_arch(self, rng: np.random.Generator) -> dict[str, Any]:
+        """A uniformly drawn architecture."""
+        return {
+            "ks": [int(v) for v in rng.choice(_KS, _N_LAYERS)],
+            "e": [int(v) for v in rng.choice(_ES, _N_LAYERS)],
+            "d": [int(v) for v in rng.choice(_DS, 5)],
+            "r": int(rng.choice(_RS)),
+        }
+
+    def sample(self, trial: optuna.Trial) -> dict[str, Any]:
+        """Optuna draws: ``r``, ``d<stage>``, and ``ks<layer>``/``e<layer>`` of active layers only
+        (inactive layers get kernel 3, expand 3)."""
+        r = trial.suggest_categorical("r", list(_RS))
+        d = [trial.suggest_categorical(f"d{s}", list(_DS)) for s in range(5)]
+        ks, e = [], []
+        for s in range(5):
+            for k in range(4):
+                if k < d[s]:
+                    ks.append(trial.suggest_categorical(f"ks{4 * s + k}", list(_KS)))
+                    e.append(trial.suggest_categorical(f"e{4 * s + k}", list(_ES)))
+                else:
+                    ks.append(3)
+                    e.append(3)
+        return {"ks": ks, "e": e, "d": d, "r": r}
