@@ -1,0 +1,190 @@
+"""Latency-predictor benchmark: HELP's splits and query protocol with TEN samples per device.
+
+For each meta-test device the only measurements given to a predictor are the latencies of the
+space's 10 reference architectures (they form the hardware embedding *and* the adaptation set;
+HELP uses 10 more). Metrics on the device's band-trimmed 800 query architectures: Spearman,
+Kendall tau, MAPE and the share within +-10% of the measured latency. Seeds 0..4 are the
+meta-training seeds of the learned methods (the samples are fixed: the 10 references) and the
+optimiser-restart seed of the GP baseline.
+
+    python benchmarks/bench_predictor.py                  # all spaces, meta-test, 5 seeds
+    python benchmarks/bench_predictor.py --space fbnet --split valid --seeds 1   # development
+
+Writes benchmarks/results/predictor_<space>.md (only for --split test).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "2")
+os.environ.setdefault("MKL_NUM_THREADS", "2")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+import predictors  # noqa: E402
+from predictors._metrics import all_metrics  # noqa: E402
+from search_spaces import get_space  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+METHODS = ("LatencyPredictor", "LatencyPredictor (no GP head)", "MetaSGD", "MAML",
+           "NearestDevice", "SampleGP", "FlopsProxy")
+# HELP's published Spearman (HELP README; 10 reference + 10 adaptation samples = 20).
+HELP_ROW = {
+    "nasbench201": {"titan_rtx_256": 0.987, "gold_6226": 0.989, "pixel2": 0.802, "raspi4": 0.890,
+                    "eyeriss": 0.940, "fpga": 0.985, "mean": 0.932},
+    "fbnet": {"raspi4": 0.887, "eyeriss": 0.943, "fpga": 0.892, "mean": 0.910},
+    "ofa_mbv3": {},
+}
+
+
+def make(method: str, space: str, seed: int):  # noqa: ANN201
+    """A fitted (meta-trained) predictor of ``method``."""
+    if method == "LatencyPredictor":
+        return predictors.LatencyPredictor(space, seed=seed).fit()
+    if method == "LatencyPredictor (no GP head)":
+        return predictors.LatencyPredictor(space, seed=seed, adapt_head="none").fit()
+    if method == "MetaSGD":
+        return predictors.MetaSGD(space, seed=seed).fit()
+    if method == "MAML":
+        return predictors.MetaSGD(space, seed=seed, learn_lr=False).fit()
+    if method == "NearestDevice":
+        return predictors.NearestDevice(space).fit()
+    if method == "SampleGP":
+        return predictors.SampleGP(space, seed=seed)
+    if method == "FlopsProxy":
+        return predictors.FlopsProxy(space)
+    raise ValueError(method)
+
+
+def run(space: str, split: str, seeds: list[int], methods: list[str]) -> dict:
+    table = predictors.load_latency_table(space)
+    devices = table.splits["meta_test" if split == "test" else "meta_valid"]
+    table.features()  # encode once up front
+    ref = table.ref_index
+    res: dict = {m: {d: [] for d in devices} for m in methods}
+    times: dict = {}
+    for method in methods:
+        for seed in seeds:
+            t0 = time.perf_counter()
+            p = make(method, space, seed)
+            fit_s = time.perf_counter() - t0
+            for d in devices:
+                y = table.device(d)
+                _, q = predictors.protocol_split(table, d)
+                qd = p.adapt(table.ref_archs, y[ref])
+                pred = qd.predict([table.archs[i] for i in q])
+                res[method][d].append(all_metrics(y[q], pred))
+            times.setdefault(method, {})["fit_s"] = fit_s
+            print(f"{space} {method} seed {seed}: fit {fit_s:.1f}s, mean Spearman "
+                  f"{np.mean([res[method][d][-1]['spearman'] for d in devices]):.4f}", flush=True)
+    return {"results": res, "times": times, "devices": devices}
+
+
+def timing(space: str, n: int = 100_000) -> dict:
+    """Seconds to adapt (median of 5) and to predict ``n`` random architectures (median of 3)."""
+    table = predictors.load_latency_table(space)
+    p = predictors.load(space)
+    y = table.device(table.splits["meta_test"][0])[table.ref_index]
+    ts = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        q = p.adapt(table.ref_archs, y)
+        ts.append(time.perf_counter() - t0)
+    sp = get_space(space)
+    rng = np.random.default_rng(0)
+    archs = [sp.random_arch(rng) for _ in range(n)]
+    if space == "nasbench201":
+        archs = [table.archs[i] for i in rng.integers(0, len(table.archs), n)]  # all 15,625 exist
+    tp = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        out = q.predict(archs)
+        tp.append(time.perf_counter() - t0)
+    assert out.shape == (n,)
+    tps = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        q.predict(archs, return_std=True)
+        tps.append(time.perf_counter() - t0)
+    return {"adapt_s": float(np.median(ts)), "predict_s": float(np.median(tp)),
+            "predict_std_s": float(np.median(tps)), "n": n}
+
+
+def fmt(vals: list[float], digits: int = 3) -> str:
+    return f"{np.mean(vals):.{digits}f} ± {np.std(vals):.{digits}f}"
+
+
+def report(space: str, out: dict, tm: dict, seeds: list[int]) -> str:
+    devices = out["devices"]
+    res = out["results"]
+    lines = [f"# Latency predictor benchmark: {space}", "",
+             "Generated by `python benchmarks/bench_predictor.py` "
+             f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {platform.processor() or platform.machine()}, "
+             f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}).", "",
+             "Protocol: HELP's device splits; query = each meta-test device's rows "
+             f"[{predictors.load_latency_table(space).n_train_pool}, +1000) trimmed to its 10-90% latency band "
+             "(800 archs). **Ten samples per device in total**: the 10 reference architectures give both the "
+             "hardware embedding and the adaptation (HELP's published row used 20). "
+             f"Mean ± std over seeds {seeds} (meta-training seeds of the learned methods; GP restarts seed). "
+             "Nothing was tuned on these devices (model selection used the meta-valid devices).", ""]
+    help_row = HELP_ROW.get(space, {})
+    for metric, title, digits in (("spearman", "Spearman ρ", 3), ("kendall", "Kendall τ", 3),
+                                  ("mape", "MAPE (%)", 1), ("within10", "within ±10% (%)", 1)):
+        lines += [f"## {title}", "", "| method | " + " | ".join(devices) + " | mean |",
+                  "|---" * (len(devices) + 2) + "|"]
+        for m in res:
+            cells = []
+            per_seed_mean = np.mean([[r[metric] for r in res[m][d]] for d in devices], 0)
+            for d in devices:
+                cells.append(fmt([r[metric] for r in res[m][d]], digits))
+            cells.append(f"**{fmt(list(per_seed_mean), digits)}**")
+            lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        if metric == "spearman" and help_row:
+            lines.append("| HELP (published, 20 samples) | " + " | ".join(
+                f"{help_row[d]:.3f}" if d in help_row else "–" for d in devices) + f" | {help_row['mean']:.3f} |")
+        lines.append("")
+    lines += ["## Time (shipped predictor, this machine)", "",
+              f"- adapt to a device from 10 samples: {tm['adapt_s'] * 1000:.1f} ms (median of 5)",
+              f"- predict {tm['n']:,} architectures (from their arch values, encoding included): "
+              f"{tm['predict_s']:.3f} s; with return_std: {tm['predict_std_s']:.3f} s (median of 3)",
+              "- meta-training time per seed: " + ", ".join(
+                  f"{m} {out['times'][m]['fit_s']:.0f} s" for m in res), ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--space", choices=list(predictors.SPACES), action="append")
+    ap.add_argument("--split", choices=["test", "valid"], default="test")
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--json", help="also dump raw results to this file")
+    args = ap.parse_args()
+    seeds = list(range(args.seeds))
+    methods = [m for m in args.methods.split(",") if m]
+    for space in args.space or list(predictors.SPACES):
+        out = run(space, args.split, seeds, methods)
+        for m in methods:
+            sp = [np.mean([r["spearman"] for r in out["results"][m][d]]) for d in out["devices"]]
+            w = [np.mean([r["within10"] for r in out["results"][m][d]]) for d in out["devices"]]
+            print(f"  {space} [{args.split}] {m:32s} spearman " + " ".join(f"{v:.3f}" for v in sp)
+                  + f" | mean {np.mean(sp):.4f} | within10 mean {np.mean(w):.1f}", flush=True)
+        if args.json:
+            Path(args.json).write_text(json.dumps(out, default=float))
+        if args.split == "test":
+            tm = timing(space)
+            print(f"  timing: {tm}", flush=True)
+            RESULTS.mkdir(exist_ok=True)
+            (RESULTS / f"predictor_{space}.md").write_text(report(space, out, tm, seeds))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""The vendored HELP latency tables (see ``predictors/data/LICENSE.md``) and HELP's protocol."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import gzip
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+import numpy as np
+
+from search_spaces import get_space
+
+from ._errors import UnknownSpaceError
+
+__all__ = ["LatencyTable", "load_latency_table", "SPACES", "help_meta", "protocol_split"]
+
+SPACES: tuple[str, ...] = ("nasbench201", "fbnet", "ofa_mbv3")
+_META_KEY = {"nasbench201": "nasbench201", "fbnet": "fbnet", "ofa_mbv3": "ofa"}
+_FILES = {
+    "nasbench201": "nasbench201_latency_ms.csv.gz",
+    "fbnet": "fbnet_latency_ms.csv.gz",
+    "ofa_mbv3": "ofa_mbv3_latency_ms.csv.gz",
+}
+
+
+def _check_space(space: str) -> str:
+    if space not in SPACES:
+        raise UnknownSpaceError(
+            f"no latency data for search space {space!r}; available: {', '.join(SPACES)}"
+        )
+    return space
+
+
+@functools.lru_cache(maxsize=1)
+def help_meta() -> dict[str, Any]:
+    """The parsed ``help_meta.json`` (HELP's device splits and reference architectures)."""
+    text = resources.files("predictors").joinpath("data", "help_meta.json").read_text()
+    return json.loads(text)
+
+
+@dataclass(frozen=True)
+class LatencyTable:
+    """Latencies of one search space's architectures on the HELP devices.
+
+    Attributes:
+        space: search-space name.
+        archs: canonical architectures, row order of the source (``index`` column).
+        devices: device names (columns of ``latency_ms``' first axis).
+        latency_ms: (n_devices, n_archs) milliseconds per forward pass.
+        ref_index: row indices of the 10 reference architectures (hardware embedding).
+        splits: ``meta_train`` / ``meta_valid`` / ``meta_test`` device lists (HELP's).
+        n_train_pool: rows [0, n_train_pool) form each device's train pool.
+        n_query: rows [n_train_pool, n_train_pool + n_query) are the query set.
+    """
+
+    space: str
+    archs: list[Any]
+    devices: list[str]
+    latency_ms: np.ndarray
+    ref_index: np.ndarray
+    splits: dict[str, list[str]]
+    n_train_pool: int
+    n_query: int
+    _features: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+
+    def device(self, name: str) -> np.ndarray:
+        """Latencies (ms) of all architectures on device ``name``."""
+        try:
+            return self.latency_ms[self.devices.index(name)]
+        except ValueError:
+            raise UnknownSpaceError(
+                f"no device {name!r} in the {self.space} table; available: {', '.join(self.devices)}"
+            ) from None
+
+    @property
+    def ref_archs(self) -> list[Any]:
+        """The 10 reference architectures."""
+        return [self.archs[i] for i in self.ref_index]
+
+    def features(self) -> np.ndarray:
+        """Encoded features of all architectures (computed once)."""
+        if "x" not in self._features:
+            self._features["x"] = get_space(self.space).encode_many(self.archs)
+        return self._features["x"]
+
+
+@functools.lru_cache(maxsize=3)
+def load_latency_table(space: str) -> LatencyTable:
+    """Load the vendored latency table of ``space`` ("nasbench201", "fbnet" or "ofa_mbv3")."""
+    _check_space(space)
+    meta = help_meta()[_META_KEY[space]]
+    splits = help_meta()["help_splits"][_META_KEY[space]]
+    path = resources.files("predictors").joinpath("data", _FILES[space])
+    with path.open("rb") as raw, gzip.open(raw, "rt", newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader)
+        rows = list(reader)
+    if space == "nasbench201":
+        first = 3
+        archs: list[Any] = [r[1] for r in rows]
+    elif space == "fbnet":
+        first = 2
+        archs = [r[1] for r in rows]
+    else:
+        first = 5
+        archs = [
+            {"ks": [int(c) for c in r[1]], "e": [int(c) for c in r[2]], "d": [int(c) for c in r[3]],
+             "r": int(r[4])}
+            for r in rows
+        ]
+    index = np.array([int(r[0]) for r in rows])
+    order = np.argsort(index)
+    devices = header[first:]
+    lat = np.array([[float(v) for v in r[first:]] for r in rows], dtype=np.float64).T[:, order]
+    archs = [archs[i] for i in order]
+    return LatencyTable(
+        space=space,
+        archs=archs,
+        devices=list(devices),
+        latency_ms=lat,
+        ref_index=np.asarray(meta["hw_embedding_index"], dtype=np.int64),
+        splits={k: list(splits[k]) for k in ("meta_train", "meta_valid", "meta_test")},
+        n_train_pool=int(splits["num_meta_train_sample"]),
+        n_query=int(splits["num_query"]),
+    )
+
+
+def _band(idx: np.ndarray, y: np.ndarray) -> np.ndarray:
+    lo, hi = np.quantile(y[idx], [0.1, 0.9])
+    keep = (y[idx] >= lo) & (y[idx] <= hi)
+    return idx[keep]
+
+
+def protocol_split(table: LatencyTable, device: str) -> tuple[np.ndarray, np.ndarray]:
+    """HELP's (train-pool, query) row indices for ``device``, each trimmed to its 10-90% band."""
+    y = table.device(device)
+    pool = np.arange(table.n_train_pool)
+    query = np.arange(table.n_train_pool, table.n_train_pool + table.n_query)
+    return _band(pool, y), _band(query, y)

@@ -1,0 +1,299 @@
+"""The meta-learned, hardware-conditioned latency predictor."""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from search_spaces import get_space
+
+from ._data import LatencyTable, load_latency_table
+from ._errors import PredictorInputError
+
+__all__ = ["LatencyPredictor", "check_samples", "hw_embedding"]
+
+_EPS_MS = 1e-3
+
+
+def check_samples(latencies_ms: Sequence[float] | np.ndarray, n_archs: int) -> np.ndarray:
+    """Validate measured latencies: finite, > 0, one per architecture."""
+    try:
+        y = np.asarray(latencies_ms, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise PredictorInputError("latencies_ms must be a sequence of numbers (milliseconds)") from None
+    if y.shape[0] != n_archs:
+        raise PredictorInputError(
+            f"got {n_archs} architectures but {y.shape[0]} latencies; give one latency (ms) per architecture"
+        )
+    bad = np.nonzero(~np.isfinite(y) | (y <= 0))[0]
+    if bad.size:
+        i = int(bad[0])
+        raise PredictorInputError(
+            f"latency #{i} is {y[i]!r}; every latency must be a finite number of milliseconds > 0"
+        )
+    return y
+
+
+def hw_embedding(ref_ms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(embedding (..., 12), mu, sd) of reference latencies (..., 10).
+
+    The log-latencies on the reference architectures are centred and scaled (10 values) and their
+    mean ``mu`` and log-std are appended; targets are ``(log y - mu) / sd``.
+    """
+    lg = np.log(np.maximum(ref_ms, _EPS_MS))
+    mu = lg.mean(-1)
+    sd = np.maximum(lg.std(-1), 1e-3)
+    z = (lg - mu[..., None]) / sd[..., None]
+    emb = np.concatenate([z, mu[..., None] / 3.0, np.log(sd)[..., None]], -1)
+    return emb, mu, sd
+
+
+def _relu(a: np.ndarray) -> np.ndarray:
+    return np.maximum(a, 0, out=a)
+
+
+class LatencyPredictor:
+    """Meta-learned latency predictor conditioned on a hardware embedding.
+
+    An MLP maps (architecture features, hardware embedding) to a hidden vector ``h`` and a
+    standardised log-latency ``z0 = w.h + b``; the hardware embedding is the device's log-latencies
+    on the space's 10 reference architectures. Adapting to a device fits, in closed form, a
+    Bayesian linear correction on ``[h, 1]`` to the residuals of its samples (a Gaussian process
+    with a learned linear kernel); meta-training back-propagates through that solve (R2-D2 style),
+    so the network learns features that a ten-sample linear fit can steer. An ensemble of members
+    gives an epistemic spread; ``predict(..., return_std=True)`` adds it to the Bayesian variance.
+
+    Args:
+        space: search-space name ("nasbench201", "fbnet", "ofa_mbv3").
+        hidden: width of the hidden layers.
+        n_layers: number of hidden layers after the input layer.
+        n_members: ensemble size.
+        n_steps: meta-training steps per member.
+        batch_devices: devices (real and mixed) per step.
+        n_query: query architectures per device per step.
+        lr: Adam learning rate.
+        weight_decay: AdamW weight decay.
+        mix_devices: share of each batch made of synthetic devices (mixtures of meta-train devices).
+        mix_space: "linear" (positive combinations of latencies) or "log" (of log-latencies).
+        adapt_head: "gp" (closed-form Bayesian linear head) or "none" (embedding only).
+        seed: seed of the first member (member m uses seed + m).
+        verbose: print progress.
+    """
+
+    def __init__(
+        self,
+        space: str = "nasbench201",
+        *,
+        hidden: int = 128,
+        n_layers: int = 2,
+        n_members: int = 4,
+        n_steps: int = 1500,
+        batch_devices: int = 24,
+        n_query: int = 128,
+        lr: float = 2e-3,
+        weight_decay: float = 1e-4,
+        mix_devices: float = 0.5,
+        mix_space: str = "linear",
+        adapt_head: str = "gp",
+        seed: int = 0,
+        verbose: bool = False,
+    ) -> None:
+        self.space = space
+        self.hidden = hidden
+        self.n_layers = n_layers
+        self.n_members = n_members
+        self.n_steps = n_steps
+        self.batch_devices = batch_devices
+        self.n_query = n_query
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.mix_devices = mix_devices
+        self.mix_space = mix_space
+        self.adapt_head = adapt_head
+        self.seed = seed
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ helpers
+    def get_params(self) -> dict[str, Any]:
+        """Constructor hyperparameters."""
+        keys = ("space", "hidden", "n_layers", "n_members", "n_steps", "batch_devices", "n_query",
+                "lr", "weight_decay", "mix_devices", "mix_space", "adapt_head", "seed")
+        return {k: getattr(self, k) for k in keys}
+
+    @property
+    def is_adapted(self) -> bool:
+        """Whether :meth:`adapt` has given this predictor a device."""
+        return hasattr(self, "support_y_")
+
+    def _features(self, archs: Sequence[Any] | np.ndarray) -> np.ndarray:
+        if isinstance(archs, np.ndarray) and archs.dtype.kind == "f" and archs.ndim == 2:
+            x = archs  # already encoded
+        else:
+            x = get_space(self.space).encode_many(list(archs))
+        return ((x - self.x_mean_) / self.x_std_).astype(np.float32)
+
+    # ------------------------------------------------------------------ meta-training
+    def fit(
+        self,
+        table: LatencyTable | None = None,
+        devices: Sequence[str] | None = None,
+        *,
+        valid_devices: Sequence[str] | None = None,
+        callback: Callable[[int, int, float], None] | None = None,
+    ) -> LatencyPredictor:
+        """Meta-train on ``devices`` (default: HELP's meta-train devices of the space).
+
+        Only the train-pool rows (and the reference rows) of those devices are used. When
+        ``valid_devices`` is given (default: HELP's meta-valid devices), the checkpoint with the
+        best mean Spearman on them (support = the 10 references, query = their band-trimmed
+        query rows) is kept, evaluated every ``n_steps // 10`` steps.
+        """
+        import torch
+
+        from ._train import meta_train_member
+
+        table = table or load_latency_table(self.space)
+        devices = list(devices) if devices is not None else table.splits["meta_train"]
+        valid = list(valid_devices) if valid_devices is not None else table.splits["meta_valid"]
+        x_all = table.features()
+        pool = np.union1d(np.arange(table.n_train_pool), table.ref_index)
+        self.x_mean_ = x_all[pool].mean(0)
+        std = x_all[pool].std(0)
+        self.x_std_ = np.where(std > 1e-8, std, 1.0)
+        self.ref_archs_ = list(table.ref_archs)
+        self.ref_index_ = np.asarray(table.ref_index)
+        self.meta_train_devices_ = devices
+        self.meta_valid_devices_ = valid
+        torch_threads = torch.get_num_threads()
+        t0 = time.perf_counter()
+        members = []
+        scores = []
+        try:
+            for m in range(self.n_members):
+                weights, score = meta_train_member(self, table, devices, valid, self.seed + m, member=m,
+                                                   callback=callback)
+                members.append(weights)
+                scores.append(score)
+        finally:
+            torch.set_num_threads(torch_threads)
+        self.members_ = members
+        self.valid_spearman_ = scores
+        self.train_seconds_ = time.perf_counter() - t0
+        return self
+
+    # ------------------------------------------------------------------ inference
+    def _hidden(self, member: dict[str, np.ndarray], x: np.ndarray, emb: np.ndarray) -> np.ndarray:
+        """Hidden vector ``h`` for features ``x`` (N, D) and one embedding ``emb`` (E,)."""
+        bias = member["b0"] + emb.astype(np.float32) @ member["W0e"]
+        a = _relu(x @ member["W0x"] + bias)
+        for i in range(1, self.n_layers + 1):
+            a = _relu(a @ member[f"W{i}"] + member[f"b{i}"])
+        return a
+
+    def _member_support_state(self, member: dict[str, np.ndarray], emb: np.ndarray,
+                              xs: np.ndarray, zs: np.ndarray) -> dict[str, np.ndarray]:
+        hs = self._hidden(member, xs, emb).astype(np.float64)
+        z0 = hs @ member["w_out"].astype(np.float64) + float(member["b_out"][0])
+        state: dict[str, np.ndarray] = {}
+        if self.adapt_head == "gp":
+            sw2 = float(np.exp(2 * member["log_sw"][0]))
+            sn2 = float(np.exp(2 * member["log_sn"][0]))
+            phi = np.concatenate([hs / np.sqrt(hs.shape[1]), np.ones((hs.shape[0], 1))], 1)
+            k = sw2 * phi @ phi.T + sn2 * np.eye(phi.shape[0])
+            kinv = np.linalg.inv(k)
+            alpha = kinv @ (zs - z0)
+            # weight-space form: correction = phi_q . beta, covariance = sw2 I - sw2^2 phi' Kinv phi
+            state["beta"] = sw2 * phi.T @ alpha
+            state["cov"] = sw2 * np.eye(phi.shape[1]) - sw2 * sw2 * phi.T @ kinv @ phi
+            state["sn2"] = np.asarray(sn2)
+        return state
+
+    def adapt(self, archs: Sequence[Any], latencies_ms: Sequence[float] | np.ndarray) -> LatencyPredictor:
+        """A new predictor adapted to a device from its measured samples; ``self`` is unchanged.
+
+        Args:
+            archs: measured architectures; must include the space's 10 reference architectures
+                (``ref_archs_``); any extra samples refine the fit.
+            latencies_ms: their latencies in milliseconds (finite, > 0).
+
+        Raises:
+            PredictorInputError: missing reference architectures or bad latencies.
+        """
+        if not hasattr(self, "members_"):
+            raise PredictorInputError("this predictor is not meta-trained; use predictors.load(space) or fit()")
+        space = get_space(self.space)
+        archs = list(archs)
+        y = check_samples(latencies_ms, len(archs))
+        keys = [space.format(a) for a in archs]
+        pos: dict[str, list[int]] = {}
+        for i, k in enumerate(keys):
+            pos.setdefault(k, []).append(i)
+        ref_keys = [space.format(a) for a in self.ref_archs_]
+        missing = [i for i, k in enumerate(ref_keys) if k not in pos]
+        if missing:
+            names = "; ".join(ref_keys[i] for i in missing[:3]) + (" ..." if len(missing) > 3 else "")
+            raise PredictorInputError(
+                f"adapt needs the {len(ref_keys)} reference architectures (predictor.ref_archs_); "
+                f"missing {len(missing)}: {names}"
+            )
+        ref_ms = np.array([np.exp(np.mean(np.log(y[pos[k]]))) for k in ref_keys])
+        new = copy.copy(self)
+        emb, mu, sd = hw_embedding(ref_ms)
+        new.embedding_ = emb
+        new.mu_ = float(mu)
+        new.sd_ = float(sd)
+        new.support_archs_ = archs
+        new.support_y_ = y
+        xs = self._features(archs)
+        zs = (np.log(np.maximum(y, _EPS_MS)) - mu) / sd
+        new.support_state_ = [self._member_support_state(m, emb, xs, zs) for m in self.members_]
+        return new
+
+    def predict_z(self, archs: Sequence[Any] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per-member standardised log-latency means and variances, each (M, N)."""
+        if not self.is_adapted:
+            raise PredictorInputError(
+                "adapt the predictor to a device first: q = p.adapt(archs, latencies_ms)"
+            )
+        x = self._features(archs)
+        means, variances = [], []
+        for member, st in zip(self.members_, self.support_state_):
+            h = self._hidden(member, x, self.embedding_)
+            z = h @ member["w_out"] + member["b_out"]
+            if st:
+                phi_h = h / np.float32(np.sqrt(h.shape[1]))
+                beta = st["beta"].astype(np.float32)
+                z = z + phi_h @ beta[:-1] + beta[-1]
+                cov = st["cov"].astype(np.float32)
+                phi = np.concatenate([phi_h, np.ones((h.shape[0], 1), np.float32)], 1)
+                var = np.einsum("ij,ij->i", phi @ cov, phi) + st["sn2"]
+            else:
+                var = np.zeros(h.shape[0], np.float32)
+            means.append(z.astype(np.float64))
+            variances.append(np.maximum(var, 0).astype(np.float64))
+        return np.stack(means), np.stack(variances)
+
+    def predict(self, archs: Sequence[Any] | np.ndarray, return_std: bool = False
+                ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """Predicted latency in ms (and its standard deviation in ms with ``return_std``)."""
+        zm, zv = self.predict_z(archs)
+        z = zm.mean(0)
+        log_ms = self.mu_ + self.sd_ * z
+        y = np.exp(log_ms)
+        if not return_std:
+            return y
+        var_log = (self.sd_ ** 2) * (zv.mean(0) + zm.var(0))
+        # std of a log-normal with that log-variance, around the median prediction
+        std = y * np.sqrt(np.expm1(var_log))
+        return y, std
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str) -> str:
+        """Write the predictor (and its adaptation, if any) to ``path`` (.npz, no pickle)."""
+        from ._io import save_predictor
+
+        return save_predictor(self, path)

@@ -1,0 +1,172 @@
+"""Meta-training of :class:`LatencyPredictor` members (torch, single-threaded)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ._data import LatencyTable, protocol_split
+from ._metrics import spearman
+
+if TYPE_CHECKING:
+    from ._model import LatencyPredictor
+
+__all__ = ["meta_train_member", "EMB_DIM"]
+
+EMB_DIM = 12
+
+
+def _net(d_in: int, hidden: int, n_layers: int):  # noqa: ANN202
+    import torch
+    from torch import nn
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inp_x = nn.Linear(d_in, hidden)
+            self.inp_e = nn.Linear(EMB_DIM, hidden, bias=False)
+            self.hid = nn.ModuleList(nn.Linear(hidden, hidden) for _ in range(n_layers))
+            self.out = nn.Linear(hidden, 1)
+            self.log_sw = nn.Parameter(torch.tensor(0.0))
+            self.log_sn = nn.Parameter(torch.tensor(math.log(0.1)))
+
+        def hidden(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+            a = torch.relu(self.inp_x(x) + self.inp_e(e)[:, None, :])
+            for layer in self.hid:
+                a = torch.relu(layer(a))
+            return a
+
+        def forward(self, xs: torch.Tensor, zs: torch.Tensor, xq: torch.Tensor, e: torch.Tensor,
+                    gp: bool) -> torch.Tensor:
+            hq = self.hidden(xq, e)
+            zq = self.out(hq)[..., 0]
+            if not gp:
+                return zq
+            hs = self.hidden(xs, e)
+            zs0 = self.out(hs)[..., 0]
+            h = hs.shape[-1]
+            ones_s = torch.ones_like(hs[..., :1])
+            phis = torch.cat([hs / math.sqrt(h), ones_s], -1)
+            phiq = torch.cat([hq / math.sqrt(h), torch.ones_like(hq[..., :1])], -1)
+            sw2 = torch.exp(2 * self.log_sw)
+            sn2 = torch.exp(2 * self.log_sn)
+            k = sw2 * phis @ phis.transpose(1, 2) + sn2 * torch.eye(phis.shape[1])
+            alpha = torch.linalg.solve(k, (zs - zs0)[..., None])
+            return zq + (sw2 * phiq @ phis.transpose(1, 2) @ alpha)[..., 0]
+
+    return Net()
+
+
+def _to_numpy(net) -> dict[str, np.ndarray]:  # noqa: ANN001
+    w: dict[str, np.ndarray] = {
+        "W0x": net.inp_x.weight.detach().numpy().T.copy(),
+        "b0": net.inp_x.bias.detach().numpy().copy(),
+        "W0e": net.inp_e.weight.detach().numpy().T.copy(),
+        "w_out": net.out.weight.detach().numpy()[0].copy(),
+        "b_out": net.out.bias.detach().numpy()[0:1].copy(),
+        "log_sw": net.log_sw.detach().numpy().reshape(1).copy(),
+        "log_sn": net.log_sn.detach().numpy().reshape(1).copy(),
+    }
+    for i, layer in enumerate(net.hid, start=1):
+        w[f"W{i}"] = layer.weight.detach().numpy().T.copy()
+        w[f"b{i}"] = layer.bias.detach().numpy().copy()
+    return {k: v.astype(np.float32) for k, v in w.items()}
+
+
+def meta_train_member(
+    model: LatencyPredictor,
+    table: LatencyTable,
+    devices: Sequence[str],
+    valid_devices: Sequence[str],
+    seed: int,
+    *,
+    member: int = 0,
+    callback: Callable[[int, int, float], None] | None = None,
+) -> tuple[dict[str, np.ndarray], float]:
+    """Meta-train one ensemble member; returns its numpy weights and best meta-valid Spearman."""
+    import torch
+
+    from ._model import hw_embedding
+
+    torch.set_num_threads(1)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    gp = model.adapt_head == "gp"
+    x_all = ((table.features() - model.x_mean_) / model.x_std_).astype(np.float32)
+    ref = table.ref_index
+    pool = np.arange(table.n_train_pool)
+    lat = np.stack([table.device(d) for d in devices])  # (K, N)
+    lat = np.maximum(lat, 1e-3)
+    # scale-free latencies for mixtures: divide by the geometric mean on the references
+    gmean = np.exp(np.log(lat[:, ref]).mean(1, keepdims=True))
+    lat_n = lat / gmean
+    xs_t = torch.from_numpy(x_all[ref])
+    net = _net(x_all.shape[1], model.hidden, model.n_layers)
+    opt = torch.optim.AdamW(net.parameters(), lr=model.lr, weight_decay=model.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=model.lr, total_steps=model.n_steps,
+                                                pct_start=0.1)
+    n_real = len(devices)
+    b = model.batch_devices
+    n_mix = int(round(b * model.mix_devices))
+
+    # validation data
+    val = []
+    for d in valid_devices:
+        y = table.device(d)
+        _, q = protocol_split(table, d)
+        val.append((y[ref], q, y[q]))
+
+    def evaluate() -> float:
+        if not val:
+            return float("nan")
+        with torch.no_grad():
+            out = []
+            for yref, q, yq in val:
+                emb, mu, sd = hw_embedding(yref)
+                zs = (np.log(yref) - mu) / sd
+                pred = net(xs_t[None], torch.from_numpy(zs[None]).float(),
+                           torch.from_numpy(x_all[q][None]), torch.from_numpy(emb[None]).float(), gp)
+                out.append(spearman(yq, pred[0].numpy()))
+        return float(np.mean(out))
+
+    best = (-np.inf, _to_numpy(net))
+    eval_every = max(1, model.n_steps // 10)
+    for step in range(1, model.n_steps + 1):
+        # a batch of devices: real ones (cycled) and random mixtures
+        real = rng.choice(n_real, size=b - n_mix, replace=(b - n_mix) > n_real)
+        ys = [lat[real]]
+        if n_mix:
+            alpha = rng.dirichlet(np.full(n_real, 0.5), size=n_mix)
+            if model.mix_space == "log":
+                ys.append(np.exp(alpha @ np.log(lat_n)))
+            else:
+                ys.append(alpha @ lat_n)
+        y = np.concatenate(ys, 0)  # (B, N)
+        yref = y[:, ref]
+        emb, mu, sd = hw_embedding(yref)
+        qi = rng.choice(pool, size=(y.shape[0], model.n_query))
+        yq = np.take_along_axis(y, qi, 1)
+        med = np.median(y[:, pool], 1, keepdims=True)
+        mask = (yq > 0.1 * med).astype(np.float32)
+        zq = (np.log(yq) - mu[:, None]) / sd[:, None]
+        zs = (np.log(yref) - mu[:, None]) / sd[:, None]
+        pred = net(xs_t[None].expand(y.shape[0], -1, -1), torch.from_numpy(zs).float(),
+                   torch.from_numpy(x_all[qi]), torch.from_numpy(emb).float(), gp)
+        err = (pred - torch.from_numpy(zq).float()) ** 2 * torch.from_numpy(mask)
+        loss = err.sum() / max(float(mask.sum()), 1.0)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        if step % eval_every == 0 or step == model.n_steps:
+            score = evaluate() if val else -float(loss)
+            if score > best[0]:
+                best = (score, _to_numpy(net))
+            if callback is not None:
+                callback(member, step, score)
+            elif model.verbose:
+                print(f"member {member} step {step} loss {float(loss):.4f} valid {score:.4f}", flush=True)
+    return best[1], float(best[0])

@@ -1,0 +1,191 @@
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import predictors
+from predictors import (
+    ArchitectureError,
+    ArtefactError,
+    InputError,
+    PredictorInputError,
+    UnknownSpaceError,
+)
+
+TINY = dict(hidden=16, n_layers=1, n_members=2, n_steps=40, batch_devices=6, n_query=32, lr=3e-3)
+
+
+@pytest.fixture(scope="module")
+def table() -> predictors.LatencyTable:
+    return predictors.load_latency_table("nasbench201")
+
+
+@pytest.fixture(scope="module")
+def tiny(table: predictors.LatencyTable) -> predictors.LatencyPredictor:
+    return predictors.LatencyPredictor("nasbench201", seed=0, **TINY).fit(table)
+
+
+def _device(table: predictors.LatencyTable, name: str = "titanx_1") -> np.ndarray:
+    return table.device(name)
+
+
+def test_table_shapes() -> None:
+    for space in predictors.SPACES:
+        t = predictors.load_latency_table(space)
+        assert t.latency_ms.shape == (len(t.devices), len(t.archs))
+        assert len(t.ref_index) == 10 and np.all(t.latency_ms > 0)
+        train, query = predictors.protocol_split(t, t.splits["meta_test"][0])
+        assert len(query) == 800 and query.min() >= t.n_train_pool
+
+
+def test_unknown_space() -> None:
+    with pytest.raises(UnknownSpaceError, match="available"):
+        predictors.load("resnet")
+    with pytest.raises(InputError):
+        predictors.load_latency_table("resnet")
+
+
+def test_tiny_meta_training(tiny: predictors.LatencyPredictor, table: predictors.LatencyTable) -> None:
+    assert len(tiny.members_) == 2 and len(tiny.valid_spearman_) == 2
+    y = _device(table)
+    q = tiny.adapt(table.ref_archs, y[table.ref_index])
+    _, query = predictors.protocol_split(table, "titanx_1")
+    pred, std = q.predict([table.archs[i] for i in query], return_std=True)
+    assert pred.shape == std.shape == (800,)
+    assert np.all(pred > 0) and np.all(std > 0)
+    assert predictors.all_metrics(y[query], pred)["spearman"] > 0.5  # far above chance
+
+
+def test_adapt_does_not_change_original(tiny: predictors.LatencyPredictor, table: predictors.LatencyTable) -> None:
+    y = _device(table)
+    q = tiny.adapt(table.ref_archs, y[table.ref_index])
+    assert q.is_adapted and not tiny.is_adapted
+    with pytest.raises(PredictorInputError, match="adapt"):
+        tiny.predict(table.ref_archs)
+
+
+def test_adapt_moves_toward_samples(tiny: predictors.LatencyPredictor, table: predictors.LatencyTable) -> None:
+    rng = np.random.default_rng(0)
+    extra = rng.choice(table.n_train_pool, 30, replace=False)
+    y = _device(table, "gold_6240")
+    refs = table.ref_archs
+    archs = [table.archs[i] for i in extra]
+    q0 = tiny.adapt(refs, y[table.ref_index])
+    q1 = tiny.adapt(refs + archs, np.concatenate([y[table.ref_index], y[extra]]))
+    err0 = np.abs(np.log(q0.predict(archs) / y[extra])).mean()
+    err1 = np.abs(np.log(q1.predict(archs) / y[extra])).mean()
+    assert err1 < err0
+    # a device 10x slower gives predictions about 10x larger (the absolute level is an input too)
+    q10 = tiny.adapt(refs, 10 * y[table.ref_index])
+    assert np.median(q10.predict(archs) / q0.predict(archs)) == pytest.approx(10, rel=0.15)
+
+
+@pytest.mark.parametrize("bad", [np.nan, -1.0, 0.0, np.inf])
+def test_bad_latency(tiny: predictors.LatencyPredictor, table: predictors.LatencyTable, bad: float) -> None:
+    y = _device(table)[table.ref_index].copy()
+    y[3] = bad
+    with pytest.raises(PredictorInputError, match="latency #3"):
+        tiny.adapt(table.ref_archs, y)
+
+
+def test_missing_references(tiny: predictors.LatencyPredictor, table: predictors.LatencyTable) -> None:
+    y = _device(table)
+    with pytest.raises(PredictorInputError, match="missing 2") as e:
+        tiny.adapt(table.ref_archs[:8], y[table.ref_index[:8]])
+    assert table.ref_archs[8] in str(e.value)
+
+
+def test_length_mismatch(tiny: predictors.LatencyPredictor, table: predictors.LatencyTable) -> None:
+    with pytest.raises(PredictorInputError, match="one latency"):
+        tiny.adapt(table.ref_archs, [1.0] * 9)
+
+
+def test_malformed_arch(tiny: predictors.LatencyPredictor, table: predictors.LatencyTable) -> None:
+    y = _device(table)[table.ref_index]
+    with pytest.raises(ArchitectureError):
+        tiny.adapt(table.ref_archs[:9] + ["|bad~0|"], y)
+    q = tiny.adapt(table.ref_archs, y)
+    with pytest.raises(ArchitectureError, match="unknown op"):
+        q.predict(["|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|"])
+
+
+def test_save_load_roundtrip(tiny: predictors.LatencyPredictor, table: predictors.LatencyTable, tmp_path: Path) -> None:
+    y = _device(table)
+    q = tiny.adapt(table.ref_archs, y[table.ref_index])
+    archs = table.archs[:50]
+    for pred in (tiny, q):
+        path = pred.save(tmp_path / "p.npz")
+        back = predictors.load_file(path)
+        assert back.get_params() == pred.get_params() and back.is_adapted == pred.is_adapted
+        for a, b in zip(back.members_, pred.members_):
+            assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    back = predictors.load_file(tmp_path / "p.npz")
+    np.testing.assert_allclose(back.predict(archs), q.predict(archs), rtol=1e-6)
+    with np.load(tmp_path / "p.npz", allow_pickle=False) as z:  # plain arrays only
+        meta = json.loads(bytes(z["__meta__"]).decode())
+    assert meta["format_version"] == predictors.FORMAT_VERSION and meta["space"] == "nasbench201"
+
+
+def test_truncated_and_foreign_files(tiny: predictors.LatencyPredictor, tmp_path: Path) -> None:
+    path = Path(tiny.save(tmp_path / "p.npz"))
+    data = path.read_bytes()
+    trunc = tmp_path / "trunc.npz"
+    trunc.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ArtefactError, match="truncated"):
+        predictors.load_file(trunc)
+    text = tmp_path / "notes.npz"
+    text.write_text("hello")
+    with pytest.raises(ArtefactError, match="not a predictor file"):
+        predictors.load_file(text)
+    other = tmp_path / "other.npz"
+    np.savez(other, a=np.zeros(3))
+    with pytest.raises(ArtefactError, match="not a predictor file"):
+        predictors.load_file(other)
+    with pytest.raises(ArtefactError, match="does not exist"):
+        predictors.load_file(tmp_path / "missing.npz")
+
+
+def test_newer_version_refused(tiny: predictors.LatencyPredictor, tmp_path: Path) -> None:
+    path = Path(tiny.save(tmp_path / "p.npz"))
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(bytes(arrays["__meta__"]).decode())
+    meta["format_version"] = predictors.FORMAT_VERSION + 1
+    meta["written_by"] = "hw-nas 9.9.9"
+    arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    newer = tmp_path / "newer.npz"
+    np.savez(newer, **arrays)
+    with pytest.raises(ArtefactError, match="hw-nas 9.9.9") as e:
+        predictors.load_file(newer)
+    assert "version 2" in str(e.value) and "\n" not in str(e.value)
+    assert zipfile.is_zipfile(newer)
+
+
+@pytest.mark.parametrize("space", predictors.SPACES)
+def test_pretrained(space: str) -> None:
+    if space not in predictors.list_pretrained():
+        pytest.skip(f"no shipped predictor for {space}")
+    p = predictors.load(space)
+    t = predictors.load_latency_table(space)
+    dev = t.splits["meta_valid"][0]
+    q = p.adapt(t.ref_archs, t.device(dev)[t.ref_index])
+    _, query = predictors.protocol_split(t, dev)
+    pred = q.predict([t.archs[i] for i in query[:200]])
+    assert predictors.all_metrics(t.device(dev)[query[:200]], pred)["spearman"] > 0.5
+
+
+def test_baselines(table: predictors.LatencyTable) -> None:
+    y = _device(table)
+    archs = table.archs[1000:1100]
+    for b in (predictors.FlopsProxy("nasbench201"), predictors.NearestDevice("nasbench201").fit(table),
+              predictors.SampleGP("nasbench201"),
+              predictors.MetaSGD("nasbench201", hidden=8, n_steps=3, batch_devices=2, n_query=8).fit(table)):
+        q = b.adapt(table.ref_archs, y[table.ref_index])
+        pred, std = q.predict(archs, return_std=True)
+        assert pred.shape == (100,) and np.all(pred > 0) and np.all(std >= 0), type(b).__name__
+        with pytest.raises(PredictorInputError):
+            b.adapt(table.ref_archs, [np.nan] * 10)
