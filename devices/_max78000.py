@@ -1,0 +1,699 @@
+"""The MAX78000 CNN accelerator: hardware rules, kernel placement and the vendor's cycle model.
+
+Everything here restates Analog Devices' public documentation for the MAX78000 in our own code:
+
+* the ai8x-synthesis README ("Network Loader": processors, kernel/bias/data memory, supported
+  operators, pooling, element-wise operations, flatten, streaming, multi-pass, the 32-layer limit);
+* the ai8x-training README (weight bit widths 1/2/4/8, Q7 data, ReLU/Abs activations);
+* the synthesis tool's reports: its resource summary ("Weight memory: N bytes", kernel and bias
+  placement, "Kernel memory exhausted") and its ``ESTIMATED LATENCY`` (cycles at the CNN clock);
+* the MSDK example READMEs (board times measured with ``--timer``, CNN only).
+
+Where the model is our *inference* rather than the vendor's statement (the 16 KiB ping-pong data
+budget, the input-load cost per word), the docstring says so and the figure is a constructor
+option of :class:`MAX78000`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from search_spaces import Network
+from search_spaces._network import ACTIVATIONS, Layer
+
+from ._base import Device
+from ._registry import register_device
+
+__all__ = [
+    "MAX78000",
+    "Max78000Report",
+    "Placement",
+    "kernel_columns",
+    "layer_cycles",
+    "expansion",
+]
+
+# ---------------------------------------------------------------------------- resources
+# ai8x-synthesis README, "MAX78000 Hardware": 64 processors in 4 quadrants of 16; one kernel
+# memory bank per processor of 768 x 72-bit words (9 bytes); 4 bias banks of 512 bytes;
+# 16 data-memory instances of 32 KiB (each shared by 4 processors); 32 layers; 1024 channels.
+PROCESSORS = 64
+QUADRANT_PROCESSORS = 16
+KERNEL_COLUMNS = 768
+COLUMN_BITS = 72
+WEIGHT_MEMORY_BYTES = PROCESSORS * KERNEL_COLUMNS * COLUMN_BITS // 8  # 442,368
+BIAS_BANKS = 4
+BIAS_BANK_BYTES = 512
+DATA_INSTANCE_BYTES = 32 * 1024
+DATA_INSTANCES = 16
+MAX_LAYERS = 32
+MAX_CHANNELS = 1024
+MAX_DIM = 1023
+MAX_STREAMING_LAYERS = 8
+MAX_STREAMING_CHANNELS = 16
+MAX_FLATTEN_ELEMENTS = 16384
+MAX_FLATTEN_PIXELS = 256
+WEIGHT_BITS = (1, 2, 4, 8)
+DEFAULT_CLOCK_HZ = 50e6
+# *Inferred* (max78000.md): the vendor's examples ping-pong a layer's input and output between
+# offsets 0 and 0x4000 of each 32 KiB instance, so each tensor gets half an instance.
+DEFAULT_DATA_BUDGET = 16 * 1024
+# *Stated model* for the CPU input load (not a vendor figure): the generated ``load_input()``
+# copies the input with a ``memcpy32`` loop, one 32-bit word per iteration (load, store, loop
+# overhead) on the Arm Cortex-M4F running at its 100 MHz maximum (MAX78000 datasheet).
+DEFAULT_CPU_CLOCK_HZ = 100e6
+DEFAULT_INPUT_CYCLES_PER_WORD = 5
+
+
+def _ceil4(x: int) -> int:
+    return -(-x // 4) * 4
+
+
+def expansion(channels: int) -> tuple[int, int]:
+    """(passes, processors per pass) for ``channels`` (ai8x-synthesis multi-pass rule).
+
+    passes = ceil(C / 64); processors = ceil(C / passes), rounded up to a multiple of 4 when
+    C > 64 (100 channels -> 2 passes x 52 processors).
+    """
+    passes = -(-channels // PROCESSORS)
+    procs = -(-channels // passes)
+    if channels > PROCESSORS:
+        procs = _ceil4(procs)
+    return passes, procs
+
+
+def _out_span(cout: int) -> tuple[int, int, int]:
+    """(out_exp, out_thr, span): output passes, processors per pass, processors per pass used."""
+    out_exp, out_thr = expansion(cout)
+    span = cout if cout <= PROCESSORS else out_thr
+    return out_exp, out_thr, span
+
+
+def kernel_columns(layer: Layer) -> int:
+    """Kernel-memory columns the layer needs on *each* of its input processors.
+
+    The synthesis tool's kernel layout (max78000.md, "Weight memory: the real fit test")::
+
+        kc      = span * out_exp * in_exp          # kernels stored per input processor
+        q       = 8 / bits;  ksize = kh*kw (Conv1d: k; Linear: 1)
+        res     = (kc % q) * ksize * (q - 1)
+        columns = ceil((kc*ksize*bits + res) / 72)
+
+    A flatten layer from C x Hp x Wp stores ``ceil(Cout*in_exp*Hp*Wp/q) + (out_exp*out_thr -
+    Cout)`` bytes per processor, i.e. ``ceil(bytes / 9)`` columns (the vendor tool can differ by
+    one column here). Pass-through layers and unsupported bit widths need no columns (0).
+    """
+    if layer.op == "passthrough" or layer.weight_bits not in WEIGHT_BITS:
+        return 0
+    bits = layer.weight_bits
+    q = 8 // bits
+    in_exp, _ = expansion(layer.in_channels)
+    out_exp, out_thr, span = _out_span(layer.out_channels)
+    if layer.flatten:
+        hp, wp = layer.pooled_dim
+        nbytes = -(-(layer.out_channels * in_exp * hp * wp) // q) + (out_exp * out_thr - layer.out_channels)
+        return -(-nbytes // (COLUMN_BITS // 8))
+    kc = span * out_exp * in_exp
+    if layer.op == "linear":
+        ksize = 1
+    elif layer.op == "conv1d":
+        ksize = layer.kernel[0]
+    else:
+        ksize = layer.kernel[0] * layer.kernel[1]
+    res = (kc % q) * ksize * (q - 1)
+    return -(-(kc * ksize * bits + res) // COLUMN_BITS)
+
+
+def _quadrant_max(first: int, count: int) -> int:
+    """Most processors of the range [first, first + count) that fall in one quadrant."""
+    best = 0
+    for q in range(PROCESSORS // QUADRANT_PROCESSORS):
+        lo, hi = q * QUADRANT_PROCESSORS, (q + 1) * QUADRANT_PROCESSORS
+        best = max(best, min(hi, first + count) - max(lo, first))
+    return best
+
+
+def layer_cycles(layer: Layer, *, first_processor: int = 0) -> int:
+    """CNN clock cycles of one layer, the synthesis tool's ``ESTIMATED LATENCY`` model.
+
+    With M = ceil(Cin/64) passes, E operands, P = pool_h*pool_w, (Hp, Wp) the pooled input,
+    (Ho, Wo) the output, (kh, kw) the kernel, (rp, cp) the padding and C = out_exp * span::
+
+        in_pad = 2*M*E ;  in_dat = M*E*(P+1)
+        col    = 2*cp*(in_pad+1)
+        padrow = col + Wp*(in_pad+1)
+        row_nc = col + Wp*(in_dat+1)
+        row_c  = cp*(in_pad+1) + (kw-1-cp)*(in_dat+1) + (Wo-cp)*in_dat + in_pad*cp
+        row_pb = cp*(in_pad+1) + (kw-1-cp)*(in_pad+1) + (Wo-cp)*in_pad + in_pad*cp
+        out    = M*Wo*C + C*[C==1 and M==1]
+        cycles = flat_adj + rp*padrow + (kh-1-rp)*row_nc + (row_c+out)*(Hp-(kh-1-rp)) + rp*(row_pb+out)
+
+    Pass-through: ``Hp*Wp*(in_dat + M*ceil(q/4))`` with q the most input processors in one
+    quadrant (processors assumed to start at ``first_processor``). Streaming layers take the
+    vendor's own 1.5x guess ``(15*cycles + 9)//10``. Conv1d: H = length, W = 1, kw = 1, cp = 0.
+    Flatten: (Ho, Wo) = (Hp, Wp), kernel 1, pad 0, C = Cout, flat_adj = 1 when
+    ``in_exp*Hp*Wp - 1 >= 16``. ConvTranspose2d: Hp, Wp doubled and pad -> k-1-pad.
+    The network's total adds one start cycle (see :meth:`MAX78000.report`).
+    """
+    m = -(-layer.in_channels // PROCESSORS)
+    e = layer.operands
+    p = layer.pool[0] * layer.pool[1]
+    hp, wp = layer.pooled_dim
+    in_pad = 2 * m * e
+    in_dat = m * e * (p + 1)
+    if layer.op == "passthrough":
+        _, procs = expansion(layer.in_channels)
+        cycles = hp * wp * (in_dat + m * -(-_quadrant_max(first_processor, procs) // 4))
+    else:
+        flat_adj = 0
+        (kh, kw), (rp, cp) = layer.kernel, layer.pad
+        out_exp, _, span = _out_span(layer.out_channels)
+        c = out_exp * span
+        if layer.flatten:
+            ho, wo = hp, wp
+            kh = kw = 1
+            rp = cp = 0
+            c = layer.out_channels
+            if m * hp * wp - 1 >= 16:
+                flat_adj = 1
+        elif layer.op == "linear":
+            ho, wo = hp, wp
+            kh = kw = 1
+            rp = cp = 0
+        elif layer.op == "conv1d":
+            kw, cp = 1, 0
+            ho, wo = layer.out_dim
+        elif layer.op == "convtranspose2d":
+            hp, wp = 2 * hp, 2 * wp
+            rp, cp = kh - 1 - rp, kw - 1 - cp
+            ho, wo = layer.out_dim
+        else:
+            ho, wo = layer.out_dim
+        col = 2 * cp * (in_pad + 1)
+        padrow = col + wp * (in_pad + 1)
+        row_nc = col + wp * (in_dat + 1)
+        row_c = cp * (in_pad + 1) + (kw - 1 - cp) * (in_dat + 1) + (wo - cp) * in_dat + in_pad * cp
+        row_pb = cp * (in_pad + 1) + (kw - 1 - cp) * (in_pad + 1) + (wo - cp) * in_pad + in_pad * cp
+        out = m * wo * c + (c if (c == 1 and m == 1) else 0)
+        cycles = (
+            flat_adj
+            + rp * padrow
+            + (kh - 1 - rp) * row_nc
+            + (row_c + out) * (hp - (kh - 1 - rp))
+            + rp * (row_pb + out)
+        )
+    if layer.streaming:
+        cycles = (15 * cycles + 9) // 10
+    # Only a layer that breaks the operator rules (e.g. pad >= kernel) can come out negative.
+    return max(int(cycles), 0)
+
+
+# ---------------------------------------------------------------------------- report
+@dataclass(frozen=True)
+class Placement:
+    """Where a layer's kernels sit: ``processors`` input processors from ``first_processor``,
+    columns ``[column, column + columns)`` of each processor's 768-column kernel memory."""
+
+    first_processor: int
+    processors: int
+    column: int
+    columns: int
+
+    @property
+    def last_processor(self) -> int:
+        return self.first_processor + self.processors - 1
+
+    @property
+    def end_column(self) -> int:
+        return self.column + self.columns
+
+    def overlaps(self, other: Placement) -> bool:
+        """True if the two placements share a (processor, column) cell."""
+        return (
+            self.first_processor <= other.last_processor
+            and other.first_processor <= self.last_processor
+            and self.column < other.end_column
+            and other.column < self.end_column
+        )
+
+    def __str__(self) -> str:
+        return f"p{self.first_processor}-{self.last_processor} c{self.column}-{self.end_column - 1}"
+
+
+@dataclass
+class Max78000Report:
+    """What the MAX78000 model says about one network.
+
+    Attributes:
+        fits: True when no rule is broken (``violations`` is empty).
+        violations: One full sentence per broken rule, naming the layer and the limit.
+        weight_bytes: Sum of weights x bits / 8 (the vendor's "Weight memory", of 442,368).
+        bias_bytes: Bias bytes (one byte per output channel of each layer with bias).
+        layers: Hardware layer count (pass-through layers included), of at most 32.
+        layer_cycles: CNN cycles per layer (without the start cycle).
+        cycles: Total CNN cycles, ``1 + sum(layer_cycles)`` (the vendor's estimate).
+        latency_ms: ``cycles / clock_hz`` in milliseconds (CNN only).
+        input_load_ms: CPU time to write the input into data memory (a stated model, see
+            :class:`MAX78000`), not included in ``latency_ms``.
+        input_load_words: 32-bit words of that input load, ``H*W*ceil(C/4)``.
+        kernel_columns: Kernel-memory columns per layer on each of its input processors.
+        kernel_processors: Input processors holding each layer's kernels (0 for pass-through).
+        placement: Per layer its :class:`Placement`, or None (pass-through, or not placed).
+        max_column: Highest placed end column, ``max(column + columns)`` over placed layers:
+            the kernel-memory height in use, of 768 (0 if nothing is placed).
+        kernel_processor_columns: ``sum(processors * columns)``, of 64 x 768 = 49,152.
+        bias_banks: Per layer the bias bank (0-3) it was given, or None.
+        data_in_bytes: Per layer, bytes of its input per data-memory instance.
+        data_out_bytes: Per layer, bytes of its output per data-memory instance.
+        data_memory_bytes: Largest of those (the fullest instance use by one tensor).
+        data_budget_bytes: The per-tensor budget they were checked against.
+        passes: Per layer the input passes ``ceil(Cin/64)``.
+        clock_hz: The CNN clock the latency is given at.
+        macs: Multiply-accumulates of the network.
+    """
+
+    fits: bool
+    violations: list[str]
+    weight_bytes: int
+    bias_bytes: int
+    layers: int
+    layer_cycles: list[int]
+    cycles: int
+    latency_ms: float
+    input_load_ms: float
+    input_load_words: int
+    kernel_columns: list[int]
+    kernel_processors: list[int]
+    placement: list[Placement | None]
+    max_column: int
+    kernel_processor_columns: int
+    bias_banks: list[int | None]
+    data_in_bytes: list[int]
+    data_out_bytes: list[int]
+    data_memory_bytes: int
+    data_budget_bytes: int
+    passes: list[int]
+    clock_hz: float
+    macs: int
+    weight_capacity_bytes: int = WEIGHT_MEMORY_BYTES
+    max_layers: int = MAX_LAYERS
+    total_columns: int = KERNEL_COLUMNS
+    assumptions: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable mapping of every field (placements as mappings or null)."""
+        d = asdict(self)
+        d["placement"] = [None if p is None else asdict(p) for p in self.placement]
+        return d
+
+
+# ---------------------------------------------------------------------------- the device
+@register_device("max78000")
+class MAX78000(Device):
+    """Analog Devices MAX78000: rule checker, kernel placement and cycle model.
+
+    Args:
+        clock_hz: CNN clock (50 MHz by default: APB clock, divider 1; the part has no PLL).
+        data_budget_bytes: Bytes of one 32 KiB data-memory instance each tensor (a layer's
+            input, its output) may use. *Inferred* default 16 KiB: the vendor's examples
+            ping-pong input and output between offsets 0 and 0x4000. Raise it to 32 KiB to
+            check only the hard instance limit.
+        chw_first_layer: Let layer 0 read CHW data (one channel per instance, one byte per
+            pixel) when it has at most 16 input channels, as the vendor's examples do.
+        cpu_clock_hz: CPU clock for the input-load model (100 MHz, the Cortex-M4F maximum).
+        input_cycles_per_word: CPU cycles per 32-bit input word (stated model: one iteration
+            of the generated ``memcpy32`` loop, load + store + loop overhead).
+    """
+
+    kind = "accelerator"
+    description = "Analog Devices MAX78000 CNN accelerator (vendor rules and cycle model)"
+    spaces = ["ai8x"]
+
+    def __init__(
+        self,
+        *,
+        clock_hz: float = DEFAULT_CLOCK_HZ,
+        data_budget_bytes: int = DEFAULT_DATA_BUDGET,
+        chw_first_layer: bool = True,
+        cpu_clock_hz: float = DEFAULT_CPU_CLOCK_HZ,
+        input_cycles_per_word: float = DEFAULT_INPUT_CYCLES_PER_WORD,
+    ) -> None:
+        if not clock_hz > 0 or not cpu_clock_hz > 0:
+            raise ValueError("clock frequencies must be positive")
+        if not 0 < data_budget_bytes <= DATA_INSTANCE_BYTES:
+            raise ValueError(f"data_budget_bytes must be in 1..{DATA_INSTANCE_BYTES}")
+        if input_cycles_per_word < 0:
+            raise ValueError("input_cycles_per_word must not be negative")
+        self.clock_hz = float(clock_hz)
+        self.data_budget_bytes = int(data_budget_bytes)
+        self.chw_first_layer = bool(chw_first_layer)
+        self.cpu_clock_hz = float(cpu_clock_hz)
+        self.input_cycles_per_word = float(input_cycles_per_word)
+
+    # ------------------------------------------------------------------ public
+    def latency_ms(self, network: Network) -> float:
+        """CNN latency at ``clock_hz`` in ms: ``(1 + sum(layer cycles)) / clock_hz``."""
+        total = 1 + sum(layer_cycles(layer) for layer in network.layers)
+        return total / self.clock_hz * 1e3
+
+    def report(self, network: Network) -> Max78000Report:
+        """Check every rule, place kernels and bias, and estimate cycles for ``network``."""
+        layers = list(network.layers)
+        n = len(layers)
+        issues: list[tuple[int, str]] = []  # (layer index or -1, sentence)
+
+        if n > MAX_LAYERS:
+            issues.append((-1, f"the network has {n} hardware layers, but at most {MAX_LAYERS} are available"))
+        for msg in network.shape_errors():
+            issues.append((_layer_of(msg), msg))
+
+        cycles = [layer_cycles(layer) for layer in layers]
+        columns = [kernel_columns(layer) for layer in layers]
+        procs = [0 if layer.op == "passthrough" else expansion(layer.in_channels)[1] for layer in layers]
+        passes = [expansion(layer.in_channels)[0] for layer in layers]
+        data_in, data_out = self._data_memory(network)
+
+        for i, layer in enumerate(layers):
+            last_stream = layer.streaming and (i == n - 1 or not layers[i + 1].streaming)
+            for msg in self._layer_rules(i, layer, n, data_in[i], data_out[i], last_stream):
+                issues.append((i, msg))
+        for i, msg in _streaming_rules(layers):
+            issues.append((i, msg))
+
+        placement, place_issues = _place_kernels(layers, procs, columns)
+        issues.extend(place_issues)
+        banks, bias_issues = _place_bias(layers)
+        issues.extend(bias_issues)
+
+        issues.sort(key=lambda t: t[0])  # stable: rule order kept within a layer
+        violations = [msg for _, msg in issues]
+        total = 1 + sum(cycles)
+        c, h, w = network.input
+        words = h * w * -(-c // 4)
+        placed = [p for p in placement if p is not None]
+        return Max78000Report(
+            fits=not violations,
+            violations=violations,
+            weight_bytes=network.weight_bytes,
+            bias_bytes=sum(layer.bias_bytes for layer in layers),
+            layers=n,
+            layer_cycles=cycles,
+            cycles=total,
+            latency_ms=total / self.clock_hz * 1e3,
+            input_load_ms=words * self.input_cycles_per_word / self.cpu_clock_hz * 1e3,
+            input_load_words=words,
+            kernel_columns=columns,
+            kernel_processors=procs,
+            placement=placement,
+            max_column=max((p.end_column for p in placed), default=0),
+            kernel_processor_columns=sum(p * c for p, c in zip(procs, columns)),
+            bias_banks=banks,
+            data_in_bytes=data_in,
+            data_out_bytes=data_out,
+            data_memory_bytes=max(data_in + data_out, default=0),
+            data_budget_bytes=self.data_budget_bytes,
+            passes=passes,
+            clock_hz=self.clock_hz,
+            macs=network.macs,
+            assumptions=self.assumptions(),
+        )
+
+    def assumptions(self) -> list[str]:
+        """The inferred or stated parts of the model, as sentences (printed by the CLI)."""
+        return [
+            f"data memory: each tensor may use {self.data_budget_bytes:,} of a 32,768-byte instance "
+            "(inferred from the vendor's ping-pong between offsets 0 and 0x4000)",
+            "layer 0 reads CHW data (one channel per instance) when it has at most 16 channels"
+            if self.chw_first_layer
+            else "layer 0 reads HWC data",
+            f"input load: {self.input_cycles_per_word:g} CPU cycles per 32-bit word at "
+            f"{self.cpu_clock_hz / 1e6:g} MHz (stated model of the generated memcpy32 loop)",
+            "pass-through layers are assumed to use processors from 0",
+        ]
+
+    # ------------------------------------------------------------------ rules
+    def _data_memory(self, network: Network) -> tuple[list[int], list[int]]:
+        """Bytes per data-memory instance of each layer's input and output (ai8x-synthesis)::
+
+        in  = H_in*W_in*ceil(C_in/64)*operands*4      (layer 0 in CHW: H*W*operands)
+        out = H_out*W_out*ceil(C_out/64)*4*(output_width/8)
+        """
+        data_in: list[int] = []
+        data_out: list[int] = []
+        for i, layer in enumerate(network.layers):
+            h, w = layer.in_dim
+            if i == 0 and self._chw(layer):
+                data_in.append(h * w * layer.operands)
+            else:
+                data_in.append(h * w * -(-layer.in_channels // PROCESSORS) * layer.operands * 4)
+            ho, wo = layer.out_dim
+            data_out.append(ho * wo * -(-layer.out_channels // PROCESSORS) * 4 * layer.output_width // 8)
+        return data_in, data_out
+
+    def _chw(self, layer: Layer) -> bool:
+        return self.chw_first_layer and layer.in_channels <= DATA_INSTANCES and not layer.streaming
+
+    def _layer_rules(
+        self, i: int, layer: Layer, n: int, d_in: int, d_out: int, last_streaming: bool
+    ) -> list[str]:
+        """Sentences for every per-layer rule ``layer`` (index ``i`` of ``n``) breaks."""
+        v: list[str] = []
+        at = layer.label(i)
+        op = layer.op
+        (kh, kw), (rp, cp) = layer.kernel, layer.pad
+        # operators (ai8x-synthesis README, "Supported operators")
+        if op == "conv2d":
+            if layer.kernel not in ((1, 1), (3, 3)):
+                v.append(f"{at}: conv2d kernel {kh}x{kw} is not supported (1x1 or 3x3 only; stack 3x3 kernels instead)")
+            if not (0 <= rp <= 2 and 0 <= cp <= 2 and rp < kh and cp < kw):
+                v.append(f"{at}: conv2d pad {rp},{cp} with a {kh}x{kw} kernel is not supported (pad 0..2 and smaller than the kernel)")
+        elif op == "conv1d":
+            if not 1 <= kh <= 9 or kw != 1:
+                v.append(f"{at}: conv1d kernel {kh}x{kw} is not supported (length 1..9, width 1)")
+            if not 0 <= rp <= 2 or cp != 0:
+                v.append(f"{at}: conv1d pad {rp},{cp} is not supported (0..2 along the length, 0 across)")
+            if layer.in_dim[1] != 1:
+                v.append(f"{at}: conv1d input must be [length, 1], got {layer.in_dim[0]}x{layer.in_dim[1]}")
+        elif op == "convtranspose2d":
+            if layer.kernel != (3, 3):
+                v.append(f"{at}: convtranspose2d kernel {kh}x{kw} is not supported (3x3, stride 2 only)")
+            if not (0 <= rp <= 2 and 0 <= cp <= 2 and rp < kh and cp < kw):
+                v.append(f"{at}: convtranspose2d pad {rp},{cp} is not supported (pad 0..2 and smaller than the kernel)")
+        elif op == "linear":
+            if not layer.flatten and layer.pooled_dim != (1, 1):
+                hp, wp = layer.pooled_dim
+                v.append(f"{at}: linear layer on {hp}x{wp} data needs 'flatten: true' (a linear layer is a 1x1 conv on 1x1 data)")
+        elif op == "passthrough":
+            if layer.in_channels != layer.out_channels:
+                v.append(f"{at}: a pass-through layer must keep its channels, got {layer.in_channels} -> {layer.out_channels}")
+        if layer.activation not in ACTIVATIONS:
+            v.append(f"{at}: activation {layer.activation!r} is not supported (ReLU, Abs or none)")
+        # channels, rows and columns
+        for what, ch in (("input", layer.in_channels), ("output", layer.out_channels)):
+            if ch > MAX_CHANNELS:
+                v.append(f"{at}: {ch} {what} channels exceed the limit of {MAX_CHANNELS} (16 passes x 64 processors)")
+        for what, (hh, ww) in (("input", layer.in_dim), ("output", layer.out_dim)):
+            if hh > MAX_DIM or ww > MAX_DIM:
+                v.append(f"{at}: {what} of {hh}x{ww} exceeds the limit of {MAX_DIM} rows and columns")
+        # pooling (fused before the operator; no padding)
+        ph, pw = layer.pool
+        sh, sw = layer.pool_stride
+        if not (1 <= ph <= 16 and 1 <= pw <= 16):
+            v.append(f"{at}: pool {ph}x{pw} is not supported (1..16 per axis)")
+        if not (1 <= sh <= 16 and 1 <= sw <= 16):
+            v.append(f"{at}: pool stride {sh}x{sw} is not supported (1..16 per axis)")
+        if op == "passthrough" and layer.is_pooled and layer.in_channels > PROCESSORS and layer.pooled_dim != (1, 1):
+            v.append(
+                f"{at}: pooling {layer.in_channels} channels without a convolution is not supported "
+                f"(more than {PROCESSORS} channels can be pooled only with a fused conv, or to a 1x1 output)"
+            )
+        # element-wise operands
+        if not 1 <= layer.operands <= 16:
+            v.append(f"{at}: {layer.operands} element-wise operands are not supported (2..16, or 1 for none)")
+        # flatten
+        if layer.flatten:
+            hp, wp = layer.pooled_dim
+            if op != "linear":
+                v.append(f"{at}: flatten is only available on a linear layer, not {op}")
+            if layer.in_channels * hp * wp > MAX_FLATTEN_ELEMENTS:
+                v.append(
+                    f"{at}: flatten of {layer.in_channels}x{hp}x{wp} = {layer.in_channels * hp * wp:,} inputs "
+                    f"exceeds the limit of {MAX_FLATTEN_ELEMENTS:,}"
+                )
+            if hp * wp > MAX_FLATTEN_PIXELS:
+                v.append(f"{at}: flatten of {hp}x{wp} = {hp * wp} pixels exceeds the limit of {MAX_FLATTEN_PIXELS}")
+            if layer.is_pooled:
+                v.append(f"{at}: flatten cannot be combined with pooling in the same layer")
+        # weights, output width, bias
+        if op != "passthrough" and layer.weight_bits not in WEIGHT_BITS:
+            v.append(f"{at}: {layer.weight_bits}-bit weights are not supported (1, 2, 4 or 8 bits)")
+        if layer.output_width not in (8, 32):
+            v.append(f"{at}: output width {layer.output_width} is not supported (8, or 32 on the last layer)")
+        elif layer.output_width == 32 and i != n - 1:
+            v.append(f"{at}: only the last layer may output 32-bit data")
+        if layer.bias_bytes > BIAS_BANK_BYTES:
+            v.append(
+                f"{at}: {layer.bias_bytes} bias bytes do not fit in one {BIAS_BANK_BYTES}-byte bias bank "
+                f"(at most {BIAS_BANK_BYTES} output channels with bias)"
+            )
+        # data memory (a streaming layer's input, and its output unless it is the last streaming
+        # layer, live in FIFO-fed circular buffers and are not checked here)
+        budget = self.data_budget_bytes
+        chw = i == 0 and self._chw(layer)
+        if not layer.streaming and d_in > budget:
+            h, w = layer.in_dim
+            how = (
+                f"{h}x{w} pixels, one channel per instance (CHW)"
+                if chw
+                else f"{h}x{w} pixels x {-(-layer.in_channels // PROCESSORS)} pass(es) x {layer.operands} operand(s) x 4 bytes"
+            )
+            v.append(
+                f"{at}: input needs {d_in:,} bytes per data-memory instance ({how}), but the budget "
+                f"is {budget:,} bytes (exceeds data memory; consider streaming or a smaller input)"
+            )
+        if d_out > budget and not (layer.streaming and not last_streaming):
+            ho, wo = layer.out_dim
+            v.append(
+                f"{at}: output needs {d_out:,} bytes per data-memory instance ({ho}x{wo} pixels x "
+                f"{-(-layer.out_channels // PROCESSORS)} pass(es) x 4 bytes x {layer.output_width // 8}), "
+                f"but the budget is {budget:,} bytes (exceeds data memory)"
+            )
+        for what, (hh, ww), ch in (("input", layer.in_dim, layer.in_channels), ("output", layer.out_dim, layer.out_channels)):
+            if hh * ww * -(-ch // PROCESSORS) >= 2**21:
+                v.append(f"{at}: {what} of {ch}x{hh}x{ww} has H*W*ceil(C/64) >= 2^21 words, beyond the data-memory address range")
+        return v
+
+
+def _layer_of(msg: str) -> int:
+    """Layer index a shape-error sentence starts with ("layer 3: ..."), or -1."""
+    if msg.startswith("layer "):
+        head = msg[6:].split(":", 1)[0].split(" ", 1)[0]
+        if head.isdigit():
+            return int(head)
+    return -1
+
+
+def _streaming_rules(layers: list[Layer]) -> list[tuple[int, str]]:
+    """Streaming mode (FIFO input; ai8x-synthesis README): at most 8 consecutive layers from
+    layer 0, at most 16 input channels into the FIFOs, and the last streaming layer padded."""
+    out: list[tuple[int, str]] = []
+    flags = [layer.streaming for layer in layers]
+    if not any(flags):
+        return out
+    for i, layer in enumerate(layers):
+        if layer.streaming and i > 0 and not flags[i - 1]:
+            out.append((i, f"{layer.label(i)}: streaming layers must be consecutive from layer 0, but layer {i - 1} does not stream"))
+    run = 0
+    while run < len(flags) and flags[run]:
+        run += 1
+    if run > MAX_STREAMING_LAYERS:
+        out.append((MAX_STREAMING_LAYERS, f"{layers[MAX_STREAMING_LAYERS].label(MAX_STREAMING_LAYERS)}: at most {MAX_STREAMING_LAYERS} layers may stream, but layers 0-{run - 1} do"))
+    if flags[0] and layers[0].in_channels > MAX_STREAMING_CHANNELS:
+        out.append((0, f"{layers[0].label(0)}: a streaming input has at most {MAX_STREAMING_CHANNELS} channels, got {layers[0].in_channels}"))
+    if run:
+        last = layers[run - 1]
+        if last.op != "passthrough" and last.pad == (0, 0):
+            out.append((run - 1, f"{last.label(run - 1)}: the last streaming layer must be padded (pad > 0), got pad 0"))
+    return out
+
+
+def _free_gap(intervals: list[tuple[int, int]], need: int) -> int | None:
+    """Lowest column, a multiple of 4, starting ``need`` free columns below 768 (or None)."""
+    c = 0
+    for a, b in sorted(intervals):
+        if c + need <= a:
+            break
+        if b > c:
+            c = _ceil4(b)
+    return c if c + need <= KERNEL_COLUMNS else None
+
+
+def _largest_gap(intervals: list[tuple[int, int]]) -> int:
+    """Most consecutive free columns from an aligned start, below 768."""
+    best, c = 0, 0
+    for a, b in sorted(intervals):
+        best = max(best, a - c)
+        if b > c:
+            c = _ceil4(b)
+    return max(best, KERNEL_COLUMNS - c, 0)
+
+
+def _place_kernels(
+    layers: list[Layer], procs: list[int], columns: list[int]
+) -> tuple[list[Placement | None], list[tuple[int, str]]]:
+    """Greedy kernel placement as the synthesis tool does it (max78000.md, "Placement").
+
+    Layers that use all 64 input processors go first, then the rest, in network order. Each
+    layer goes at the lowest column (a multiple of 4) where all its input processors have
+    ``columns`` free consecutive columns, over first processors that are multiples of 4;
+    ties go to the lowest first processor. If there is none: "Kernel memory exhausted".
+    """
+    used: list[list[tuple[int, int]]] = [[] for _ in range(PROCESSORS)]
+    placement: list[Placement | None] = [None] * len(layers)
+    issues: list[tuple[int, str]] = []
+    order = sorted(
+        (i for i in range(len(layers)) if columns[i] > 0 and procs[i] > 0),
+        key=lambda i: (procs[i] != PROCESSORS, i),
+    )
+    for i in order:
+        n, need = procs[i], columns[i]
+        bits = layers[i].weight_bits
+        at = layers[i].label(i)
+        if need > KERNEL_COLUMNS:
+            issues.append((i, f"{at}: {bits}-bit kernels need {need} columns on processors 0-{n - 1}, but only {KERNEL_COLUMNS} exist (kernel memory exhausted)"))
+            continue
+        best: tuple[int, int] | None = None
+        largest = 0
+        for s in range(0, PROCESSORS - n + 1, 4):
+            ivs = [iv for p in range(s, s + n) for iv in used[p]]
+            c = _free_gap(ivs, need)
+            if c is None:
+                largest = max(largest, _largest_gap(ivs))
+                continue
+            if best is None or c < best[0]:
+                best = (c, s)
+                if c == 0:
+                    break
+        if best is None:
+            issues.append((
+                i,
+                f"{at}: {bits}-bit kernels need {need} free consecutive columns on {n} processors "
+                f"(first processor a multiple of 4), but at most {largest} are left on any such group "
+                f"of the 768-column kernel memory (kernel memory exhausted)",
+            ))
+            continue
+        c, s = best
+        placement[i] = Placement(first_processor=s, processors=n, column=c, columns=need)
+        for p in range(s, s + n):
+            used[p].append((c, c + need))
+    return placement, issues
+
+
+def _place_bias(layers: list[Layer]) -> tuple[list[int | None], list[tuple[int, str]]]:
+    """First-fit-descending of each layer's bias (Cout bytes) into 4 banks of 512 bytes.
+
+    The synthesis tool keeps a layer's whole bias in one quadrant's bias memory (ai8x-synthesis
+    README, "Bias"). Layers over 512 bytes are reported by the per-layer rules and skipped here.
+    """
+    free = [BIAS_BANK_BYTES] * BIAS_BANKS
+    banks: list[int | None] = [None] * len(layers)
+    issues: list[tuple[int, str]] = []
+    items = sorted(
+        (i for i, layer in enumerate(layers) if 0 < layer.bias_bytes <= BIAS_BANK_BYTES),
+        key=lambda i: (-layers[i].bias_bytes, i),
+    )
+    for i in items:
+        need = layers[i].bias_bytes
+        for b in range(BIAS_BANKS):
+            if free[b] >= need:
+                free[b] -= need
+                banks[i] = b
+                break
+        else:
+            issues.append((
+                i,
+                f"{layers[i].label(i)}: its {need} bias bytes fit in none of the {BIAS_BANKS} bias banks "
+                f"of {BIAS_BANK_BYTES} bytes (free: {', '.join(map(str, free))}; bias memory exhausted)",
+            ))
+    return banks, issues
