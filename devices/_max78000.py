@@ -364,7 +364,11 @@ class MAX78000(Device):
         issues: list[tuple[int, str]] = []  # (layer index or -1, sentence)
 
         if n > MAX_LAYERS:
-            issues.append((-1, f"the network has {n} hardware layers, but at most {MAX_LAYERS} are available"))
+            issues.append((
+                MAX_LAYERS,
+                f"{layers[MAX_LAYERS].label(MAX_LAYERS)}: the network has {n} hardware layers, but at most "
+                f"{MAX_LAYERS} are available (layers {MAX_LAYERS}-{n - 1} are over the limit)",
+            ))
         for msg in network.shape_errors():
             issues.append((_layer_of(msg), msg))
 
