@@ -433,7 +433,7 @@ class MAX78000(Device):
             else "layer 0 reads HWC data",
             f"input load: {self.input_cycles_per_word:g} CPU cycles per 32-bit word at "
             f"{self.cpu_clock_hz / 1e6:g} MHz (stated model of the generated memcpy32 loop)",
-            "pass-through layers are assumed to use processors from 0",
+            "pass-through layers use processors from 0 (for their cycle count)",
         ]
 
     # ------------------------------------------------------------------ rules
