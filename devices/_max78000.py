@@ -19,8 +19,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from search_spaces import Network
-from search_spaces._network import ACTIVATIONS, Layer
+from search_spaces import Layer, Network
 
 from ._base import Device
 from ._registry import register_device
@@ -55,6 +54,7 @@ MAX_STREAMING_CHANNELS = 16
 MAX_FLATTEN_ELEMENTS = 16384
 MAX_FLATTEN_PIXELS = 256
 WEIGHT_BITS = (1, 2, 4, 8)
+ACTIVATIONS = ("relu", "abs", "none")  # ai8x-training README: ReLU, Abs or no activation
 DEFAULT_CLOCK_HZ = 50e6
 # *Inferred* (max78000.md): the vendor's examples ping-pong a layer's input and output between
 # offsets 0 and 0x4000 of each 32 KiB instance, so each tensor gets half an instance.
@@ -602,25 +602,28 @@ def _streaming_rules(layers: list[Layer]) -> list[tuple[int, str]]:
     return out
 
 
-def _free_gap(intervals: list[tuple[int, int]], need: int) -> int | None:
-    """Lowest column, a multiple of 4, starting ``need`` free columns below 768 (or None)."""
-    c = 0
-    for a, b in sorted(intervals):
-        if c + need <= a:
-            break
-        if b > c:
-            c = _ceil4(b)
-    return c if c + need <= KERNEL_COLUMNS else None
+_BLOCKS = KERNEL_COLUMNS // 4  # placement works in aligned blocks of 4 columns
+_ALL_BLOCKS = (1 << _BLOCKS) - 1
 
 
-def _largest_gap(intervals: list[tuple[int, int]]) -> int:
-    """Most consecutive free columns from an aligned start, below 768."""
-    best, c = 0, 0
-    for a, b in sorted(intervals):
-        best = max(best, a - c)
-        if b > c:
-            c = _ceil4(b)
-    return max(best, KERNEL_COLUMNS - c, 0)
+def _runs(free: int, k: int) -> int:
+    """Bit i set iff bits i .. i+k-1 of ``free`` are all set (k >= 1)."""
+    r, span = free, 1
+    while span * 2 <= k:
+        r &= r >> span
+        span *= 2
+    if span < k:
+        r &= r >> (k - span)
+    return r
+
+
+def _longest_run(free: int) -> int:
+    """Length of the longest run of set bits in ``free``."""
+    n = 0
+    while free:
+        free &= free >> 1
+        n += 1
+    return n
 
 
 def _place_kernels(
@@ -632,8 +635,12 @@ def _place_kernels(
     layer goes at the lowest column (a multiple of 4) where all its input processors have
     ``columns`` free consecutive columns, over first processors that are multiples of 4;
     ties go to the lowest first processor. If there is none: "Kernel memory exhausted".
+
+    Every placement starts on a multiple of 4, so a column range is free exactly when the
+    4-column blocks it touches are: each processor's use is kept as a 192-bit block mask.
     """
-    used: list[list[tuple[int, int]]] = [[] for _ in range(PROCESSORS)]
+    used = [0] * PROCESSORS  # per processor: bit b set = columns 4b .. 4b+3 (partly) in use
+    groups = [0] * (PROCESSORS // 4)  # the union of used[] over processors 4g .. 4g+3
     placement: list[Placement | None] = [None] * len(layers)
     issues: list[tuple[int, str]] = []
     order = sorted(
@@ -647,30 +654,40 @@ def _place_kernels(
         if need > KERNEL_COLUMNS:
             issues.append((i, f"{at}: {bits}-bit kernels need {need} columns on processors 0-{n - 1}, but only {KERNEL_COLUMNS} exist (kernel memory exhausted)"))
             continue
+        blocks = -(-need // 4)
         best: tuple[int, int] | None = None
         largest = 0
         for s in range(0, PROCESSORS - n + 1, 4):
-            ivs = [iv for p in range(s, s + n) for iv in used[p]]
-            c = _free_gap(ivs, need)
-            if c is None:
-                largest = max(largest, _largest_gap(ivs))
+            union = 0
+            whole = n // 4
+            for g in range(s // 4, s // 4 + whole):
+                union |= groups[g]
+            for p in range(s + 4 * whole, s + n):
+                union |= used[p]
+            free = ~union & _ALL_BLOCKS
+            starts = _runs(free, blocks)
+            if not starts:
+                largest = max(largest, _longest_run(free))
                 continue
-            if best is None or c < best[0]:
-                best = (c, s)
-                if c == 0:
+            b = (starts & -starts).bit_length() - 1
+            if best is None or b < best[0]:
+                best = (b, s)
+                if b == 0:
                     break
         if best is None:
             issues.append((
                 i,
                 f"{at}: {bits}-bit kernels need {need} free consecutive columns on {n} processors "
-                f"(first processor a multiple of 4), but at most {largest} are left on any such group "
+                f"(first processor a multiple of 4), but at most {4 * largest} are left on any such group "
                 f"of the 768-column kernel memory (kernel memory exhausted)",
             ))
             continue
-        c, s = best
-        placement[i] = Placement(first_processor=s, processors=n, column=c, columns=need)
+        b, s = best
+        placement[i] = Placement(first_processor=s, processors=n, column=4 * b, columns=need)
+        mask = ((1 << blocks) - 1) << b
         for p in range(s, s + n):
-            used[p].append((c, c + need))
+            used[p] |= mask
+            groups[p // 4] |= mask
     return placement, issues
 
 
