@@ -361,7 +361,7 @@ class MAX78000(Device):
         """Check every rule, place kernels and bias, and estimate cycles for ``network``."""
         layers = list(network.layers)
         n = len(layers)
-        issues: list[tuple[int, str]] = []  # (layer index or -1, sentence)
+        issues: list[tuple[int, str]] = []  # (layer index, or -1 for the network, sentence)
 
         if n > MAX_LAYERS:
             issues.append((
@@ -411,7 +411,7 @@ class MAX78000(Device):
             kernel_processors=procs,
             placement=placement,
             max_column=max((p.end_column for p in placed), default=0),
-            kernel_processor_columns=sum(p * c for p, c in zip(procs, columns)),
+            kernel_processor_columns=sum(np_ * nc for np_, nc in zip(procs, columns)),
             bias_banks=banks,
             data_in_bytes=data_in,
             data_out_bytes=data_out,
@@ -652,7 +652,8 @@ def _place_kernels(
         bits = layers[i].weight_bits
         at = layers[i].label(i)
         if need > KERNEL_COLUMNS:
-            issues.append((i, f"{at}: {bits}-bit kernels need {need} columns on processors 0-{n - 1}, but only {KERNEL_COLUMNS} exist (kernel memory exhausted)"))
+            where = "processor 0" if n == 1 else f"processors 0-{n - 1}"
+            issues.append((i, f"{at}: {bits}-bit kernels need {need} columns on {where}, but only {KERNEL_COLUMNS} exist (kernel memory exhausted)"))
             continue
         blocks = -(-need // 4)
         best: tuple[int, int] | None = None

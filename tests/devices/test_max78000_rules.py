@@ -171,15 +171,24 @@ def test_placement_example_fits_at_4_bits() -> None:
 
 
 def test_fit_is_not_the_byte_count() -> None:
-    # 9 x (64->64 3x3) at 8 bits = 331,776 B < 442,368 B and 9 x 64 = 576 columns: fits.
-    # 3 -> 64 plus 12 x (64 -> 64) = 448,128 B would be over the byte count; it needs
-    # 12 x 64 + 64 = 832 columns on processors 0-2: it does not fit either. But a narrow layer
-    # can go beside wide ones: 60 -> 60 layers leave processors 60-63 free for a 3 -> 64 layer.
+    # 9,216 weight bytes, far below 442,368, but all 1024 kernels sit on the one input processor.
+    r = MAX78000().report(net_of(conv(1, 1024, 4, bias=False)))
+    assert r.weight_bytes == 9_216 and r.kernel_columns == [1024]
+    assert r.violations == [
+        "layer 0: 8-bit kernels need 1024 columns on processor 0, but only 768 exist (kernel memory exhausted)"
+    ]
+
+
+def test_narrow_layer_goes_in_the_last_free_columns() -> None:
+    # 3 -> 64 then 11 x (64 -> 64), 3x3, 8 bits: 11 x 64 columns on all processors first, then the
+    # first layer's 64 columns on processors 0-2 at column 704: exactly 768. One more does not fit.
     layers = [conv(3, 64, 8)] + [conv(64, 64, 8) for _ in range(11)]
     r = MAX78000().report(net_of(*layers))
     assert r.fits and r.max_column == 768
+    assert r.placement[0] == Placement(first_processor=0, processors=3, column=704, columns=64)
     r = MAX78000().report(net_of(*(layers + [conv(64, 64, 8)])))
-    assert not r.fits and any("kernel memory exhausted" in v for v in r.violations)
+    assert not r.fits and r.placement[0] is None
+    assert [v[:40] for v in r.violations] == ["layer 0: 8-bit kernels need 64 free cons"]
 
 
 def test_kernel_columns_formula() -> None:
