@@ -52,6 +52,15 @@ def hw_embedding(ref_ms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return emb, mu, sd
 
 
+def _nb201_table() -> np.ndarray:
+    """Raw features of all 15,625 NAS-Bench-201 cells, row = cell code."""
+    space = get_space("nasbench201")
+    space.encode_many([space.format([0] * 6)])  # builds the table once
+    from search_spaces import _nasbench201
+
+    return _nasbench201._FEATURE_TABLE  # type: ignore[return-value]
+
+
 def _relu(a: np.ndarray) -> np.ndarray:
     return np.maximum(a, 0, out=a)
 
@@ -80,7 +89,11 @@ class LatencyPredictor:
         mix_devices: share of each batch made of synthetic devices (mixtures of meta-train devices).
         mix_space: "linear" (positive combinations of latencies) or "log" (of log-latencies).
         adapt_head: "gp" (closed-form Bayesian linear head) or "none" (embedding only).
-        seed: seed of the first member (member m uses seed + m).
+        linear_rank: rank of an extra linear path ``(x A) . c(emb)`` whose ``x A`` also enters the
+            closed-form head (0 = off).
+        gp_features: features of the closed-form head: "h" (last hidden layer) or "hx" (hidden
+            layer and the standardised architecture features, with a learned prior scale).
+        seed: meta-training seed (member m uses torch/numpy seed 1000 * seed + m).
         verbose: print progress.
     """
 
@@ -91,14 +104,16 @@ class LatencyPredictor:
         hidden: int = 128,
         n_layers: int = 2,
         n_members: int = 4,
-        n_steps: int = 1500,
+        n_steps: int = 1000,
         batch_devices: int = 24,
         n_query: int = 128,
         lr: float = 2e-3,
         weight_decay: float = 1e-4,
-        mix_devices: float = 0.5,
+        mix_devices: float = 0.25,
         mix_space: str = "linear",
         adapt_head: str = "gp",
+        linear_rank: int = 0,
+        gp_features: str = "h",
         seed: int = 0,
         verbose: bool = False,
     ) -> None:
@@ -114,6 +129,8 @@ class LatencyPredictor:
         self.mix_devices = mix_devices
         self.mix_space = mix_space
         self.adapt_head = adapt_head
+        self.linear_rank = linear_rank
+        self.gp_features = gp_features
         self.seed = seed
         self.verbose = verbose
 
@@ -121,7 +138,8 @@ class LatencyPredictor:
     def get_params(self) -> dict[str, Any]:
         """Constructor hyperparameters."""
         keys = ("space", "hidden", "n_layers", "n_members", "n_steps", "batch_devices", "n_query",
-                "lr", "weight_decay", "mix_devices", "mix_space", "adapt_head", "seed")
+                "lr", "weight_decay", "mix_devices", "mix_space", "adapt_head", "linear_rank",
+                "gp_features", "seed")
         return {k: getattr(self, k) for k in keys}
 
     @property
@@ -174,7 +192,7 @@ class LatencyPredictor:
         scores = []
         try:
             for m in range(self.n_members):
-                weights, score = meta_train_member(self, table, devices, valid, self.seed + m, member=m,
+                weights, score = meta_train_member(self, table, devices, valid, 1000 * self.seed + m, member=m,
                                                    callback=callback)
                 members.append(weights)
                 scores.append(score)
@@ -194,21 +212,39 @@ class LatencyPredictor:
             a = _relu(a @ member[f"W{i}"] + member[f"b{i}"])
         return a
 
+    def _base(self, member: dict[str, np.ndarray], x: np.ndarray, emb: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """(z0 (N,), phi (N, P)) of one member: the mean and the features of the closed-form head."""
+        h = self._hidden(member, x, emb)
+        z = h @ member["w_out"] + member["b_out"][0]
+        parts = [h * np.float32(1 / np.sqrt(h.shape[1]))]
+        if self.linear_rank:
+            lx = x @ member["A"]
+            c = _relu(emb.astype(np.float32) @ member["C0"] + member["c0"]) @ member["C1"] + member["c1"]
+            z = z + lx @ c
+            parts.append(lx * np.float32(np.exp(member["log_sl"][0]) / np.sqrt(self.linear_rank)))
+        if self.gp_features == "hx":
+            parts.append(x * np.float32(np.exp(member["log_sx"][0]) / np.sqrt(x.shape[1])))
+        parts.append(np.ones((h.shape[0], 1), np.float32))
+        return z, np.concatenate(parts, 1)
+
     def _member_support_state(self, member: dict[str, np.ndarray], emb: np.ndarray,
                               xs: np.ndarray, zs: np.ndarray) -> dict[str, np.ndarray]:
-        hs = self._hidden(member, xs, emb).astype(np.float64)
-        z0 = hs @ member["w_out"].astype(np.float64) + float(member["b_out"][0])
+        z0, phi = self._base(member, xs, emb)
+        z0 = z0.astype(np.float64)
+        phi = phi.astype(np.float64)
         state: dict[str, np.ndarray] = {}
         if self.adapt_head == "gp":
             sw2 = float(np.exp(2 * member["log_sw"][0]))
             sn2 = float(np.exp(2 * member["log_sn"][0]))
-            phi = np.concatenate([hs / np.sqrt(hs.shape[1]), np.ones((hs.shape[0], 1))], 1)
             k = sw2 * phi @ phi.T + sn2 * np.eye(phi.shape[0])
             kinv = np.linalg.inv(k)
-            alpha = kinv @ (zs - z0)
-            # weight-space form: correction = phi_q . beta, covariance = sw2 I - sw2^2 phi' Kinv phi
-            state["beta"] = sw2 * phi.T @ alpha
-            state["cov"] = sw2 * np.eye(phi.shape[1]) - sw2 * sw2 * phi.T @ kinv @ phi
+            # GP with kernel sw2 * phi.phi' + noise: mean correction sw2 k_q' alpha,
+            # variance sw2 |phi_q|^2 - sw2^2 k_q' Kinv k_q + sn2, with k_q = phi_s phi_q
+            state["phi_s"] = phi.astype(np.float32)
+            state["alpha"] = (sw2 * kinv @ (zs - z0)).astype(np.float32)
+            state["kinv"] = (sw2 * sw2 * kinv).astype(np.float32)
+            state["sw2"] = np.asarray(sw2)
             state["sn2"] = np.asarray(sn2)
         return state
 
@@ -253,34 +289,47 @@ class LatencyPredictor:
         new.support_state_ = [self._member_support_state(m, emb, xs, zs) for m in self.members_]
         return new
 
-    def predict_z(self, archs: Sequence[Any] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _encode_unique(self, archs: Sequence[Any] | np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Standardised features of the distinct architectures and the inverse index (or None)."""
+        if self.space == "nasbench201" and not isinstance(archs, np.ndarray):
+            space = get_space(self.space)
+            codes = space.codes(list(archs))  # type: ignore[attr-defined]
+            if len(codes) > 2000:
+                uniq, inv = np.unique(codes, return_inverse=True)
+                return self._features(_nb201_table()[uniq]), inv
+        return self._features(archs), None
+
+    def predict_z(self, archs: Sequence[Any] | np.ndarray, return_var: bool = True
+                  ) -> tuple[np.ndarray, np.ndarray]:
         """Per-member standardised log-latency means and variances, each (M, N)."""
         if not self.is_adapted:
             raise PredictorInputError(
                 "adapt the predictor to a device first: q = p.adapt(archs, latencies_ms)"
             )
-        x = self._features(archs)
-        means, variances = [], []
-        for member, st in zip(self.members_, self.support_state_):
-            h = self._hidden(member, x, self.embedding_)
-            z = h @ member["w_out"] + member["b_out"]
-            if st:
-                phi_h = h / np.float32(np.sqrt(h.shape[1]))
-                beta = st["beta"].astype(np.float32)
-                z = z + phi_h @ beta[:-1] + beta[-1]
-                cov = st["cov"].astype(np.float32)
-                phi = np.concatenate([phi_h, np.ones((h.shape[0], 1), np.float32)], 1)
-                var = np.einsum("ij,ij->i", phi @ cov, phi) + st["sn2"]
-            else:
-                var = np.zeros(h.shape[0], np.float32)
-            means.append(z.astype(np.float64))
-            variances.append(np.maximum(var, 0).astype(np.float64))
-        return np.stack(means), np.stack(variances)
+        x, inv = self._encode_unique(archs)
+        n = x.shape[0]
+        means = np.empty((len(self.members_), n))
+        variances = np.zeros((len(self.members_), n))
+        chunk = 16384
+        for i, (member, st) in enumerate(zip(self.members_, self.support_state_)):
+            for lo in range(0, n, chunk):
+                z, phi = self._base(member, x[lo:lo + chunk], self.embedding_)
+                if st:
+                    kq = phi @ st["phi_s"].T
+                    z = z + kq @ st["alpha"]
+                    if return_var:
+                        var = (st["sw2"] * np.einsum("ij,ij->i", phi, phi)
+                               - np.einsum("ij,ij->i", kq @ st["kinv"], kq) + st["sn2"])
+                        variances[i, lo:lo + chunk] = np.maximum(var, 0)
+                means[i, lo:lo + chunk] = z
+        if inv is not None:
+            means, variances = means[:, inv], variances[:, inv]
+        return means, variances
 
     def predict(self, archs: Sequence[Any] | np.ndarray, return_std: bool = False
                 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Predicted latency in ms (and its standard deviation in ms with ``return_std``)."""
-        zm, zv = self.predict_z(archs)
+        zm, zv = self.predict_z(archs, return_var=return_std)
         z = zm.mean(0)
         log_ms = self.mu_ + self.sd_ * z
         y = np.exp(log_ms)

@@ -19,7 +19,7 @@ __all__ = ["meta_train_member", "EMB_DIM"]
 EMB_DIM = 12
 
 
-def _net(d_in: int, hidden: int, n_layers: int):  # noqa: ANN202
+def _net(d_in: int, hidden: int, n_layers: int, rank: int, gp_x: bool):  # noqa: ANN202
     import torch
     from torch import nn
 
@@ -32,6 +32,15 @@ def _net(d_in: int, hidden: int, n_layers: int):  # noqa: ANN202
             self.out = nn.Linear(hidden, 1)
             self.log_sw = nn.Parameter(torch.tensor(0.0))
             self.log_sn = nn.Parameter(torch.tensor(math.log(0.1)))
+            self.rank = rank
+            self.gp_x = gp_x
+            if gp_x:
+                self.log_sx = nn.Parameter(torch.tensor(math.log(0.3)))
+            if rank:
+                # low-rank linear path: z += (x A) . c(e); A x also joins the closed-form head
+                self.lin = nn.Linear(d_in, rank, bias=False)
+                self.coef = nn.Sequential(nn.Linear(EMB_DIM, 64), nn.ReLU(), nn.Linear(64, rank))
+                self.log_sl = nn.Parameter(torch.tensor(0.0))
 
         def hidden(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
             a = torch.relu(self.inp_x(x) + self.inp_e(e)[:, None, :])
@@ -39,18 +48,26 @@ def _net(d_in: int, hidden: int, n_layers: int):  # noqa: ANN202
                 a = torch.relu(layer(a))
             return a
 
+        def base(self, x: torch.Tensor, e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            """(z0, phi) for features x (B, N, D) and embeddings e (B, E)."""
+            h = self.hidden(x, e)
+            z = self.out(h)[..., 0]
+            parts = [h / math.sqrt(h.shape[-1])]
+            if self.rank:
+                lx = self.lin(x)
+                z = z + (lx * self.coef(e)[:, None, :]).sum(-1)
+                parts.append(lx * (torch.exp(self.log_sl) / math.sqrt(self.rank)))
+            if self.gp_x:
+                parts.append(x * (torch.exp(self.log_sx) / math.sqrt(x.shape[-1])))
+            parts.append(torch.ones_like(h[..., :1]))
+            return z, torch.cat(parts, -1)
+
         def forward(self, xs: torch.Tensor, zs: torch.Tensor, xq: torch.Tensor, e: torch.Tensor,
                     gp: bool) -> torch.Tensor:
-            hq = self.hidden(xq, e)
-            zq = self.out(hq)[..., 0]
+            zq, phiq = self.base(xq, e)
             if not gp:
                 return zq
-            hs = self.hidden(xs, e)
-            zs0 = self.out(hs)[..., 0]
-            h = hs.shape[-1]
-            ones_s = torch.ones_like(hs[..., :1])
-            phis = torch.cat([hs / math.sqrt(h), ones_s], -1)
-            phiq = torch.cat([hq / math.sqrt(h), torch.ones_like(hq[..., :1])], -1)
+            zs0, phis = self.base(xs, e)
             sw2 = torch.exp(2 * self.log_sw)
             sn2 = torch.exp(2 * self.log_sn)
             k = sw2 * phis @ phis.transpose(1, 2) + sn2 * torch.eye(phis.shape[1])
@@ -70,6 +87,15 @@ def _to_numpy(net) -> dict[str, np.ndarray]:  # noqa: ANN001
         "log_sw": net.log_sw.detach().numpy().reshape(1).copy(),
         "log_sn": net.log_sn.detach().numpy().reshape(1).copy(),
     }
+    if net.rank:
+        w["A"] = net.lin.weight.detach().numpy().T.copy()
+        w["C0"] = net.coef[0].weight.detach().numpy().T.copy()
+        w["c0"] = net.coef[0].bias.detach().numpy().copy()
+        w["C1"] = net.coef[2].weight.detach().numpy().T.copy()
+        w["c1"] = net.coef[2].bias.detach().numpy().copy()
+        w["log_sl"] = net.log_sl.detach().numpy().reshape(1).copy()
+    if net.gp_x:
+        w["log_sx"] = net.log_sx.detach().numpy().reshape(1).copy()
     for i, layer in enumerate(net.hid, start=1):
         w[f"W{i}"] = layer.weight.detach().numpy().T.copy()
         w[f"b{i}"] = layer.bias.detach().numpy().copy()
@@ -104,10 +130,11 @@ def meta_train_member(
     gmean = np.exp(np.log(lat[:, ref]).mean(1, keepdims=True))
     lat_n = lat / gmean
     xs_t = torch.from_numpy(x_all[ref])
-    net = _net(x_all.shape[1], model.hidden, model.n_layers)
+    net = _net(x_all.shape[1], model.hidden, model.n_layers, model.linear_rank,
+               model.gp_features == "hx")
     opt = torch.optim.AdamW(net.parameters(), lr=model.lr, weight_decay=model.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=model.lr, total_steps=model.n_steps,
-                                                pct_start=0.1)
+                                                pct_start=min(0.5, max(0.1, 2.0 / model.n_steps)))
     n_real = len(devices)
     b = model.batch_devices
     n_mix = int(round(b * model.mix_devices))

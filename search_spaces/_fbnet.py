@@ -63,6 +63,18 @@ def _macs_params() -> tuple[np.ndarray, np.ndarray]:
 
 
 _MACS, _PARAMS = _macs_params()
+_MACS_FLAT = (_MACS / 1e6).reshape(-1).astype(np.float32)
+_PARAMS_FLAT = _PARAMS.reshape(-1)
+_HELP_MAP = np.array([
+    [1, 0, 1, 0, 0, 0], [1, 0, 0, 1, 0, 0], [1, 0, 0, 0, 1, 0], [1, 0, 0, 0, 0, 1],
+    [0, 1, 1, 0, 0, 0], [0, 1, 0, 1, 0, 0], [0, 1, 0, 0, 1, 0], [0, 1, 0, 0, 0, 1],
+    [0, 0, 0, 0, 0, 0]], dtype=np.float32)
+_N_FEAT = 198 + 132 + 9 + 22 + 5
+
+
+def _count_into(out: np.ndarray, idx: np.ndarray) -> None:
+    for o in range(9):
+        out[:, 330 + o] = (idx == o).sum(1)
 
 
 @register_space("fbnet")
@@ -143,24 +155,22 @@ class FBNetSpace(SearchSpace):
         MACs use an approximate channel plan (see :func:`_layer_shapes`).
         """
         n = idx.shape[0]
+        flat = idx + 9 * np.arange(_N_LAYERS)[None, :]  # (N, 22) token ids in 0..197
+        out = np.zeros((n, _N_FEAT), dtype=np.float32)
         rows = np.arange(n)[:, None]
-        layers = np.arange(_N_LAYERS)[None, :]
-        onehot = np.zeros((n, _N_LAYERS, 9))
-        onehot[rows, layers, idx] = 1.0
-        help_map = np.array([
-            [1, 0, 1, 0, 0, 0], [1, 0, 0, 1, 0, 0], [1, 0, 0, 0, 1, 0], [1, 0, 0, 0, 0, 1],
-            [0, 1, 1, 0, 0, 0], [0, 1, 0, 1, 0, 0], [0, 1, 0, 0, 1, 0], [0, 1, 0, 0, 0, 1],
-            [0, 0, 0, 0, 0, 0]], dtype=np.float64)
-        helpenc = help_map[idx].reshape(n, -1)
-        counts = onehot.sum(1)
-        layer_macs = _MACS[layers, idx] / 1e6
-        layer_par = _PARAMS[layers, idx]
-        tot_m = layer_macs.sum(1)
-        tot_p = layer_par.sum(1) / 1e6
-        return np.concatenate([
-            onehot.reshape(n, -1), helpenc, counts, layer_macs,
-            np.stack([tot_m / 10.0, tot_p, np.log(tot_m + 1), np.log(tot_p + 0.01), np.ones(n)], 1),
-        ], 1)
+        out[rows, flat] = 1.0  # per-layer one-hot
+        out[:, 198:330] = _HELP_MAP[idx].reshape(n, -1)
+        _count_into(out, idx)  # op counts
+        layer_macs = _MACS_FLAT[flat]
+        out[:, 339:361] = layer_macs
+        tot_m = layer_macs.sum(1, dtype=np.float64)
+        tot_p = _PARAMS_FLAT[flat].sum(1, dtype=np.float64) / 1e6
+        out[:, 361] = tot_m / 10.0
+        out[:, 362] = tot_p
+        out[:, 363] = np.log(tot_m + 1)
+        out[:, 364] = np.log(tot_p + 0.01)
+        out[:, 365] = 1.0
+        return out
 
     def random_arch(self, rng: np.random.Generator) -> str:
         """A uniformly drawn architecture."""

@@ -104,27 +104,34 @@ class NasBench201Space(SearchSpace):
         o = [NB201_OPS[int(k)] for k in idx]
         return f"|{o[0]}~0|+|{o[1]}~0|{o[2]}~1|+|{o[3]}~0|{o[4]}~1|{o[5]}~2|"
 
-    def op_index_array(self, archs: list[Any]) -> np.ndarray:
-        """(N, 6) op indices of many cell strings (memoised, so repeated strings are cheap)."""
-        cache = _STR_CACHE
-        out = np.empty((len(archs), 6), dtype=np.int64)
-        for n, a in enumerate(archs):
-            row = cache.get(a) if isinstance(a, str) else None
-            if row is None:
-                row = self.op_indices(a)
-                if len(cache) < 50_000:
-                    cache[a] = row
-            out[n] = row
+    def codes(self, archs: list[Any]) -> np.ndarray:
+        """(N,) integer codes (base-5 number of the 6 op indices) of many cell strings."""
+        cache = _CODE_CACHE
+        get = cache.get
+        out = np.fromiter((get(a, -1) if isinstance(a, str) else -1 for a in archs), dtype=np.int64,
+                          count=len(archs))
+        for n in np.nonzero(out < 0)[0]:
+            code = int(self.op_indices(archs[n]) @ _POW5)
+            if isinstance(archs[n], str) and len(cache) < 100_000:
+                cache[archs[n]] = code
+            out[n] = code
         return out
+
+    def op_index_array(self, archs: list[Any]) -> np.ndarray:
+        """(N, 6) op indices of many cell strings."""
+        return _ALL_IDX[self.codes(list(archs))]
 
     # ------------------------------------------------------------------ encode
     def encode(self, arch: Any) -> np.ndarray:
         """Feature vector: see :meth:`features`."""
-        return self.features(self.op_index_array([arch]))[0]
+        return self.encode_many([arch])[0]
 
     def encode_many(self, archs: list[Any]) -> np.ndarray:
-        """Feature matrix (N, 51) of many cell strings."""
-        return self.features(self.op_index_array(list(archs)))
+        """Feature matrix (N, 51) of many cell strings (looked up in a table of all 15,625 cells)."""
+        global _FEATURE_TABLE
+        if _FEATURE_TABLE is None:
+            _FEATURE_TABLE = self.features(_ALL_IDX)
+        return _FEATURE_TABLE[self.codes(list(archs))]
 
     @staticmethod
     def features(idx: np.ndarray) -> np.ndarray:
@@ -188,4 +195,7 @@ class NasBench201Space(SearchSpace):
         return self.format(np.asarray([_OP_INDEX[o] for o in ops]))
 
 
-_STR_CACHE: dict[str, np.ndarray] = {}
+_POW5 = 5 ** np.arange(5, -1, -1)
+_ALL_IDX = (np.arange(5**6)[:, None] // _POW5[None, :]) % 5  # (15625, 6), row = code
+_CODE_CACHE: dict[str, int] = {}
+_FEATURE_TABLE: np.ndarray | None = None

@@ -189,3 +189,19 @@ def test_baselines(table: predictors.LatencyTable) -> None:
         assert pred.shape == (100,) and np.all(pred > 0) and np.all(std >= 0), type(b).__name__
         with pytest.raises(PredictorInputError):
             b.adapt(table.ref_archs, [np.nan] * 10)
+
+
+def test_meta_training_is_reproducible(table: predictors.LatencyTable) -> None:
+    cfg = dict(TINY, n_members=1, n_steps=10)
+    a = predictors.LatencyPredictor("nasbench201", seed=3, **cfg).fit(table)
+    b = predictors.LatencyPredictor("nasbench201", seed=3, **cfg).fit(table)
+    assert all(np.array_equal(a.members_[0][k], b.members_[0][k]) for k in a.members_[0])
+
+
+def test_cli_train_refuses_overwrite(tmp_path: Path) -> None:
+    from nas.cli import main
+
+    out = tmp_path / "p.npz"
+    out.write_bytes(b"x")
+    assert main(["predictor", "train", "--space", "fbnet", "--out", str(out)]) == 2
+    assert out.read_bytes() == b"x"
