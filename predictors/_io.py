@@ -52,7 +52,8 @@ def save_predictor(pred: Any, path: str | os.PathLike[str]) -> str:
         "valid_spearman": [float(v) for v in getattr(pred, "valid_spearman_", [])],
         "adapted": bool(pred.is_adapted),
     }
-    arrays: dict[str, np.ndarray] = {"x_mean": pred.x_mean_, "x_std": pred.x_std_}
+    arrays: dict[str, np.ndarray] = {"x_mean": pred.x_mean_, "x_std": pred.x_std_,
+                                     "std_scale": np.asarray([getattr(pred, "std_scale_", 1.0)])}
     for m, member in enumerate(pred.members_):
         for k, v in member.items():
             arrays[f"m{m}/{k}"] = np.asarray(v)
@@ -111,6 +112,7 @@ def load_file(path: str | os.PathLike[str]) -> Any:
         pred = LatencyPredictor(**meta["params"])
         pred.x_mean_ = arrays["x_mean"]
         pred.x_std_ = arrays["x_std"]
+        pred.std_scale_ = float(arrays["std_scale"][0]) if "std_scale" in arrays else 1.0
         pred.members_ = [{k: arrays[f"m{m}/{k}"] for k in meta["member_keys"]}
                          for m in range(meta["n_members"])]
         space = get_space(pred.space)

@@ -200,7 +200,28 @@ class LatencyPredictor:
             torch.set_num_threads(torch_threads)
         self.members_ = members
         self.valid_spearman_ = scores
+        self.calibrate_std(table, valid or devices)
         self.train_seconds_ = time.perf_counter() - t0
+        return self
+
+    def calibrate_std(self, table: LatencyTable, devices: Sequence[str]) -> LatencyPredictor:
+        """Scale ``return_std`` so that standardised errors have unit variance on ``devices``
+        (adapted on their 10 references, scored on their band-trimmed query rows)."""
+        from ._data import protocol_split
+
+        self.std_scale_ = 1.0
+        num, den = 0.0, 0.0
+        x = table.features()
+        for d in devices:
+            y = table.device(d)
+            _, q = protocol_split(table, d)
+            a = self.adapt(table.ref_archs, y[table.ref_index])
+            zm, zv = a.predict_z(x[q])
+            z = (np.log(y[q]) - a.mu_) / a.sd_
+            num += float(np.sum((z - zm.mean(0)) ** 2))
+            den += float(np.sum(zv.mean(0) + zm.var(0)))
+        if den > 0:
+            self.std_scale_ = float(np.sqrt(num / den))
         return self
 
     # ------------------------------------------------------------------ inference
@@ -335,7 +356,7 @@ class LatencyPredictor:
         y = np.exp(log_ms)
         if not return_std:
             return y
-        var_log = (self.sd_ ** 2) * (zv.mean(0) + zm.var(0))
+        var_log = (self.sd_ * getattr(self, "std_scale_", 1.0)) ** 2 * (zv.mean(0) + zm.var(0))
         # std of a log-normal with that log-variance, around the median prediction
         std = y * np.sqrt(np.expm1(var_log))
         return y, std
