@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ._ai8x import Ai8xSpace  # noqa: F401  (registers ai8x)
 from ._base import ArchitectureError, SearchSpace
 from ._errors import InputError
 from ._fbnet import FBNetSpace  # noqa: F401  (registers fbnet)

@@ -1,0 +1,449 @@
+"""The ``ai8x`` space: sequential fused (pool ->) conv -> BN -> ReLU units for the MAX78000.
+
+The macro-structure follows the vendor's own networks and NAS (Analog Devices ai8x-training:
+``ai85net5``, the once-for-all ``ai85nasnet`` supernet and its ``FusedMaxPoolConv2dBNReLU``
+units): the first unit works at the input resolution, every later unit starts with a 2x2 max
+pool (stride 2) fused into its first convolution, and a flattening linear classifier follows
+the last unit. Every layer uses an operator the accelerator runs (MAX78000 data sheet and
+ai8x-synthesis README, "Operators"): stride-1 convolutions with kernel 1x1 (pad 0) or 3x3
+(pad 1), max pooling fused before the convolution, ReLU, and a ``linear`` layer with
+``flatten``. Whether a network *fits* (weights, placement, data memory, 32 layers, flatten
+limits) is decided by the device check (``devices``), never assumed here.
+
+An architecture is a JSON-able dict::
+
+    {"units": [[{"width": 32, "kernel": 3, "bits": 8}, {"width": 64, "kernel": 3, "bits": 4}],
+               [{"width": 96, "kernel": 1, "bits": 4}]],
+     "fc_bits": 8}
+
+and its one-line string form is ``"32k3b8,64k3b4|96k1b4|fcb8"`` (units separated by ``|``,
+layers by ``,``; ``<width>k<kernel>b<bits>``; ``fcb<bits>`` is the classifier).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ._base import ArchitectureError, SearchSpace
+from ._network import Layer, Network
+from ._registry import register_space
+
+if TYPE_CHECKING:
+    import optuna
+    import torch
+
+__all__ = ["Ai8xSpace", "AI8X_WIDTHS", "AI8X_BITS"]
+
+AI8X_WIDTHS: tuple[int, ...] = (16, 24, 32, 48, 64, 96, 128, 192, 256)
+AI8X_BITS: tuple[int, ...] = (1, 2, 4, 8)
+_LAYER_RE = re.compile(r"^(\d+)k(\d+)b(\d+)$")
+_FC_RE = re.compile(r"^fcb(\d+)$")
+
+
+def _as_int(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer, float, np.floating)):
+        raise ArchitectureError(f"ai8x {what} must be an integer, got {value!r}")
+    if float(value) != int(value):
+        raise ArchitectureError(f"ai8x {what} must be an integer, got {value!r}")
+    return int(value)
+
+
+@register_space("ai8x")
+class Ai8xSpace(SearchSpace):
+    """Vendor-style sequential CNNs for the MAX78000 (2-D images, or 1-D sequences).
+
+    Args:
+        input_shape: (C, H, W) of the model input; for 1-D data (``conv1d=True``) ``(C, L, 1)``.
+        num_classes: outputs of the linear classifier.
+        conv1d: build Conv1d units over the length axis instead of Conv2d.
+        widths: channel choices per layer (at most 256, the first-layer processors permitting).
+        kernels: kernel sizes; 1 (pad 0) and 3 (pad 1) are the MAX78000's Conv2d kernels.
+        bits: weight bit widths per layer, from {1, 2, 4, 8}.
+        max_units: most units (each later unit halves the resolution); capped by the input size.
+        min_units: fewest units.
+        max_depth: most conv layers per unit (at least 1).
+        first_last_8bit: keep the first conv and the classifier at 8 bits, as the vendor
+            recommends (ai8x-training QAT policy); the other layers choose from ``bits``.
+    """
+
+    def __init__(
+        self,
+        *,
+        input_shape: tuple[int, int, int] | list[int] = (1, 28, 28),
+        num_classes: int = 10,
+        conv1d: bool = False,
+        widths: tuple[int, ...] | list[int] = AI8X_WIDTHS,
+        kernels: tuple[int, ...] | list[int] = (1, 3),
+        bits: tuple[int, ...] | list[int] = AI8X_BITS,
+        max_units: int = 5,
+        min_units: int = 2,
+        max_depth: int = 3,
+        first_last_8bit: bool = True,
+    ) -> None:
+        shape = tuple(int(v) for v in input_shape)
+        if len(shape) != 3 or min(shape) < 1:
+            raise ArchitectureError(f"ai8x input_shape must be three positive integers (C, H, W), got {input_shape!r}")
+        if conv1d and shape[2] != 1:
+            raise ArchitectureError(f"ai8x conv1d input_shape must be (C, L, 1), got {list(shape)}")
+        if num_classes < 2:
+            raise ArchitectureError(f"ai8x num_classes must be at least 2, got {num_classes}")
+        bad_bits = [b for b in bits if b not in AI8X_BITS]
+        if bad_bits or not bits:
+            raise ArchitectureError(f"ai8x weight bits must be from {AI8X_BITS}, got {list(bits)}")
+        if not widths or min(widths) < 1 or max(widths) > 1024:
+            raise ArchitectureError(f"ai8x widths must be in 1..1024, got {list(widths)}")
+        if not kernels or any(k not in (1, 3) for k in kernels):
+            raise ArchitectureError(f"ai8x kernels must be 1 and/or 3, got {list(kernels)}")
+        self.input_shape: tuple[int, int, int] = shape  # type: ignore[assignment]
+        self.num_classes = int(num_classes)
+        self.conv1d = bool(conv1d)
+        self.widths = tuple(sorted(int(w) for w in widths))
+        self.kernels = tuple(sorted(int(k) for k in kernels))
+        self.bits = tuple(sorted(int(b) for b in bits))
+        self.first_last_8bit = bool(first_last_8bit)
+        side = shape[1] if conv1d else min(shape[1], shape[2])
+        self.max_units = max(1, min(int(max_units), 1 + int(math.floor(math.log2(side)))))
+        self.min_units = max(1, min(int(min_units), self.max_units))
+        self.max_depth = max(1, int(max_depth))
+
+    # ------------------------------------------------------------------ parse / format
+    def parse(self, arch: Any) -> dict[str, Any]:
+        """Validate ``arch`` (dict or string form) and return the canonical dict.
+
+        Raises:
+            ArchitectureError: naming the first thing that is wrong.
+        """
+        if isinstance(arch, str):
+            arch = self._parse_string(arch)
+        if not isinstance(arch, dict):
+            raise ArchitectureError(
+                f"ai8x architecture must be a dict with 'units' and 'fc_bits' or a string like "
+                f"'32k3b8,64k3b4|96k1b4|fcb8', got {type(arch).__name__}"
+            )
+        missing = [k for k in ("units", "fc_bits") if k not in arch]
+        if missing:
+            raise ArchitectureError(f"ai8x architecture is missing {', '.join(missing)}")
+        extra = sorted(set(arch) - {"units", "fc_bits"})
+        if extra:
+            raise ArchitectureError(f"ai8x architecture has unknown key(s) {', '.join(map(str, extra))}")
+        units = arch["units"]
+        if not isinstance(units, (list, tuple)) or not (self.min_units <= len(units) <= self.max_units):
+            raise ArchitectureError(
+                f"ai8x architecture needs {self.min_units}..{self.max_units} units for input "
+                f"{list(self.input_shape)}, got {units!r}"
+            )
+        out_units: list[list[dict[str, int]]] = []
+        for u, unit in enumerate(units):
+            if not isinstance(unit, (list, tuple)) or not (1 <= len(unit) <= self.max_depth):
+                raise ArchitectureError(f"ai8x unit {u} must be a list of 1..{self.max_depth} layers, got {unit!r}")
+            layers = []
+            for i, layer in enumerate(unit):
+                where = f"unit {u} layer {i}"
+                if not isinstance(layer, dict) or set(layer) != {"width", "kernel", "bits"}:
+                    raise ArchitectureError(f"ai8x {where} must be a dict with width, kernel and bits, got {layer!r}")
+                width = _as_int(layer["width"], f"{where} width")
+                kernel = _as_int(layer["kernel"], f"{where} kernel")
+                bits = _as_int(layer["bits"], f"{where} bits")
+                if width not in self.widths:
+                    raise ArchitectureError(f"ai8x {where} width {width} is not one of {list(self.widths)}")
+                if kernel not in self.kernels:
+                    raise ArchitectureError(f"ai8x {where} kernel {kernel} is not one of {list(self.kernels)}")
+                self._check_bits(bits, where, first=(u == 0 and i == 0))
+                layers.append({"width": width, "kernel": kernel, "bits": bits})
+            out_units.append(layers)
+        fc_bits = _as_int(arch["fc_bits"], "fc_bits")
+        self._check_bits(fc_bits, "classifier", first=True)
+        return {"units": out_units, "fc_bits": fc_bits}
+
+    def _check_bits(self, bits: int, where: str, *, first: bool) -> None:
+        if first and self.first_last_8bit:
+            if bits != 8:
+                raise ArchitectureError(
+                    f"ai8x {where} must use 8-bit weights in this space (first_last_8bit=True), got {bits}"
+                )
+        elif bits not in self.bits:
+            raise ArchitectureError(f"ai8x {where} bits {bits} is not one of {list(self.bits)}")
+
+    def _parse_string(self, text: str) -> dict[str, Any]:
+        parts = [p.strip() for p in text.strip().split("|")]
+        if len(parts) < 2:
+            raise ArchitectureError(
+                f"ai8x architecture string must look like '32k3b8,64k3b4|96k1b4|fcb8', got {text!r}"
+            )
+        m = _FC_RE.match(parts[-1])
+        if m is None:
+            raise ArchitectureError(f"ai8x architecture string must end with the classifier '|fcb<bits>', got {text!r}")
+        units = []
+        for part in parts[:-1]:
+            layers = []
+            for tok in part.split(","):
+                lm = _LAYER_RE.match(tok.strip())
+                if lm is None:
+                    raise ArchitectureError(f"ai8x layer {tok!r} must look like '<width>k<kernel>b<bits>', e.g. 32k3b8")
+                layers.append({"width": int(lm[1]), "kernel": int(lm[2]), "bits": int(lm[3])})
+            units.append(layers)
+        return {"units": units, "fc_bits": int(m[1])}
+
+    def format(self, arch: Any) -> str:
+        """The one-line string form, e.g. ``"32k3b8,64k3b4|96k1b4|fcb8"``."""
+        a = self.parse(arch)
+        units = "|".join(",".join(f"{l['width']}k{l['kernel']}b{l['bits']}" for l in unit) for unit in a["units"])
+        return f"{units}|fcb{a['fc_bits']}"
+
+    # ------------------------------------------------------------------ encode
+    @property
+    def encoding_length(self) -> int:
+        """Length of :meth:`encode`'s vector: 4 per layer slot, plus 3."""
+        return 4 * self.max_units * self.max_depth + 3
+
+    def encode(self, arch: Any) -> np.ndarray:
+        """Fixed-length vector: per (unit, layer) slot [active, width/256, kernel is 3x3,
+        log2(bits)/3] (zeros when the slot is unused), then units/max_units,
+        layers/(max_units*max_depth) and log2(fc_bits)/3."""
+        a = self.parse(arch)
+        v = np.zeros(self.encoding_length, dtype=np.float64)
+        n_layers = 0
+        for u, unit in enumerate(a["units"]):
+            for i, layer in enumerate(unit):
+                j = 4 * (u * self.max_depth + i)
+                v[j : j + 4] = (1.0, layer["width"] / 256.0, float(layer["kernel"] == 3), math.log2(layer["bits"]) / 3.0)
+                n_layers += 1
+        v[-3] = len(a["units"]) / self.max_units
+        v[-2] = n_layers / (self.max_units * self.max_depth)
+        v[-1] = math.log2(a["fc_bits"]) / 3.0
+        return v
+
+    # ------------------------------------------------------------------ sampling
+    def random_arch(self, rng: np.random.Generator) -> dict[str, Any]:
+        """Draw each choice uniformly (the same choices as :meth:`sample`)."""
+        n_units = int(rng.integers(self.min_units, self.max_units + 1))
+        units = []
+        for u in range(n_units):
+            depth = int(rng.integers(1, self.max_depth + 1))
+            unit = []
+            for i in range(depth):
+                fixed8 = self.first_last_8bit and u == 0 and i == 0
+                unit.append({
+                    "width": int(rng.choice(self.widths)),
+                    "kernel": int(rng.choice(self.kernels)),
+                    "bits": 8 if fixed8 else int(rng.choice(self.bits)),
+                })
+            units.append(unit)
+        fc_bits = 8 if self.first_last_8bit else int(rng.choice(self.bits))
+        return {"units": units, "fc_bits": fc_bits}
+
+    def sample(self, trial: optuna.Trial) -> dict[str, Any]:
+        """Suggest every slot's parameters (a fixed set of names per trial), then keep the
+        active ones: ``n_units``, ``u<u>_depth``, ``u<u>_l<i>_width|kernel|bits`` and
+        ``fc_bits`` (bits of the first layer and the classifier are not suggested when fixed)."""
+        n_units = trial.suggest_int("n_units", self.min_units, self.max_units)
+        units = []
+        for u in range(self.max_units):
+            depth = trial.suggest_int(f"u{u}_depth", 1, self.max_depth)
+            unit = []
+            for i in range(self.max_depth):
+                width = trial.suggest_categorical(f"u{u}_l{i}_width", list(self.widths))
+                kernel = trial.suggest_categorical(f"u{u}_l{i}_kernel", list(self.kernels))
+                if self.first_last_8bit and u == 0 and i == 0:
+                    bits = 8
+                else:
+                    bits = trial.suggest_categorical(f"u{u}_l{i}_bits", list(self.bits))
+                if i < depth:
+                    unit.append({"width": int(width), "kernel": int(kernel), "bits": int(bits)})
+            if u < n_units:
+                units.append(unit)
+        fc_bits = 8 if self.first_last_8bit else int(trial.suggest_categorical("fc_bits", list(self.bits)))
+        return self.parse({"units": units, "fc_bits": fc_bits})
+
+    # ------------------------------------------------------------------ hardware description
+    def network(self, arch: Any) -> Network:
+        """The MAX78000 layer list: one hardware layer per conv (pooling fused), then the
+        flattening linear classifier (8-bit data in, 32-bit wide output as in the vendor's
+        ``ai85net5`` network file)."""
+        a = self.parse(arch)
+        c, h, w = self.input_shape
+        layers: list[Layer] = []
+        op = "conv1d" if self.conv1d else "conv2d"
+        for u, unit in enumerate(a["units"]):
+            for i, spec in enumerate(unit):
+                k, pad = spec["kernel"], (1 if spec["kernel"] == 3 else 0)
+                pooled = u > 0 and i == 0
+                if self.conv1d:
+                    kernel, padding, pool = (k, 1), (pad, 0), ((2, 1) if pooled else (1, 1))
+                else:
+                    kernel, padding, pool = (k, k), (pad, pad), ((2, 2) if pooled else (1, 1))
+                layer = Layer(
+                    op=op, in_channels=c, out_channels=spec["width"], in_dim=(h, w), kernel=kernel,
+                    pad=padding, pool=pool, pool_stride=pool, weight_bits=spec["bits"],
+                    activation="relu", name=f"u{u}l{i}",
+                )
+                layers.append(layer)
+                c = spec["width"]
+                h, w = layer.out_dim
+        layers.append(Layer(
+            op="linear", in_channels=c, out_channels=self.num_classes, in_dim=(h, w), kernel=(1, 1),
+            pad=(0, 0), weight_bits=a["fc_bits"], flatten=True, activation="none", output_width=32,
+            name="fc",
+        ))
+        return Network(input=self.input_shape, layers=tuple(layers), name=self.format(a),
+                       meta={"space": "ai8x", "arch": self.format(a)})
+
+    # ------------------------------------------------------------------ torch module
+    def build(self, arch: Any, **kwargs: Any) -> torch.nn.Module:
+        """A :class:`Ai8xNet` whose layers match :meth:`network` one to one.
+
+        Keyword Args:
+            quantize: fake-quantise weights to each layer's bit width and activations to 8 bits
+                (straight-through gradients) in ``forward``; default True.
+        """
+        return build_module(self.network(arch), quantize=bool(kwargs.get("quantize", True)))
+
+
+# ---------------------------------------------------------------------- torch (imported lazily)
+def quantize_weight(w: torch.Tensor, bits: int) -> torch.Tensor:
+    """The vendor's weight quantisation (ai8x-training QAT), forward values only.
+
+    ``shift = ceil(log2(max|w|))`` clamped to [-15, 15] (the vendor's ``output_shift``,
+    taken here at the largest magnitude); ``w * 2^-shift`` is rounded with
+    ``floor(x * 2^(b-1) + 0.5) / 2^(b-1)`` and clamped to ``[-1, (2^(b-1)-1)/2^(b-1)]``, then
+    scaled back by ``2^shift``. One-bit weights are binary, ``sign(w)`` in {-1, +1} (our
+    reading of ai8x-training's binary mode; the rounding formula would give only {-1, 0}).
+    """
+    import torch
+
+    m = w.detach().abs().max().clamp_min(2.0**-15)
+    shift = torch.clamp(torch.ceil(torch.log2(m)), -15, 15)
+    scale = torch.pow(2.0, shift)
+    x = w / scale
+    if bits == 1:
+        q = torch.where(x < 0, -torch.ones_like(x), torch.ones_like(x))
+    else:
+        f = float(2 ** (bits - 1))
+        q = torch.clamp(torch.floor(x * f + 0.5) / f, -1.0, (f - 1.0) / f)
+    return q * scale
+
+
+def build_module(network: Network, *, quantize: bool = True) -> torch.nn.Module:
+    """A trainable module with one block per hardware layer of ``network``.
+
+    Conv layers are (max pool ->) conv (bias) -> BatchNorm (no affine, as in ai8x-training;
+    folded into the conv before export) -> ReLU -> clamp to [-1, 127/128]; a ``flatten``
+    linear layer is the classifier (no activation, wide output). With ``quantize`` the forward
+    pass uses :func:`quantize_weight` at each layer's ``weight_bits`` and rounds activations to
+    8 bits, both with straight-through gradients.
+    """
+    return _torch_classes()["Ai8xNet"](network, quantize=quantize)
+
+
+_CLASSES: dict[str, Any] = {}
+
+
+def _torch_classes() -> dict[str, Any]:
+    if _CLASSES:
+        return _CLASSES
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+
+    def ste(x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        return x + (q - x).detach()
+
+    def act_quant(x: torch.Tensor) -> torch.Tensor:
+        x = torch.clamp(x, -1.0, 127.0 / 128.0)
+        return ste(x, torch.floor(x * 128.0 + 0.5) / 128.0)
+
+    class FusedLayer(nn.Module):
+        """One hardware conv layer: optional fused max pool, conv, BN, ReLU."""
+
+        def __init__(self, layer: Layer, quantize: bool) -> None:
+            super().__init__()
+            self.hw = layer
+            self.quantize = quantize
+            self.weight_bits = layer.weight_bits
+            self.conv1d = layer.op == "conv1d"
+            if self.conv1d:
+                self.pool = nn.MaxPool1d(layer.pool[0], layer.pool_stride[0]) if layer.is_pooled else None
+                self.op = nn.Conv1d(layer.in_channels, layer.out_channels, layer.kernel[0],
+                                    padding=layer.pad[0], bias=layer.bias)
+                self.bn = nn.BatchNorm1d(layer.out_channels, affine=False)
+            else:
+                if layer.is_pooled and layer.pool_type == "avg":
+                    self.pool = nn.AvgPool2d(layer.pool, layer.pool_stride)
+                elif layer.is_pooled:
+                    self.pool = nn.MaxPool2d(layer.pool, layer.pool_stride)
+                else:
+                    self.pool = None
+                self.op = nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel,
+                                    padding=layer.pad, bias=layer.bias)
+                self.bn = nn.BatchNorm2d(layer.out_channels, affine=False)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if self.pool is not None:
+                x = self.pool(x)
+            w = self.op.weight
+            if self.quantize:
+                w = ste(w, quantize_weight(w, self.weight_bits))
+            if self.conv1d:
+                x = F.conv1d(x, w, self.op.bias, padding=self.op.padding)
+            else:
+                x = F.conv2d(x, w, self.op.bias, padding=self.op.padding)
+            x = F.relu(self.bn(x))
+            return act_quant(x) if self.quantize else torch.clamp(x, -1.0, 127.0 / 128.0)
+
+    class Classifier(nn.Module):
+        """The flattening linear layer (no activation, 32-bit output)."""
+
+        def __init__(self, layer: Layer, quantize: bool) -> None:
+            super().__init__()
+            self.hw = layer
+            self.quantize = quantize
+            self.weight_bits = layer.weight_bits
+            hp, wp = layer.pooled_dim
+            self.op = nn.Linear(layer.in_channels * hp * wp, layer.out_channels, bias=layer.bias)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = torch.flatten(x, 1)
+            w = self.op.weight
+            if self.quantize:
+                w = ste(w, quantize_weight(w, self.weight_bits))
+            return F.linear(x, w, self.op.bias)
+
+    class Ai8xNet(nn.Module):
+        """Sequential MAX78000 network built from a :class:`~search_spaces.Network`.
+
+        Takes ``[N, C, H, W]`` input (Conv1d networks: ``[N, C, L, 1]`` or ``[N, C, L]``),
+        returns ``[N, classes]`` logits.
+        """
+
+        def __init__(self, network: Network, quantize: bool = True) -> None:
+            super().__init__()
+            self.network = network
+            self.conv1d = any(l.op == "conv1d" for l in network.layers)
+            blocks: list[nn.Module] = []
+            for layer in network.layers:
+                if layer.op in ("conv2d", "conv1d"):
+                    blocks.append(FusedLayer(layer, quantize))
+                elif layer.op == "linear" and layer.flatten:
+                    blocks.append(Classifier(layer, quantize))
+                else:
+                    raise ArchitectureError(f"ai8x modules support conv2d, conv1d and a flatten linear layer, not {layer.op}")
+            self.layers = nn.ModuleList(blocks)
+
+        def set_quantize(self, on: bool) -> None:
+            """Switch weight/activation fake quantisation on or off."""
+            for b in self.layers:
+                b.quantize = on
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if self.conv1d and x.dim() == 4:
+                x = x.squeeze(-1)
+            for b in self.layers:
+                x = b(x)
+            return x
+
+    _CLASSES.update(FusedLayer=FusedLayer, Classifier=Classifier, Ai8xNet=Ai8xNet)
+    return _CLASSES
