@@ -91,8 +91,11 @@ def _search(args: argparse.Namespace) -> int:
 
         def on_progress(p: Any) -> None:
             best = "-" if p.best is None else f"{p.best:.4g}"
+            # best estimate under a few latencies along the current front
+            front = p.front[:: max(1, len(p.front) // 3)][:3] if p.front else []
+            steps = "  ".join(f"<={lat:.2f}ms: {val:.4g}" for lat, val in front)
             bar.update(task, completed=p.done, total=p.total,
-                       info=f"feasible {p.feasible}  best estimate {best}")
+                       info=f"feasible {p.feasible}  best estimate {best}  front {len(p.front)}  {steps}")
 
         result = run_search(cfg, progress=on_progress)
 

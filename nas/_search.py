@@ -85,6 +85,15 @@ class SearchConfig:
     max_train_images: int | None = None
 
 
+def _front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Non-dominated (latency, estimate) pairs (lower latency, higher estimate), by latency."""
+    out: list[tuple[float, float]] = []
+    for lat, val in sorted(points, key=lambda p: (p[0], -p[1])):
+        if not out or val > out[-1][1]:
+            out.append((lat, val))
+    return out
+
+
 @dataclass
 class SearchProgress:
     """Handed to the progress callback after every trial."""
@@ -96,6 +105,8 @@ class SearchProgress:
     metric: str
     last_latency_ms: float | None
     last_feasible: bool
+    front: list[tuple[float, float]] = field(default_factory=list)
+    """The feasible Pareto front so far: (latency ms, best estimate at or below it), by latency."""
 
 
 @dataclass
@@ -345,15 +356,17 @@ def run_search(cfg: SearchConfig, progress: Callable[[SearchProgress], None] | N
         cache: dict[str, tuple[float, dict[str, Any]]] = {}
         feasible = 0
         best: float | None = None
+        points: list[tuple[float, float]] = []
         for t in done_trials:
             if "estimate" in t.user_attrs and t.user_attrs.get("estimated"):
                 cache[t.user_attrs["arch"]] = (t.user_attrs["estimate"], t.user_attrs.get("estimate_details", {}))
             if t.user_attrs.get("feasible"):
                 feasible += 1
                 best = t.values[0] if best is None else max(best, t.values[0])
+                points.append((t.values[1], t.values[0]))
         metric = prep.estimator.metric_name()
         if progress:
-            progress(SearchProgress(n_done, cfg.trials, feasible, best, metric, None, False))
+            progress(SearchProgress(n_done, cfg.trials, feasible, best, metric, None, False, _front(points)))
         t_dev = t_est = 0.0
         n_new = 0
         estimate_all = prep.estimator.key == "naswot"  # cheap: score infeasible candidates too
@@ -400,8 +413,10 @@ def run_search(cfg: SearchConfig, progress: Callable[[SearchProgress], None] | N
             if ok:
                 feasible += 1
                 best = value if best is None else max(best, value)  # type: ignore[type-var]
+                points.append((rep.latency_ms, float(value)))  # type: ignore[arg-type]
             if progress:
-                progress(SearchProgress(n_done, cfg.trials, feasible, best, metric, rep.latency_ms, ok))
+                progress(SearchProgress(n_done, cfg.trials, feasible, best, metric, rep.latency_ms, ok,
+                                        _front(points)))
         files = write_outputs(study, prep)
         n_complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
         pareto = json.loads(files["pareto_json"].read_text())["pareto"]
