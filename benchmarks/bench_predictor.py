@@ -157,6 +157,13 @@ def report(space: str, out: dict, tm: dict, seeds: list[int]) -> str:
             lines.append("| HELP (published, 20 samples) | " + " | ".join(
                 f"{help_row[d]:.3f}" if d in help_row else "–" for d in devices) + f" | {help_row['mean']:.3f} |")
         lines.append("")
+    table = predictors.load_latency_table(space)
+    fine = [d for d in devices if not np.all(table.device(d) == np.round(table.device(d)))]
+    if fine:
+        lines += [f"Devices whose latencies are not whole milliseconds: {', '.join(fine)}. "
+                  "Mean share within ±10% on them: " + "; ".join(
+                      f"{m} {np.mean([np.mean([r['within10'] for r in res[m][d]]) for d in fine]):.1f}%"
+                      for m in res) + ".", ""]
     lines += ["## Time (shipped predictor, this machine)", "",
               f"- adapt to a device from 10 samples: {tm['adapt_s'] * 1000:.1f} ms (median of 5)",
               f"- predict {tm['n']:,} architectures (from their arch values, encoding included): "
@@ -172,19 +179,28 @@ def main() -> None:
     ap.add_argument("--split", choices=["test", "valid"], default="test")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--methods", default=",".join(METHODS))
-    ap.add_argument("--json", help="also dump raw results to this file")
+    ap.add_argument("--json", help="also dump raw results to this file ({space} is replaced)")
+    ap.add_argument("--merge", help="raw results (--json of an earlier run, {space} replaced) whose "
+                    "methods not rerun now are added to the report")
     args = ap.parse_args()
     seeds = list(range(args.seeds))
     methods = [m for m in args.methods.split(",") if m]
     for space in args.space or list(predictors.SPACES):
         out = run(space, args.split, seeds, methods)
-        for m in methods:
+        if args.merge and Path(args.merge.format(space=space)).exists():
+            old = json.loads(Path(args.merge.format(space=space)).read_text())
+            for m in METHODS:
+                if m in old["results"] and m not in out["results"]:
+                    out["results"][m] = old["results"][m]
+                    out["times"][m] = old["times"][m]
+            out["results"] = {m: out["results"][m] for m in METHODS if m in out["results"]}
+        for m in out["results"]:
             sp = [np.mean([r["spearman"] for r in out["results"][m][d]]) for d in out["devices"]]
             w = [np.mean([r["within10"] for r in out["results"][m][d]]) for d in out["devices"]]
             print(f"  {space} [{args.split}] {m:32s} spearman " + " ".join(f"{v:.3f}" for v in sp)
                   + f" | mean {np.mean(sp):.4f} | within10 mean {np.mean(w):.1f}", flush=True)
         if args.json:
-            Path(args.json).write_text(json.dumps(out, default=float))
+            Path(args.json.format(space=space)).write_text(json.dumps(out, default=float))
         if args.split == "test":
             tm = timing(space)
             print(f"  timing: {tm}", flush=True)

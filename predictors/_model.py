@@ -38,17 +38,19 @@ def check_samples(latencies_ms: Sequence[float] | np.ndarray, n_archs: int) -> n
     return y
 
 
-def hw_embedding(ref_ms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def hw_embedding(ref_ms: np.ndarray, use_level: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(embedding (..., 12), mu, sd) of reference latencies (..., 10).
 
     The log-latencies on the reference architectures are centred and scaled (10 values) and their
-    mean ``mu`` and log-std are appended; targets are ``(log y - mu) / sd``.
+    mean ``mu`` (zero unless ``use_level``) and log-std are appended; targets are
+    ``(log y - mu) / sd``.
     """
     lg = np.log(np.maximum(ref_ms, _EPS_MS))
     mu = lg.mean(-1)
     sd = np.maximum(lg.std(-1), 1e-3)
     z = (lg - mu[..., None]) / sd[..., None]
-    emb = np.concatenate([z, mu[..., None] / 3.0, np.log(sd)[..., None]], -1)
+    level = mu[..., None] / 3.0 if use_level else np.zeros_like(mu[..., None])
+    emb = np.concatenate([z, level, np.log(sd)[..., None]], -1)
     return emb, mu, sd
 
 
@@ -93,6 +95,10 @@ class LatencyPredictor:
             closed-form head (0 = off).
         gp_features: features of the closed-form head: "h" (last hidden layer) or "hx" (hidden
             layer and the standardised architecture features, with a learned prior scale).
+        use_level: feed the mean log-latency of the references (the device's absolute speed) to
+            the network; when False the prediction is exactly proportional to the samples' scale.
+        train_rows: meta-train devices' rows used: "pool" (HELP's train pool) or "all" (all rows
+            but HELP's query rows).
         seed: meta-training seed (member m uses torch/numpy seed 1000 * seed + m).
         verbose: print progress.
     """
@@ -114,6 +120,8 @@ class LatencyPredictor:
         adapt_head: str = "gp",
         linear_rank: int = 0,
         gp_features: str = "h",
+        use_level: bool = True,
+        train_rows: str = "all",
         seed: int = 0,
         verbose: bool = False,
     ) -> None:
@@ -131,6 +139,8 @@ class LatencyPredictor:
         self.adapt_head = adapt_head
         self.linear_rank = linear_rank
         self.gp_features = gp_features
+        self.use_level = use_level
+        self.train_rows = train_rows
         self.seed = seed
         self.verbose = verbose
 
@@ -139,7 +149,7 @@ class LatencyPredictor:
         """Constructor hyperparameters."""
         keys = ("space", "hidden", "n_layers", "n_members", "n_steps", "batch_devices", "n_query",
                 "lr", "weight_decay", "mix_devices", "mix_space", "adapt_head", "linear_rank",
-                "gp_features", "seed")
+                "gp_features", "use_level", "train_rows", "seed")
         return {k: getattr(self, k) for k in keys}
 
     @property
@@ -165,7 +175,8 @@ class LatencyPredictor:
     ) -> LatencyPredictor:
         """Meta-train on ``devices`` (default: HELP's meta-train devices of the space).
 
-        Only the train-pool rows (and the reference rows) of those devices are used. When
+        Only the rows chosen by ``train_rows`` (and the reference rows) of those devices are
+        used; the query rows of HELP's protocol never are. When
         ``valid_devices`` is given (default: HELP's meta-valid devices), the checkpoint with the
         best mean Spearman on them (support = the 10 references, query = their band-trimmed
         query rows) is kept, evaluated every ``n_steps // 10`` steps.
@@ -178,7 +189,9 @@ class LatencyPredictor:
         devices = list(devices) if devices is not None else table.splits["meta_train"]
         valid = list(valid_devices) if valid_devices is not None else table.splits["meta_valid"]
         x_all = table.features()
-        pool = np.union1d(np.arange(table.n_train_pool), table.ref_index)
+        from ._train import train_rows
+
+        pool = np.union1d(train_rows(table, self.train_rows), table.ref_index)
         self.x_mean_ = x_all[pool].mean(0)
         std = x_all[pool].std(0)
         self.x_std_ = np.where(std > 1e-8, std, 1.0)
@@ -299,7 +312,7 @@ class LatencyPredictor:
             )
         ref_ms = np.array([np.exp(np.mean(np.log(y[pos[k]]))) for k in ref_keys])
         new = copy.copy(self)
-        emb, mu, sd = hw_embedding(ref_ms)
+        emb, mu, sd = hw_embedding(ref_ms, self.use_level)
         new.embedding_ = emb
         new.mu_ = float(mu)
         new.sd_ = float(sd)

@@ -14,9 +14,23 @@ from ._metrics import spearman
 if TYPE_CHECKING:
     from ._model import LatencyPredictor
 
-__all__ = ["meta_train_member", "EMB_DIM"]
+__all__ = ["meta_train_member", "train_rows", "EMB_DIM"]
 
 EMB_DIM = 12
+
+
+def train_rows(table: LatencyTable, which: str) -> np.ndarray:
+    """Rows of the meta-train devices used as query architectures in meta-training.
+
+    "pool": HELP's train pool ``[0, n_train_pool)``; "all": every row except the query rows
+    ``[n_train_pool, n_train_pool + n_query)`` (NAS-Bench-201 has 15,625 rows, FBNet/OFA 5,000).
+    """
+    if which == "pool":
+        return np.arange(table.n_train_pool)
+    if which == "all":
+        rows = np.arange(len(table.archs))
+        return rows[(rows < table.n_train_pool) | (rows >= table.n_train_pool + table.n_query)]
+    raise ValueError(f"train_rows must be 'pool' or 'all', got {which!r}")
 
 
 def _net(d_in: int, hidden: int, n_layers: int, rank: int, gp_x: bool):  # noqa: ANN202
@@ -123,7 +137,7 @@ def meta_train_member(
     gp = model.adapt_head == "gp"
     x_all = ((table.features() - model.x_mean_) / model.x_std_).astype(np.float32)
     ref = table.ref_index
-    pool = np.arange(table.n_train_pool)
+    pool = train_rows(table, model.train_rows)
     lat = np.stack([table.device(d) for d in devices])  # (K, N)
     lat = np.maximum(lat, 1e-3)
     # scale-free latencies for mixtures: divide by the geometric mean on the references
@@ -152,7 +166,7 @@ def meta_train_member(
         with torch.no_grad():
             out = []
             for yref, q, yq in val:
-                emb, mu, sd = hw_embedding(yref)
+                emb, mu, sd = hw_embedding(yref, model.use_level)
                 zs = (np.log(yref) - mu) / sd
                 pred = net(xs_t[None], torch.from_numpy(zs[None]).float(),
                            torch.from_numpy(x_all[q][None]), torch.from_numpy(emb[None]).float(), gp)
@@ -173,7 +187,7 @@ def meta_train_member(
                 ys.append(alpha @ lat_n)
         y = np.concatenate(ys, 0)  # (B, N)
         yref = y[:, ref]
-        emb, mu, sd = hw_embedding(yref)
+        emb, mu, sd = hw_embedding(yref, model.use_level)
         qi = rng.choice(pool, size=(y.shape[0], model.n_query))
         yq = np.take_along_axis(y, qi, 1)
         med = np.median(y[:, pool], 1, keepdims=True)
