@@ -40,9 +40,15 @@ def test_optuna_sample(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", SPACES)
-def test_build_not_implemented(name: str) -> None:
-    with pytest.raises(NotImplementedError):
-        get_space(name).build(get_space(name).random_arch(np.random.default_rng(0)))
+def test_build_is_real_or_absent(name: str) -> None:
+    import torch
+
+    space = get_space(name)
+    try:
+        module = space.build(space.random_arch(np.random.default_rng(0)))
+    except NotImplementedError:
+        return  # not faked: left to the issue that adds it
+    assert isinstance(module, torch.nn.Module)
 
 
 @pytest.mark.parametrize(
