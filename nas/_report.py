@@ -97,6 +97,7 @@ def _plot(path: Path, trials: list[dict[str, Any]], pareto: list[dict[str, Any]]
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
     from matplotlib.transforms import blended_transform_factory
 
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
@@ -119,6 +120,9 @@ def _plot(path: Path, trials: list[dict[str, Any]], pareto: list[dict[str, Any]]
         ax.scatter([t["latency_ms"] for t in inf_none], [0.02] * len(inf_none), transform=tr, s=14, c="0.75",
                    marker="|", label=f"infeasible, not estimated ({len(inf_none)})")
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     ax.set_xlabel("MAX78000 CNN latency, ms (vendor cycle model at 50 MHz)")
     ax.set_ylabel(metric)
     ax.set_title(title, fontsize=10)

@@ -174,13 +174,19 @@ def test_resume_with_other_settings_is_refused(tmp_path, capsys) -> None:
     assert sorted(os.listdir(r.run_dir)) == before and (r.run_dir / "study.journal").stat().st_size == size
 
 
-def test_cli_default_estimator_runs(tmp_path, capsys) -> None:
+@pytest.mark.parametrize("shape", [(60, 8, 8), (60, 2, 32, 1)])
+def test_cli_default_estimator_runs(tmp_path, capsys, shape: tuple[int, ...]) -> None:
     rng = np.random.default_rng(0)
     data = tmp_path / "tiny.npz"
-    np.savez(data, x=rng.integers(0, 256, (60, 8, 8), dtype=np.uint8), y=np.arange(60) % 3)
+    np.savez(data, x=rng.integers(0, 256, shape, dtype=np.uint8), y=np.arange(60) % 3)
     code = main(["search", "--device", "max78000", "--budget", "20KB", "--trials", "3", "--data", str(data),
                  "--runs-dir", str(tmp_path / "runs")])
     out = capsys.readouterr().out
     assert code == 0
     assert "naswot_logdet_KH" in out and "Pareto front" in out
-    assert out.strip().splitlines()[-1] == f"{tmp_path / 'runs' / 'max78000-20KB-tiny'}/"
+    run = tmp_path / "runs" / "max78000-20KB-tiny"
+    assert out.strip().splitlines()[-1] == f"{run}/"
+    rows = json.loads((run / "pareto.json").read_text())["pareto"]
+    assert rows and all(r["device_report"]["fits"] for r in rows)
+    op = "conv1d" if len(shape) == 4 else "conv2d"
+    assert Network.load(run / rows[0]["network_file"]).layers[0].op == op
