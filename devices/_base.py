@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from search_spaces import Network
+import numpy as np
 
-__all__ = ["Device"]
+from search_spaces import InputError, Network
+
+__all__ = ["Device", "NoLatencyError"]
+
+
+class NoLatencyError(InputError):
+    """A device asked for the latency of something it has no latency for (another space)."""
 
 
 class Device(ABC):
@@ -15,8 +22,9 @@ class Device(ABC):
 
     Attributes:
         name: Registry name (set by :func:`devices.register_device`).
-        kind: ``"accelerator"`` (a rule checker with an analytical cost model), and later
-            ``"recorded"``, ``"measured"`` or ``"registered"``.
+        kind: ``"accelerator"`` (a rule checker with an analytical cost model), ``"recorded"``
+            (a latency table), ``"measured"`` (timed on this machine) or ``"registered"`` (a
+            user's device, adapted from a few samples).
         description: One line for ``nas device list``.
         spaces: Names of the search spaces this device has latency for.
     """
@@ -30,13 +38,31 @@ class Device(ABC):
     def latency_ms(self, network: Network) -> float:
         """Latency of one inference of ``network`` in milliseconds."""
 
+    def predict(
+        self, space: str, archs: Sequence[Any], return_std: bool = False
+    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """Latency (ms) of architectures of search space ``space`` (and its std with ``return_std``).
+
+        Raises:
+            NoLatencyError: if the device has no latency for ``space`` (the default).
+        """
+        raise NoLatencyError(
+            f"device {self.name!r} has no latency for search space {space!r}"
+            + (f"; it has latency for: {', '.join(self.spaces)}" if self.spaces else "")
+        )
+
+    def limits(self) -> dict[str, str]:
+        """Resource limits a candidate must respect, as short labelled strings (may be empty)."""
+        return {}
+
     def info(self) -> dict[str, Any]:
-        """Name, kind, description and spaces as a JSON-serialisable mapping."""
+        """Name, kind, description, spaces and limits as a JSON-serialisable mapping."""
         return {
             "name": self.name,
             "kind": self.kind,
             "description": self.description,
             "spaces": list(self.spaces),
+            "limits": self.limits(),
         }
 
     def __repr__(self) -> str:

@@ -352,6 +352,15 @@ class MAX78000(Device):
         self.input_cycles_per_word = float(input_cycles_per_word)
 
     # ------------------------------------------------------------------ public
+    def limits(self) -> dict[str, str]:
+        """Weight memory, layers, channels and the data budget (vendor figures, see module doc)."""
+        return {
+            "weights": f"{WEIGHT_MEMORY_BYTES:,} B",
+            "layers": str(MAX_LAYERS),
+            "channels": str(MAX_CHANNELS),
+            "data": f"{self.data_budget_bytes:,} B per instance",
+        }
+
     def latency_ms(self, network: Network) -> float:
         """CNN latency at ``clock_hz`` in ms: ``(1 + sum(layer cycles)) / clock_hz``."""
         total = 1 + sum(layer_cycles(layer) for layer in network.layers)

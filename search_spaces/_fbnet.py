@@ -11,6 +11,7 @@ from ._registry import register_space
 
 if TYPE_CHECKING:
     import optuna
+    import torch
 
 __all__ = ["FBNetSpace", "FBNET_OPS"]
 
@@ -180,3 +181,12 @@ class FBNetSpace(SearchSpace):
         """One ``suggest_categorical`` per layer, named ``layer_<i>``."""
         ops = [trial.suggest_categorical(f"layer_{i}", list(FBNET_OPS)) for i in range(_N_LAYERS)]
         return "".join(str(FBNET_OPS.index(o)) for o in ops)
+
+    def build(self, arch: Any, **kwargs: Any) -> torch.nn.Module:
+        """HW-NAS-Bench's CIFAR-100 FBNet network of ``arch`` (see ``_fbnet_torch``).
+
+        Keyword options: ``num_classes`` (default 100).
+        """
+        from ._fbnet_torch import build_fbnet
+
+        return build_fbnet(self.op_indices(arch), **kwargs)

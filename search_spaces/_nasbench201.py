@@ -11,6 +11,7 @@ from ._registry import register_space
 
 if TYPE_CHECKING:
     import optuna
+    import torch
 
 __all__ = ["NasBench201Space", "NB201_OPS", "NB201_EDGES"]
 
@@ -193,6 +194,15 @@ class NasBench201Space(SearchSpace):
         """One ``suggest_categorical`` per edge, named ``edge_<to>_<from>``."""
         ops = [trial.suggest_categorical(f"edge_{j}_{i}", list(NB201_OPS)) for j, i in NB201_EDGES]
         return self.format(np.asarray([_OP_INDEX[o] for o in ops]))
+
+    def build(self, arch: Any, **kwargs: Any) -> torch.nn.Module:
+        """The NAS-Bench-201 CIFAR network (C=16, N=5) of cell ``arch`` (see ``_nasbench201_torch``).
+
+        Keyword options: ``num_classes`` (default 10).
+        """
+        from ._nasbench201_torch import build_nasbench201
+
+        return build_nasbench201(self.op_indices(arch), **kwargs)
 
 
 _POW5 = 5 ** np.arange(5, -1, -1)

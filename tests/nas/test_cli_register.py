@@ -1,0 +1,148 @@
+"""``nas device kit / register / show / remove``: outputs, exit codes, registry left alone on failure."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import predictors
+from nas.cli import main
+
+SPACE = "nasbench201"
+DATA = Path(__file__).resolve().parents[1] / "devices" / "data"
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    h = tmp_path / "nashome"
+    monkeypatch.setenv("NAS_HOME", str(h))
+    return h
+
+
+def snapshot(home: Path) -> dict[str, bytes]:
+    if not home.exists():
+        return {}
+    return {str(p.relative_to(home)): p.read_bytes() for p in sorted(home.rglob("*")) if p.is_file()}
+
+
+def samples_csv(tmp_path: Path, device: str = "raspi4") -> Path:
+    t = predictors.load_latency_table(SPACE)
+    y = t.device(device)
+    idx = list(t.ref_index) + [300, 301]
+    path = tmp_path / "samples.csv"
+    path.write_text("arch,latency_ms\n" + "".join(f"{t.archs[i]},{y[i]}\n" for i in idx))
+    return path
+
+
+def test_register_prints_leave_one_out_and_show_lists_it(tmp_path: Path, home: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    path = samples_csv(tmp_path)
+    assert main(["device", "register", "my-pi", "--space", SPACE, "--samples", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "registered my-pi" in out and "12 samples" in out
+    assert "leave-one-out error: median" in out and "within +-10%" in out and "fit:" in out
+    assert "nas predict --device my-pi" in out
+    assert (home / "devices" / "my-pi.json").is_file()
+
+    assert main(["device", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "my-pi" in out and "registered" in out
+    assert main(["device", "list", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    names = [r["name"] for r in rows]
+    assert names.index("max78000") < names.index("my-pi") < names.index("pixel2")
+
+    assert main(["device", "show", "my-pi"]) == 0
+    out = capsys.readouterr().out
+    assert "registered" in out and "leave-one-out" in out and str(path.resolve()) in out
+    assert main(["device", "show", "my-pi", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["kind"] == "registered" and info["loo"]["n"] == 12
+
+    before = snapshot(home)
+    assert main(["device", "register", "my-pi", "--space", SPACE, "--samples", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "already exists" in err and "--force" in err and len(err.strip().splitlines()) == 1
+    assert snapshot(home) == before
+    assert main(["device", "register", "my-pi", "--space", SPACE, "--samples", str(path), "--force"]) == 0
+    capsys.readouterr()
+    assert main(["device", "remove", "my-pi"]) == 0
+    assert main(["device", "show", "my-pi"]) == 2
+
+
+@pytest.mark.parametrize("mutate, fragment", [
+    (lambda L: L[:3] + L[4:], "reference architectures of nasbench201 are missing"),
+    (lambda L: L + [L[2]], "line 14: duplicate architecture"),
+    (lambda L: L[:6] + [L[6].split(",")[0] + ",-3"] + L[7:], "line 7: latency '-3' must be a positive"),
+    (lambda L: L[:6] + [L[6].split(",")[0] + ",NaN"] + L[7:], "line 7: latency 'NaN' must be a positive finite"),
+    (lambda L: L[:6] + [L[6].split(",")[0] + ",fast"] + L[7:], "line 7: latency 'fast' is not a number"),
+    (lambda L: L[:6] + ["|nor_conv_3x3~0|+|none~0|,1.0"] + L[7:], "line 7: not a nasbench201 architecture"),
+    (lambda L: L[:6] + ["only-one-column"] + L[7:], "line 7: expected 'arch,latency_ms'"),
+])
+def test_bad_samples_exit_2_with_one_line_and_registry_unchanged(
+        mutate, fragment: str, tmp_path: Path, home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = samples_csv(tmp_path)
+    assert main(["device", "register", "existing", "--space", SPACE, "--samples", str(good)]) == 0
+    capsys.readouterr()
+    before = snapshot(home)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("\n".join(mutate(good.read_text().splitlines())) + "\n")
+    for name in ("existing", "newdev"):
+        args = ["device", "register", name, "--space", SPACE, "--samples", str(bad)]
+        assert main(args + (["--force"] if name == "existing" else [])) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and fragment in err and str(bad) in err, err
+        assert snapshot(home) == before
+
+
+def test_other_bad_inputs(tmp_path: Path, home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = samples_csv(tmp_path)
+    cases = [
+        (["device", "register", "x", "--space", SPACE, "--samples", str(tmp_path / "none.csv")], "no such file"),
+        (["device", "register", "pixel3", "--space", SPACE, "--samples", str(good)], "built-in device"),
+        (["device", "register", "a b", "--space", SPACE, "--samples", str(good)], "invalid device name"),
+        (["device", "register", "x", "--space", "nope", "--samples", str(good)], "unknown search space"),
+        (["device", "register", "x", "--space", "fbnet", "--samples", str(good)], "not a fbnet architecture"),
+        (["device", "register", "x", "--space", "ofa_mbv3", "--measure", "onnxruntime"], "ofa_mbv3"),
+        (["device", "kit", "--space", "ofa_mbv3", "--out", str(tmp_path / "k")], "no torch modules"),
+        (["device", "show", "nope"], "unknown device"),
+    ]
+    for args, fragment in cases:
+        assert main(args) == 2, args
+        err = capsys.readouterr().err
+        assert fragment in err and len(err.strip().splitlines()) == 1, (args, err)
+    assert not home.exists()
+
+
+def test_register_by_measuring_on_this_machine(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["device", "register", "this-pc", "--space", SPACE, "--measure", "onnxruntime",
+            "--warmup", "1", "--number", "1", "--min-rounds", "2", "--max-rounds", "2", "--json"]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    info = json.loads(captured.out)
+    assert info["name"] == "this-pc" and info["samples"] == 10 and "onnxruntime" in info["source"]
+    assert "measuring the 10 reference architectures" in captured.err
+    record = json.loads((home / "devices" / "this-pc.json").read_text())
+    assert len(record["measurement"]) == 10 and all(m["latency_ms"] > 0 for m in record["measurement"])
+
+
+def test_register_max78000_board(tmp_path: Path, home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import devices
+    from search_spaces import Network
+
+    base = devices.MAX78000()
+    nets = sorted(DATA.glob("*.yaml"))
+    rows = ["network,measured_ms"] + [f"{p.name},{1.1 * base.latency_ms(Network.load(p)) + 0.2}" for p in nets]
+    csv_path = tmp_path / "board.csv"
+    for p in nets:  # paths relative to the CSV's folder
+        (tmp_path / p.name).write_text(p.read_text())
+    csv_path.write_text("\n".join(rows) + "\n")
+    assert main(["device", "register", "my-max", "--base", "max78000", "--samples", str(csv_path)]) == 0
+    out = capsys.readouterr().out
+    assert "calibrated" in out and "residual" in out and "rms" in out
+    assert main(["device", "check", "my-max", str(DATA / "mnist.yaml"), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["latency_ms"] == pytest.approx(1.1 * base.latency_ms(Network.load(DATA / "mnist.yaml")) + 0.2, rel=1e-3)
+    assert main(["device", "register", "b2", "--base", "max78000", "--measure", "onnxruntime"]) == 2
