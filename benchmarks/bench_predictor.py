@@ -182,8 +182,19 @@ def main() -> None:
     ap.add_argument("--json", help="also dump raw results to this file ({space} is replaced)")
     ap.add_argument("--merge", help="raw results (--json of an earlier run, {space} replaced) whose "
                     "methods not rerun now are added to the report")
+    ap.add_argument("--report-only", metavar="JSON",
+                    help="rewrite the report from raw results ({space} replaced) without rerunning "
+                         "(timings are measured again)")
     args = ap.parse_args()
     seeds = list(range(args.seeds))
+    if args.report_only:
+        for space in args.space or list(predictors.SPACES):
+            out = json.loads(Path(args.report_only.format(space=space)).read_text())
+            n = len(next(iter(next(iter(out["results"].values())).values())))
+            tm = timing(space)
+            print(f"  timing: {tm}", flush=True)
+            (RESULTS / f"predictor_{space}.md").write_text(report(space, out, tm, list(range(n))))
+        return
     methods = [m for m in args.methods.split(",") if m]
     for space in args.space or list(predictors.SPACES):
         out = run(space, args.split, seeds, methods)

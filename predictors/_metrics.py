@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 __all__ = ["spearman", "kendall", "mape", "within", "all_metrics"]
 
 
 def spearman(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """Spearman rank correlation."""
+    from scipy import stats  # lazy: scipy.stats takes seconds to import
+
     return float(stats.spearmanr(y_true, y_pred).statistic)
 
 
 def kendall(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """Kendall tau-b."""
+    from scipy import stats
+
     return float(stats.kendalltau(y_true, y_pred).statistic)
 
 
