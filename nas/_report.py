@@ -224,6 +224,10 @@ def write_outputs(study: optuna.Study, prep: _Prepared) -> dict[str, Path]:
     nets = run / "nets"
     nets.mkdir(exist_ok=True)
     rows = pareto_rows(study, prep, nets)
+    keep = {Path(r["network_file"]).name for r in rows}
+    for stale in nets.glob("trial-*.yaml"):  # left from an earlier front of a resumed study
+        if stale.name not in keep:
+            stale.unlink()
     trials = _trial_rows(study)
     metric = prep.settings["metric"]
     files = {

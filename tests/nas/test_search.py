@@ -103,6 +103,8 @@ def test_resume_continues_the_same_study(tmp_path) -> None:
     assert again.resumed and again.n_new == 0 and again.n_complete == 3
     more = run_search(_cfg(tmp_path, trials=5))
     assert more.resumed and more.n_new == 2 and more.n_complete == 5 and more.run_dir == first.run_dir
+    assert sorted(p.name for p in (more.run_dir / "nets").iterdir()) == sorted(
+        Path(r["network_file"]).name for r in more.pareto)
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(
         str(first.run_dir / "study.journal")))
     assert [t.number for t in optuna.load_study(study_name=first.name, storage=storage).trials] == [0, 1, 2, 3, 4]
