@@ -26,3 +26,4 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_max78000.py
+	$(BIN)/python benchmarks/bench_search.py
