@@ -247,11 +247,21 @@ class RegisteredDevice(SpaceDevice):
             self._predictor = predictors.load_file(path)
         return self._predictor
 
+    @property
+    def std_scale(self) -> float:
+        """Factor (>= 1) applied to the predictor's std, from the leave-one-out errors at registration."""
+        return float((self.record.get("loo") or {}).get("std_scale", 1.0))
+
     def estimate(self, space: str, archs: Sequence[Any]) -> Estimate:
-        """Predicted latency and std of every architecture."""
+        """Predicted latency and std of every architecture.
+
+        The std is the adapted predictor's, times :attr:`std_scale` so that it matches the
+        leave-one-out errors of the device's own samples when those are larger.
+        """
         keys = self.canonical(space, archs)
         y, s = self.predictor.predict(keys, return_std=True)
-        return Estimate(space, keys, np.asarray(y, float), np.asarray(s, float), ["predicted"] * len(keys))
+        return Estimate(space, keys, np.asarray(y, float), self.std_scale * np.asarray(s, float),
+                        ["predicted"] * len(keys))
 
     def info(self) -> dict[str, Any]:
         """Base info plus creation time, source and leave-one-out summary."""

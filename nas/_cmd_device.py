@@ -184,6 +184,8 @@ def _print_loo(console: Any, loo: dict[str, Any]) -> None:
     within = round(loo["within_10pct"] * loo["n"])
     console.print(f"leave-one-out error: median {med:.1f}%, max {mx:.1f}%, {within} of {loo['n']} within +-10%",
                   highlight=False)
+    if loo.get("std_scale", 1.0) > 1.0:
+        console.print(f"predicted std scaled by {loo['std_scale']:.2f} to match these errors", highlight=False)
     if med <= 5 and mx <= 15:
         verdict = "good: expect most predictions within about +-10%"
     elif med <= 10:

@@ -67,6 +67,11 @@ def test_register_adapt_store_and_load(tmp_path: Path, home: Path) -> None:
     assert est.source == ["predicted"] * 10
     info = again.info()
     assert info["samples"] == 13 and info["loo"]["n"] == 13 and "samples" not in info["loo"]
+    _, sd_raw = q.predict(query, return_std=True)
+    np.testing.assert_allclose(sd, again.std_scale * sd_raw, rtol=1e-5)
+    loo = devices.leave_one_out(predictors.load(SPACE), SPACE, archs, ms)
+    z = np.log(loo.predicted_ms / loo.measured_ms) / (loo.std_ms / loo.predicted_ms)
+    assert again.std_scale == pytest.approx(max(1.0, float(np.sqrt(np.mean(z**2)))))
 
 
 def test_leave_one_out_never_uses_the_left_out_latency() -> None:
