@@ -324,14 +324,27 @@ class LatencyPredictor:
         return new
 
     def _encode_unique(self, archs: Sequence[Any] | np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """Standardised features of the distinct architectures and the inverse index (or None)."""
-        if self.space == "nasbench201" and not isinstance(archs, np.ndarray):
+        """Raw (unstandardised) features of the distinct architectures and the inverse index."""
+        if isinstance(archs, np.ndarray) and archs.dtype.kind == "f" and archs.ndim == 2:
+            return archs, None
+        if self.space == "nasbench201":
             space = get_space(self.space)
             codes = space.codes(list(archs))  # type: ignore[attr-defined]
             if len(codes) > 2000:
                 uniq, inv = np.unique(codes, return_inverse=True)
-                return self._features(_nb201_table()[uniq]), inv
-        return self._features(archs), None
+                return _nb201_table()[uniq], inv
+        return get_space(self.space).encode_many(list(archs)), None
+
+    def _folded(self) -> tuple[np.ndarray, list[np.ndarray]]:
+        """First-layer weights of all members with the feature standardisation folded in."""
+        cache = self.__dict__.get("_fold_cache")
+        if cache is None:
+            inv_std = 1.0 / self.x_std_
+            ws = [(m["W0x"] * inv_std[:, None]).astype(np.float32) for m in self.members_]
+            bs = [(m["b0"] - (self.x_mean_ * inv_std) @ m["W0x"]).astype(np.float32) for m in self.members_]
+            cache = (np.concatenate(ws, 1), bs)
+            self.__dict__["_fold_cache"] = cache
+        return cache
 
     def predict_z(self, archs: Sequence[Any] | np.ndarray, return_var: bool = True
                   ) -> tuple[np.ndarray, np.ndarray]:
@@ -342,12 +355,30 @@ class LatencyPredictor:
             )
         x, inv = self._encode_unique(archs)
         n = x.shape[0]
-        means = np.empty((len(self.members_), n))
-        variances = np.zeros((len(self.members_), n))
-        chunk = 16384
-        for i, (member, st) in enumerate(zip(self.members_, self.support_state_)):
-            for lo in range(0, n, chunk):
-                z, phi = self._base(member, x[lo:lo + chunk], self.embedding_)
+        n_m = len(self.members_)
+        means = np.empty((n_m, n))
+        variances = np.zeros((n_m, n))
+        chunk = 8192
+        fast = self.gp_features == "h" and not self.linear_rank
+        if fast:
+            w_all, b_all = self._folded()
+            emb = self.embedding_.astype(np.float32)
+            hid = self.hidden
+        for lo in range(0, n, chunk):
+            xc = x[lo:lo + chunk]
+            if fast:
+                pre = xc.astype(np.float32, copy=False) @ w_all
+            else:
+                xs = ((xc - self.x_mean_) / self.x_std_).astype(np.float32)
+            for i, (member, st) in enumerate(zip(self.members_, self.support_state_)):
+                if fast:
+                    a = _relu(pre[:, i * hid:(i + 1) * hid] + (b_all[i] + emb @ member["W0e"]))
+                    for k in range(1, self.n_layers + 1):
+                        a = _relu(a @ member[f"W{k}"] + member[f"b{k}"])
+                    z = a @ member["w_out"] + member["b_out"][0]
+                    phi = np.concatenate([a * np.float32(1 / np.sqrt(hid)), np.ones((a.shape[0], 1), np.float32)], 1)
+                else:
+                    z, phi = self._base(member, xs, self.embedding_)
                 if st:
                     kq = phi @ st["phi_s"].T
                     z = z + kq @ st["alpha"]

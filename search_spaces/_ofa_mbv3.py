@@ -42,6 +42,14 @@ def _layer_geometry() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 _CIN, _COUT, _DIN, _DOUT = _layer_geometry()
 
 
+def _member(values: np.ndarray, allowed: tuple[int, ...]) -> np.ndarray:
+    """Elementwise ``values in allowed`` via a lookup table (faster than np.isin)."""
+    lut = np.zeros(max(allowed) + 1, dtype=bool)
+    lut[list(allowed)] = True
+    inside = (values >= 0) & (values < lut.size)
+    return inside & lut[np.where(inside, values, 0)]
+
+
 def _as_int_list(value: Any, n: int, name: str, allowed: tuple[int, ...]) -> list[int]:
     if isinstance(value, str):
         if len(value) != n or not value.isdigit():
@@ -129,8 +137,8 @@ class OFAMobileNetV3Space(SearchSpace):
                   and r.shape == (n,) and all(len(a) == 4 for a in archs))
             if not ok:
                 raise ValueError
-            valid = (np.isin(ks, _KS).all(1) & np.isin(e, _ES).all(1) & np.isin(d, _DS).all(1)
-                     & np.isin(r, _RS))
+            valid = (_member(ks, _KS).all(1) & _member(e, _ES).all(1) & _member(d, _DS).all(1)
+                     & _member(r, _RS))
             if not valid.all():
                 self.parse(archs[int(np.argmin(valid))])  # raises the precise message
             return ks, e, d, r
