@@ -43,13 +43,22 @@ class Device(ABC):
     ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Latency (ms) of architectures of search space ``space`` (and its std with ``return_std``).
 
+        The default serves accelerators: ``latency_ms(space.network(arch))`` for a space in
+        :attr:`spaces`, std 0 (an analytical model).
+
         Raises:
-            NoLatencyError: if the device has no latency for ``space`` (the default).
+            NoLatencyError: if the device has no latency for ``space``.
         """
-        raise NoLatencyError(
-            f"device {self.name!r} has no latency for search space {space!r}"
-            + (f"; it has latency for: {', '.join(self.spaces)}" if self.spaces else "")
-        )
+        if space not in self.spaces:
+            raise NoLatencyError(
+                f"device {self.name!r} has no latency for search space {space!r}"
+                + (f"; it has latency for: {', '.join(self.spaces)}" if self.spaces else "")
+            )
+        from search_spaces import get_space
+
+        sp = get_space(space)
+        y = np.array([self.latency_ms(sp.network(a)) for a in archs], dtype=np.float64)
+        return (y, np.zeros_like(y)) if return_std else y
 
     def limits(self) -> dict[str, str]:
         """Resource limits a candidate must respect, as short labelled strings (may be empty)."""

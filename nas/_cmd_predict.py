@@ -68,17 +68,28 @@ def _predict(args: argparse.Namespace) -> int:
         archs, where = list(args.archs), [f"argument {i + 1}" for i in range(len(args.archs))]
     if not archs:
         raise InputError("no architectures: give them as arguments or with --archs FILE")
-    if not isinstance(dev, devices.SpaceDevice):
-        dev.predict(space, archs)  # raises NoLatencyError with the device's spaces
-    dev.check_space(space)
+    if space not in dev.spaces:
+        dev.predict(space, [])  # raises NoLatencyError naming the device's spaces
     sp = get_space(space)
+    keys = []
     for a, w in zip(archs, where):
         try:
-            sp.format(a)
+            keys.append(sp.format(a))
         except ArchitectureError as e:
             raise InputError(f"{w}: {e}") from None
-    est = dev.estimate(space, archs)
-    rows = est.to_dicts()
+    if isinstance(dev, devices.HostCPU):
+        from rich.console import Console
+
+        err = Console(stderr=True)
+        err.print(f"measuring {len(set(keys))} architecture(s) on this machine (onnxruntime, 1 thread)",
+                  highlight=False)
+        dev.options.setdefault("log", lambda line: err.print(f"  {line}", highlight=False))
+    if isinstance(dev, devices.SpaceDevice):
+        rows = dev.estimate(space, keys).to_dicts()
+    else:  # an accelerator's analytical model
+        y, s = dev.predict(space, keys, return_std=True)
+        rows = [{"arch": k, "latency_ms": float(v), "std_ms": float(e), "source": "model"}
+                for k, v, e in zip(keys, y, s)]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0

@@ -74,3 +74,29 @@ def test_bad_inputs_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -
         assert main(args) == 2, args
         err = capsys.readouterr().err
         assert fragment in err and len(err.strip().splitlines()) == 1, (args, err)
+
+
+def test_accelerator_and_host_cpu(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    import devices
+    from search_spaces import get_space
+
+    sp = get_space("ai8x")
+    arch = sp.format(sp.random_arch(np.random.default_rng(0)))
+    assert main(["predict", "--device", "max78000", arch, "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["latency_ms"] == pytest.approx(devices.MAX78000().latency_ms(sp.network(arch)))
+    assert row["std_ms"] == 0 and row["source"] == "model"
+
+    devices.HostCPU._cache.clear()
+    import devices._registry
+
+    fast = dict(warmup=1, number=1, min_rounds=2, max_rounds=2)  # tiny repetition counts
+    monkeypatch.setitem(devices._registry._DEVICES, "host-cpu", lambda **k: devices.HostCPU(**fast))
+    ref = predictors.load("nasbench201").ref_archs_[0]
+    assert main(["predict", "--device", "host-cpu", "--space", "nasbench201", ref, "--json"]) == 0
+    captured = capsys.readouterr()
+    (row,) = json.loads(captured.out)
+    assert row["source"] == "measured" and row["latency_ms"] > 0
+    assert "measuring 1 architecture(s)" in captured.err
