@@ -120,7 +120,8 @@ def timing(space: str, n: int = 100_000) -> dict:
         t0 = time.perf_counter()
         q.predict(archs, return_std=True)
         tps.append(time.perf_counter() - t0)
-    return {"adapt_s": float(np.median(ts)), "predict_s": float(np.median(tp)),
+    return {"load_avg_1min": os.getloadavg()[0], "cpus": os.cpu_count(),
+            "adapt_s": float(np.median(ts)), "predict_s": float(np.median(tp)),
             "predict_std_s": float(np.median(tps)), "n": n}
 
 
@@ -140,7 +141,12 @@ def report(space: str, out: dict, tm: dict, seeds: list[int]) -> str:
              "(800 archs). **Ten samples per device in total**: the 10 reference architectures give both the "
              "hardware embedding and the adaptation (HELP's published row used 20). "
              f"Mean ± std over seeds {seeds} (meta-training seeds of the learned methods; GP restarts seed). "
-             "Nothing was tuned on these devices (model selection used the meta-valid devices).", ""]
+             "Nothing was tuned on these devices (model selection used the meta-valid devices).", "",
+             "Data seen by each method: LatencyPredictor meta-trains on the meta-train devices' rows except "
+             "HELP's query rows (NAS-Bench-201: 14,625 architectures per device; FBNet/OFA: the 4,000-row train "
+             "pool); MetaSGD and MAML (HELP-style, no hardware embedding, 2 inner steps) use the train pool as "
+             "HELP did; NearestDevice looks up the chosen meta-train device's measured latencies of the query "
+             "architectures; SampleGP and FlopsProxy see only the 10 samples.", ""]
     help_row = HELP_ROW.get(space, {})
     for metric, title, digits in (("spearman", "Spearman ρ", 3), ("kendall", "Kendall τ", 3),
                                   ("mape", "MAPE (%)", 1), ("within10", "within ±10% (%)", 1)):
@@ -165,6 +171,8 @@ def report(space: str, out: dict, tm: dict, seeds: list[int]) -> str:
                       f"{m} {np.mean([np.mean([r['within10'] for r in res[m][d]]) for d in fine]):.1f}%"
                       for m in res) + ".", ""]
     lines += ["## Time (shipped predictor, this machine)", "",
+              f"Machine: {tm['cpus']} CPU cores shared with other jobs; 1-minute load average "
+              f"{tm['load_avg_1min']:.1f} when timed (a load above the core count slows these figures).", "",
               f"- adapt to a device from 10 samples: {tm['adapt_s'] * 1000:.1f} ms (median of 5)",
               f"- predict {tm['n']:,} architectures (from their arch values, encoding included): "
               f"{tm['predict_s']:.3f} s; with return_std: {tm['predict_std_s']:.3f} s (median of 3)",
