@@ -31,7 +31,7 @@ from ._max78000 import (
     layer_cycles,
 )
 from ._measure import Timing, time_models
-from ._onnx import BUILDABLE_SPACES, KitError, export_onnx
+from ._onnx import BUILDABLE_SPACES, KitError, check_buildable, export_onnx
 from ._recorded import PHONES, RecordedDevice, recorded_devices  # noqa: I001  (registers them)
 from ._registry import (
     UnknownDeviceError,
@@ -47,6 +47,7 @@ from ._user import (
     RegistryError,
     Samples,
     SamplesError,
+    check_free,
     check_samples,
     devices_dir,
     load_user_device,
@@ -80,6 +81,8 @@ __all__ = [
     "Timing",
     "UnknownDeviceError",
     "builtin_devices",
+    "check_buildable",
+    "check_free",
     "check_samples",
     "cpu_name",
     "devices_dir",

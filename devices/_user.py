@@ -50,6 +50,8 @@ __all__ = [
     "register_space_device",
     "register_max78000_device",
     "remove_user_device",
+    "check_free",
+    "check_name",
 ]
 
 FORMAT = "hw-nas/device"

@@ -240,15 +240,12 @@ def _register(args: argparse.Namespace) -> int:
         console.print(dev.model_sentence(), highlight=False)
         _print_residuals(console, dev.record)
         return 0
-    from devices._user import check_free
-
-    check_free(args.name, args.force)  # before any measuring
+    devices.check_free(args.name, args.force)  # before any measuring
     extra: dict[str, Any] = {}
     if args.measure:
         import predictors
-        from devices._onnx import check_buildable
 
-        check_buildable(args.space)
+        devices.check_buildable(args.space)
         refs = predictors.load(args.space).ref_archs_
         err.print(f"measuring the {len(refs)} reference architectures of {args.space} on this machine "
                   f"(onnxruntime, 1 thread, up to {args.max_seconds:g} s)", highlight=False)
