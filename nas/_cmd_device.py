@@ -28,7 +28,7 @@ __all__ = ["register"]
 
 def register(subparsers: Any) -> None:
     """Add ``nas device`` with its ``list`` and ``check`` sub-commands."""
-    p = subparsers.add_parser("device", help="devices: list them, check a network against one")
+    p = subparsers.add_parser("device", help="devices: list, show, check a network, kit, register your own")
     sub = p.add_subparsers(dest="device_command", metavar="ACTION", parser_class=type(p))
     sub.required = True
 
