@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -17,17 +18,7 @@ DATA = Path(__file__).parent / "data"
 SPACE = "nasbench201"
 
 
-@pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    h = tmp_path / "nashome"
-    monkeypatch.setenv("NAS_HOME", str(h))
-    return h
-
-
-def snapshot(home: Path) -> dict[str, bytes]:
-    if not home.exists():
-        return {}
-    return {str(p.relative_to(home)): p.read_bytes() for p in sorted(home.rglob("*")) if p.is_file()}
+pytestmark = pytest.mark.usefixtures("home")
 
 
 def table_rows(device: str = "gold_6226", extra: int = 3) -> tuple[list[str], np.ndarray]:
@@ -86,14 +77,14 @@ def test_leave_one_out_never_uses_the_left_out_latency() -> None:
     assert r1.summary()["n"] == 12
 
 
-def test_existing_name_needs_force_and_force_replaces(tmp_path: Path, home: Path) -> None:
+def test_existing_name_needs_force_and_force_replaces(tmp_path: Path, home: Path, snapshot: Callable[[], dict[str, bytes]]) -> None:
     archs, ms = table_rows()
     s = devices.read_samples(write_csv(tmp_path / "s.csv", archs, ms), SPACE)
     devices.register_space_device("dev1", s, source="a")
-    before = snapshot(home)
+    before = snapshot()
     with pytest.raises(RegistryError, match="already exists.*--force"):
         devices.register_space_device("dev1", s, source="b")
-    assert snapshot(home) == before
+    assert snapshot() == before
     s2 = devices.check_samples(SPACE, archs, ms * 2)
     devices.register_space_device("dev1", s2, source="b", force=True)
     names = sorted(p.name for p in (home / "devices").iterdir())
@@ -133,18 +124,18 @@ REF = predictors.load(SPACE).ref_archs_
     (lambda L: L + ["|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|,3.0"], r"line 12: not a nasbench201 architecture"),
     (lambda L: L[:1], r"no samples"),
 ])
-def test_bad_samples_name_the_line_and_leave_registry_alone(edit, match: str, tmp_path: Path, home: Path) -> None:
+def test_bad_samples_name_the_line_and_leave_registry_alone(edit, match: str, tmp_path: Path, home: Path, snapshot: Callable[[], dict[str, bytes]]) -> None:
     archs, ms = table_rows(extra=0)
     lines = ["arch,latency_ms"] + [f"{a},{v}" for a, v in zip(archs, ms)]
     path = tmp_path / "bad.csv"
     path.write_text("\n".join(edit(lines)) + "\n")
     devices.register_space_device("keep", devices.check_samples(SPACE, archs, ms), source="ok")
-    before = snapshot(home)
+    before = snapshot()
     with pytest.raises(SamplesError, match=match) as err:
         devices.read_samples(path, SPACE)
     assert isinstance(err.value, InputError) and "\n" not in str(err.value)
     assert str(path) in str(err.value)
-    assert snapshot(home) == before
+    assert snapshot() == before
 
 
 def test_unreadable_files(tmp_path: Path) -> None:
@@ -164,11 +155,11 @@ def test_headerless_and_extra_columns_and_comments(tmp_path: Path) -> None:
     assert s.archs == archs and s.lines[0] == 2
 
 
-def test_failed_write_leaves_registry_as_it_was(tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_write_leaves_registry_as_it_was(tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch, snapshot: Callable[[], dict[str, bytes]]) -> None:
     archs, ms = table_rows()
     s = devices.check_samples(SPACE, archs, ms)
     devices.register_space_device("dev1", s, source="a")
-    before = snapshot(home)
+    before = snapshot()
     import devices._user as user
 
     def boom(path: Path, data: bytes) -> None:
@@ -179,7 +170,7 @@ def test_failed_write_leaves_registry_as_it_was(tmp_path: Path, home: Path, monk
         devices.register_space_device("dev1", s, source="b", force=True)
     with pytest.raises(OSError, match="disk full"):
         devices.register_space_device("dev2", s, source="b")
-    assert snapshot(home) == before
+    assert snapshot() == before
 
 
 def test_read_only_operations_do_not_create_the_registry(home: Path) -> None:

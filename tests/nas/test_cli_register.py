@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,17 +15,7 @@ SPACE = "nasbench201"
 DATA = Path(__file__).resolve().parents[1] / "devices" / "data"
 
 
-@pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    h = tmp_path / "nashome"
-    monkeypatch.setenv("NAS_HOME", str(h))
-    return h
-
-
-def snapshot(home: Path) -> dict[str, bytes]:
-    if not home.exists():
-        return {}
-    return {str(p.relative_to(home)): p.read_bytes() for p in sorted(home.rglob("*")) if p.is_file()}
+pytestmark = pytest.mark.usefixtures("home")
 
 
 def samples_csv(tmp_path: Path, device: str = "raspi4") -> Path:
@@ -37,7 +28,7 @@ def samples_csv(tmp_path: Path, device: str = "raspi4") -> Path:
 
 
 def test_register_prints_leave_one_out_and_show_lists_it(tmp_path: Path, home: Path,
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
+                                                          capsys: pytest.CaptureFixture[str], snapshot: Callable[[], dict[str, bytes]]) -> None:
     path = samples_csv(tmp_path)
     assert main(["device", "register", "my-pi", "--space", SPACE, "--samples", str(path)]) == 0
     out = capsys.readouterr().out
@@ -61,11 +52,11 @@ def test_register_prints_leave_one_out_and_show_lists_it(tmp_path: Path, home: P
     info = json.loads(capsys.readouterr().out)
     assert info["kind"] == "registered" and info["loo"]["n"] == 12
 
-    before = snapshot(home)
+    before = snapshot()
     assert main(["device", "register", "my-pi", "--space", SPACE, "--samples", str(path)]) == 2
     err = capsys.readouterr().err
     assert "already exists" in err and "--force" in err and len(err.strip().splitlines()) == 1
-    assert snapshot(home) == before
+    assert snapshot() == before
     assert main(["device", "register", "my-pi", "--space", SPACE, "--samples", str(path), "--force"]) == 0
     capsys.readouterr()
     assert main(["device", "remove", "my-pi"]) == 0
@@ -82,11 +73,11 @@ def test_register_prints_leave_one_out_and_show_lists_it(tmp_path: Path, home: P
     (lambda L: L[:6] + ["only-one-column"] + L[7:], "line 7: expected 'arch,latency_ms'"),
 ])
 def test_bad_samples_exit_2_with_one_line_and_registry_unchanged(
-        mutate, fragment: str, tmp_path: Path, home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        mutate, fragment: str, tmp_path: Path, home: Path, capsys: pytest.CaptureFixture[str], snapshot: Callable[[], dict[str, bytes]]) -> None:
     good = samples_csv(tmp_path)
     assert main(["device", "register", "existing", "--space", SPACE, "--samples", str(good)]) == 0
     capsys.readouterr()
-    before = snapshot(home)
+    before = snapshot()
     bad = tmp_path / "bad.csv"
     bad.write_text("\n".join(mutate(good.read_text().splitlines())) + "\n")
     for name in ("existing", "newdev"):
@@ -94,7 +85,7 @@ def test_bad_samples_exit_2_with_one_line_and_registry_unchanged(
         assert main(args + (["--force"] if name == "existing" else [])) == 2
         err = capsys.readouterr().err
         assert len(err.strip().splitlines()) == 1 and fragment in err and str(bad) in err, err
-        assert snapshot(home) == before
+        assert snapshot() == before
 
 
 def test_other_bad_inputs(tmp_path: Path, home: Path, capsys: pytest.CaptureFixture[str]) -> None:
