@@ -1,6 +1,7 @@
 """``nas search``: find Pareto-optimal networks for a device (thin layer over ``nas._search``).
 
     nas search --device max78000 --budget 400KB [--latency 2ms] [--trials N] [--seed S] [--name RUN]
+               [--backend ray [--ray-address ADDRESS] [--workers N]]
 """
 
 from __future__ import annotations
@@ -45,6 +46,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--epochs", type=int, help="short-qat: training epochs (default 2)")
     p.add_argument("--train-images", type=int, help="short-qat: training images (default 1000)")
     p.add_argument("--runs-dir", default="runs", help="directory holding the runs (default runs)")
+    p.add_argument("--backend", default="local", choices=["local", "ray"],
+                   help="local: trials one after another here (default); ray: Ray Tune trials driven by "
+                   "Optuna's sampler, in the same study and run directory")
+    p.add_argument("--ray-address", help="--backend ray: the cluster to join (auto, HOST:PORT or ray://HOST:PORT; "
+                   "default: start a local Ray)")
+    p.add_argument("--workers", type=int, help="--backend ray: trials at once (default: one per CPU of the cluster)")
     p.set_defaults(func=_search)
 
 
@@ -69,6 +76,7 @@ def _config(args: argparse.Namespace) -> Any:
         name=args.name, runs_dir=args.runs_dir, data=args.data, estimator=args.estimate.replace("-", "_"),
         estimator_options=opts, budget_text=args.budget.strip() if args.budget else None,
         latency_text=args.latency.strip() if args.latency else None,
+        backend=args.backend, ray_address=args.ray_address, workers=args.workers,
     )
 
 
@@ -81,6 +89,10 @@ def _search(args: argparse.Namespace) -> int:
 
     cfg = _config(args)
     prep = validate(cfg)  # every input error is raised here, before anything is written
+    if cfg.backend == "ray":
+        from ._ray import connect
+
+        connect(cfg.ray_address, cfg.workers)  # joins or starts Ray; "not reachable" is an input error
     err = Console(stderr=True)
     err.print(f"[bold]nas search[/] {prep.name}: {prep.data.describe()}; estimate: {prep.estimator.metric_name()}"
               + ("; resuming" if prep.resumed else ""))

@@ -66,6 +66,11 @@ class SearchConfig:
         budget_text: how the budget was written (for the run name), e.g. ``400KB``.
         latency_text: how the latency limit was written, e.g. ``2ms``.
         max_train_images: cap on training images the estimators see (None: all).
+        backend: ``local`` (trials one after another in this process) or ``ray`` (Ray Tune trials
+            driven by Optuna's sampler through ``OptunaSearch``, same study; see ``nas._ray``).
+        ray_address: ``ray`` backend: the cluster to join (``auto``, ``HOST:PORT``); None starts
+            a local Ray.
+        workers: ``ray`` backend: trials run at once (None: one per CPU of the cluster).
     """
 
     device: str = "max78000"
@@ -83,6 +88,9 @@ class SearchConfig:
     budget_text: str | None = None
     latency_text: str | None = None
     max_train_images: int | None = None
+    backend: str = "local"
+    ray_address: str | None = None
+    workers: int | None = None
 
 
 def _front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -224,6 +232,14 @@ def validate(cfg: SearchConfig) -> _Prepared:
         raise InputError(f"invalid --trials {cfg.trials}: it must be at least 1")
     if cfg.sampler not in ("tpe", "nsga2"):
         raise InputError(f"unknown sampler {cfg.sampler!r}; use tpe or nsga2")
+    if cfg.backend not in ("local", "ray"):
+        raise InputError(f"unknown backend {cfg.backend!r}; use local or ray")
+    if cfg.backend != "ray" and (cfg.ray_address is not None or cfg.workers is not None):
+        raise InputError("--ray-address and --workers apply to --backend ray only")
+    if cfg.workers is not None and (isinstance(cfg.workers, bool) or int(cfg.workers) < 1):
+        raise InputError(f"invalid --workers {cfg.workers}: it must be at least 1")
+    if cfg.ray_address is not None and not cfg.ray_address.strip():
+        raise InputError("invalid --ray-address '': give auto, HOST:PORT or ray://HOST:PORT")
     if cfg.max_train_images is not None and cfg.max_train_images < 2:
         raise InputError("max_train_images must be at least 2")
     estimator = make_estimator(cfg.estimator, **cfg.estimator_options)
@@ -327,103 +343,190 @@ def run_search(cfg: SearchConfig, progress: Callable[[SearchProgress], None] | N
     Raises:
         InputError: bad settings, found before anything is written.
     """
-    import optuna
     from optuna.trial import TrialState
 
-    from ._report import write_outputs
-
     prep = validate(cfg)
+    if cfg.backend == "ray":
+        from ._ray import run_ray_search
+
+        return run_ray_search(prep, progress)
     t_start = time.perf_counter()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     prep.run_dir.mkdir(parents=True, exist_ok=True)
     with _locked(prep.run_dir):
-        storage = _journal_storage(prep.run_dir / JOURNAL)
-        study = optuna.create_study(
-            study_name=prep.name, storage=storage, directions=["maximize", "minimize"], load_if_exists=True,
-        )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names([prep.estimator.metric_name(), "latency_ms"])
-        if "settings" not in study.user_attrs:
-            study.set_user_attr("settings", prep.settings)
-        # Trials left RUNNING by a killed search: they never finished, mark them failed.
-        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
-            study._storage.set_trial_user_attr(t._trial_id, "note", "interrupted (left RUNNING by a killed search)")
-            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-        done_trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        n_done = len(done_trials)
-        study.sampler = _make_sampler(cfg.sampler, cfg.seed * 1_000_003 + n_done)
-        cache: dict[str, tuple[float, dict[str, Any]]] = {}
-        feasible = 0
-        best: float | None = None
-        points: list[tuple[float, float]] = []
-        for t in done_trials:
-            if "estimate" in t.user_attrs and t.user_attrs.get("estimated"):
-                cache[t.user_attrs["arch"]] = (t.user_attrs["estimate"], t.user_attrs.get("estimate_details", {}))
-            if t.user_attrs.get("feasible"):
-                feasible += 1
-                best = t.values[0] if best is None else max(best, t.values[0])
-                points.append((t.values[1], t.values[0]))
+        study, tally, cache = _open_study(prep)
+        n_done = tally.done
         metric = prep.estimator.metric_name()
         if progress:
-            progress(SearchProgress(n_done, cfg.trials, feasible, best, metric, None, False, _front(points)))
+            progress(tally.progress(cfg.trials, metric, None, False))
         t_dev = t_est = 0.0
         n_new = 0
-        estimate_all = prep.estimator.key == "naswot"  # cheap: score infeasible candidates too
         while n_done < cfg.trials:
             trial = study.ask()
             try:
-                arch = prep.space.sample(trial)
-                arch_s = prep.space.format(arch)
-                net = prep.space.network(arch)
                 t0 = time.perf_counter()
-                rep = prep.device.report(net)
+                chk = check_trial(prep, trial)
                 t_dev += time.perf_counter() - t0
-                cons = _constraints(rep, prep.budget, cfg.latency_ms)
-                for k, v in cons.items():
-                    trial.set_constraint(k, v)
-                ok = all(v <= 0 for v in cons.values())
-                trial.set_user_attr("arch", arch_s)
-                trial.set_user_attr("feasible", ok)
-                trial.set_user_attr("device", _compact_report(rep))
                 value: float | None = None
                 details: dict[str, Any] = {}
-                if ok or estimate_all:
-                    if arch_s in cache:
-                        value, details = cache[arch_s]
+                if chk.needs_estimate:
+                    if chk.arch_s in cache:
+                        value, details = cache[chk.arch_s]
                         details = {**details, "cached": True}
                     else:
-                        t0 = time.perf_counter()
-                        res = prep.estimator.evaluate(prep.space, arch, prep.data, seed=cfg.seed)
-                        t_est += time.perf_counter() - t0
+                        res = estimate_arch(prep, chk.arch_s)
+                        t_est += res.seconds
                         value, details = res.value, {**res.details, "seconds": round(res.seconds, 4)}
-                        cache[arch_s] = (value, res.details)
-                    trial.set_user_attr("estimate", value)
-                    trial.set_user_attr("estimate_details", details)
-                trial.set_user_attr("estimated", value is not None)
-                # Not estimated (infeasible, short training skipped): Optuna needs a number; 0.0
-                # is never reported as an estimate, and constrained samplers rank infeasible
-                # trials by their violations, not by this value.
-                study.tell(trial, [value if value is not None else 0.0, rep.latency_ms])
+                        cache[chk.arch_s] = (value, res.details)
+                record_estimate(trial, value, details)
+                study.tell(trial, trial_values(value, chk.latency_ms))
             except BaseException:
                 study.tell(trial, state=TrialState.FAIL)
                 raise
             n_done += 1
             n_new += 1
-            if ok:
-                feasible += 1
-                best = value if best is None else max(best, value)  # type: ignore[type-var]
-                points.append((rep.latency_ms, float(value)))  # type: ignore[arg-type]
+            tally.add(chk.feasible, value, chk.latency_ms)
             if progress:
-                progress(SearchProgress(n_done, cfg.trials, feasible, best, metric, rep.latency_ms, ok,
-                                        _front(points)))
-        files = write_outputs(study, prep)
-        n_complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-        pareto = json.loads(files["pareto_json"].read_text())["pareto"]
+                progress(tally.progress(cfg.trials, metric, chk.latency_ms, chk.feasible))
+        return _finish(study, prep, tally, n_new=n_new, seconds=time.perf_counter() - t_start,
+                       device_seconds=t_dev, estimate_seconds=t_est)
+
+
+@dataclass
+class TrialCheck:
+    """What the device check of one sampled architecture found (already set on the trial).
+
+    Attributes:
+        arch_s: the architecture as text (``space.format``; ``space.parse`` reads it back).
+        latency_ms: the device's latency estimate.
+        feasible: every constraint <= 0.
+        needs_estimate: the accuracy estimate should run (feasible, or a cheap estimator).
+        constraints: the values given to ``Trial.set_constraint``.
+    """
+
+    arch_s: str
+    latency_ms: float
+    feasible: bool
+    needs_estimate: bool
+    constraints: dict[str, float]
+
+
+def check_trial(prep: _Prepared, trial: Any) -> TrialCheck:
+    """Sample an architecture on ``trial``, check it on the device, set constraints and user_attrs.
+
+    Sets the constraints and the user_attrs ``arch``, ``feasible`` and ``device``; used by every
+    backend so that trials look the same in the study.
+    """
+    arch = prep.space.sample(trial)
+    arch_s = prep.space.format(arch)
+    rep = prep.device.report(prep.space.network(arch))
+    cons = _constraints(rep, prep.budget, prep.cfg.latency_ms)
+    for k, v in cons.items():
+        trial.set_constraint(k, v)
+    ok = all(v <= 0 for v in cons.values())
+    trial.set_user_attr("arch", arch_s)
+    trial.set_user_attr("feasible", ok)
+    trial.set_user_attr("device", _compact_report(rep))
+    # naswot is cheap: score infeasible candidates too; short training is skipped for them.
+    needs = ok or prep.estimator.key == "naswot"
+    return TrialCheck(arch_s=arch_s, latency_ms=float(rep.latency_ms), feasible=ok, needs_estimate=needs,
+                      constraints=cons)
+
+
+def estimate_arch(prep: _Prepared, arch_s: str) -> Any:
+    """The accuracy estimate of one architecture (an ``AccuracyResult``); the costly part of a trial."""
+    return prep.estimator.evaluate(prep.space, prep.space.parse(arch_s), prep.data, seed=prep.cfg.seed)
+
+
+def record_estimate(trial: Any, value: float | None, details: dict[str, Any]) -> None:
+    """Set the user_attrs ``estimate``, ``estimate_details`` (when estimated) and ``estimated``."""
+    if value is not None:
+        trial.set_user_attr("estimate", value)
+        trial.set_user_attr("estimate_details", details)
+    trial.set_user_attr("estimated", value is not None)
+
+
+def trial_values(value: float | None, latency_ms: float) -> list[float]:
+    """The values told to the study: ``[estimate, latency_ms]``.
+
+    Not estimated (infeasible, short training skipped): Optuna needs a number; 0.0 is never
+    reported as an estimate, and constrained samplers rank infeasible trials by their violations,
+    not by this value.
+    """
+    return [value if value is not None else 0.0, latency_ms]
+
+
+@dataclass
+class _Tally:
+    """Running counts for progress reports."""
+
+    done: int = 0
+    feasible: int = 0
+    best: float | None = None
+    points: list[tuple[float, float]] = field(default_factory=list)
+
+    def add(self, feasible: bool, value: float | None, latency_ms: float) -> None:
+        self.done += 1
+        if feasible and value is not None:
+            self.feasible += 1
+            self.best = value if self.best is None else max(self.best, value)
+            self.points.append((latency_ms, float(value)))
+        elif feasible:
+            self.feasible += 1
+
+    def progress(self, total: int, metric: str, last_latency: float | None, last_ok: bool) -> SearchProgress:
+        return SearchProgress(self.done, total, self.feasible, self.best, metric, last_latency, last_ok,
+                              _front(self.points))
+
+
+def _open_study(prep: _Prepared) -> tuple[Any, _Tally, dict[str, tuple[float, dict[str, Any]]]]:
+    """Create or load the run's study (journal file), fail trials a killed search left RUNNING.
+
+    Returns:
+        the study (sampler set), the tally of completed trials, and the estimate cache by arch.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = _journal_storage(prep.run_dir / JOURNAL)
+    study = optuna.create_study(
+        study_name=prep.name, storage=storage, directions=["maximize", "minimize"], load_if_exists=True,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names([prep.estimator.metric_name(), "latency_ms"])
+    if "settings" not in study.user_attrs:
+        study.set_user_attr("settings", prep.settings)
+    # Trials left RUNNING by a killed search: they never finished, mark them failed.
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
+        study._storage.set_trial_user_attr(t._trial_id, "note", "interrupted (left RUNNING by a killed search)")
+        study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+    done_trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    study.sampler = _make_sampler(prep.cfg.sampler, prep.cfg.seed * 1_000_003 + len(done_trials))
+    cache: dict[str, tuple[float, dict[str, Any]]] = {}
+    tally = _Tally()
+    for t in done_trials:
+        if "estimate" in t.user_attrs and t.user_attrs.get("estimated"):
+            cache[t.user_attrs["arch"]] = (t.user_attrs["estimate"], t.user_attrs.get("estimate_details", {}))
+        tally.add(bool(t.user_attrs.get("feasible")), t.values[0], t.values[1])
+    return study, tally, cache
+
+
+def _finish(study: Any, prep: _Prepared, tally: _Tally, *, n_new: int, seconds: float, device_seconds: float,
+            estimate_seconds: float) -> SearchResult:
+    """Write the run's outputs and build the result."""
+    from optuna.trial import TrialState
+
+    from ._report import write_outputs
+
+    files = write_outputs(study, prep)
+    n_complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    pareto = json.loads(files["pareto_json"].read_text())["pareto"]
     return SearchResult(
-        run_dir=prep.run_dir, name=prep.name, metric=metric, pareto=pareto, n_complete=n_complete,
-        n_feasible=feasible, n_new=n_new, seconds=time.perf_counter() - t_start, device_seconds=t_dev,
-        estimate_seconds=t_est, resumed=prep.resumed, settings=prep.settings, files=files,
+        run_dir=prep.run_dir, name=prep.name, metric=prep.estimator.metric_name(), pareto=pareto,
+        n_complete=n_complete, n_feasible=tally.feasible, n_new=n_new, seconds=seconds,
+        device_seconds=device_seconds, estimate_seconds=estimate_seconds, resumed=prep.resumed,
+        settings=prep.settings, files=files,
     )
 
 
