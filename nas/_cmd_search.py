@@ -46,6 +46,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--epochs", type=int, help="short-qat: training epochs (default 2)")
     p.add_argument("--train-images", type=int, help="short-qat: training images (default 1000)")
     p.add_argument("--runs-dir", default="runs", help="directory holding the runs (default runs)")
+    p.add_argument("--storage", help="an RDB URL for the study instead of RUN/study.journal, e.g. "
+                   "postgresql://user:pass@host/db (several machines) or sqlite:///nas.db")
     p.add_argument("--backend", default="local", choices=["local", "ray"],
                    help="local: trials one after another here (default); ray: Ray Tune trials driven by "
                    "Optuna's sampler, in the same study and run directory")
@@ -76,7 +78,7 @@ def _config(args: argparse.Namespace) -> Any:
         name=args.name, runs_dir=args.runs_dir, data=args.data, estimator=args.estimate.replace("-", "_"),
         estimator_options=opts, budget_text=args.budget.strip() if args.budget else None,
         latency_text=args.latency.strip() if args.latency else None,
-        backend=args.backend, ray_address=args.ray_address, workers=args.workers,
+        backend=args.backend, ray_address=args.ray_address, workers=args.workers, storage=args.storage,
     )
 
 
@@ -110,7 +112,14 @@ def _search(args: argparse.Namespace) -> int:
             bar.update(task, completed=p.done, total=p.total,
                        info=f"feasible {p.feasible}  best estimate {best}  front {len(p.front)}  {steps}")
 
-        result = run_search(cfg, progress=on_progress)
+        from ._ray import TrialFailedTwiceError
+
+        try:
+            result = run_search(cfg, progress=on_progress)
+        except TrialFailedTwiceError as e:
+            bar.stop()
+            err.print(f"nas search: error: {e}", highlight=False)
+            return 1
 
     out = Console() if Console().is_terminal else Console(width=160)
     table = Table(title=f"Pareto front of {result.name}: {result.n_complete} trials, {result.n_feasible} feasible",

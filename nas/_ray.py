@@ -58,7 +58,8 @@ from ._search import (
 __all__ = ["RayUnreachableError", "TrialFailedTwiceError", "connect", "run_ray_search", "JOBS", "KILL_TRIAL_ENV"]
 
 KILL_TRIAL_ENV = "NAS_RAY_TEST_KILL_TRIAL"
-"""Test hook: the study trial number whose first attempt kills its own Ray worker (SIGKILL)."""
+"""Test hook: the study trial number whose first attempt kills its own Ray worker (SIGKILL);
+with a trailing ``*`` its retry dies as well."""
 
 
 class RayUnreachableError(InputError):
@@ -165,7 +166,9 @@ def _make_searcher(prep: _Prepared, study: Any, tally: _Tally, cache: dict[str, 
             "nas_feasible": chk.feasible,
             "nas_needs_estimate": chk.needs_estimate,
             "nas_cached": cache.get(chk.arch_s) if chk.needs_estimate else None,
-            "nas_kill": kill is not None and retry_of is None and str(trial.number) == kill,
+            "nas_kill": kill is not None and (
+                (retry_of is None and str(trial.number) == kill.rstrip("*"))
+                or (kill.endswith("*") and str(retry_of) == kill.rstrip("*"))),
         }
 
     class _StudySearch(OptunaSearch):
@@ -257,7 +260,7 @@ def run_ray_search(prep: _Prepared, progress: Callable[[SearchProgress], None] |
     t_start = time.perf_counter()
     started = connect(cfg.ray_address, cfg.workers)
     tune_dir = Path(tempfile.mkdtemp(prefix="nas-tune-"))
-    study = None
+    study = searcher = None
     try:
         workers = cfg.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
         prep.run_dir.mkdir(parents=True, exist_ok=True)
@@ -296,10 +299,13 @@ def run_ray_search(prep: _Prepared, progress: Callable[[SearchProgress], None] |
             return _finish(study, prep, tally, n_new=searcher.n_new, seconds=time.perf_counter() - t_start,
                            device_seconds=searcher.device_seconds[0], estimate_seconds=searcher.estimate_seconds)
     finally:
-        if study is not None:  # Ctrl-C or an error: trials in flight never finished
-            for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-                study._storage.set_trial_user_attr(t._trial_id, "note", "interrupted (search stopped)")
-                study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        if searcher is not None and study is not None:  # Ctrl-C or an error: trials in flight never finished
+            trials = study.get_trials(deepcopy=False)
+            for ot in searcher._ot_trials.values():  # this search's trials only (an RDB may be shared)
+                t = trials[ot.number]
+                if t.state == TrialState.RUNNING:
+                    study._storage.set_trial_user_attr(t._trial_id, "note", "interrupted (search stopped)")
+                    study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
         if started:
             ray.shutdown()
         shutil.rmtree(tune_dir, ignore_errors=True)

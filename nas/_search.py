@@ -35,6 +35,7 @@ __all__ = ["SearchConfig", "SearchResult", "SearchProgress", "run_search", "vali
 
 JOURNAL = "study.journal"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
+_RDB_RE = re.compile(r"^(sqlite|postgresql|mysql)(\+[A-Za-z0-9_]+)?://")
 
 
 class RunInUseError(InputError):
@@ -71,6 +72,8 @@ class SearchConfig:
         ray_address: ``ray`` backend: the cluster to join (``auto``, ``HOST:PORT``); None starts
             a local Ray.
         workers: ``ray`` backend: trials run at once (None: one per CPU of the cluster).
+        storage: an RDB URL holding the study (``postgresql://...``, ``sqlite:///path.db``) instead
+            of ``runs/<name>/study.journal``, for studies several machines open.
     """
 
     device: str = "max78000"
@@ -91,6 +94,7 @@ class SearchConfig:
     backend: str = "local"
     ray_address: str | None = None
     workers: int | None = None
+    storage: str | None = None
 
 
 def _front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -190,14 +194,32 @@ def _journal_storage(path: Path) -> Any:
         return JournalStorage(JournalFileBackend(str(path)))
 
 
-def _existing_settings(run_dir: Path, name: str) -> dict[str, Any] | None:
-    """Settings stored in an existing run's study (None when there is no study)."""
-    journal = run_dir / JOURNAL
-    if not journal.is_file():
-        return None
+def _rdb_storage(url: str) -> Any:
+    """Optuna's RDB storage at ``url``; an :class:`InputError` when it cannot be opened."""
     import optuna
 
-    storage = _journal_storage(journal)
+    try:
+        return optuna.storages.RDBStorage(url)
+    except Exception as e:  # driver missing, server down, bad credentials
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise InputError(f"cannot open --storage {url}: {first}") from None
+
+
+def _study_storage(run_dir: Path, url: str | None) -> Any:
+    """The study's storage: the RDB at ``url``, else the run's journal file."""
+    return _rdb_storage(url) if url is not None else _journal_storage(run_dir / JOURNAL)
+
+
+def _existing_settings(run_dir: Path, name: str, url: str | None = None) -> dict[str, Any] | None:
+    """Settings stored in an existing run's study (None when there is no study)."""
+    if url is None:
+        if not (run_dir / JOURNAL).is_file():
+            return None
+    elif url.startswith("sqlite") and not Path(url.split(":///", 1)[-1]).is_file():
+        return None  # opening would create the file
+    import optuna
+
+    storage = _study_storage(run_dir, url)
     try:
         study = optuna.load_study(study_name=name, storage=storage)
     except KeyError:
@@ -240,6 +262,9 @@ def validate(cfg: SearchConfig) -> _Prepared:
         raise InputError(f"invalid --workers {cfg.workers}: it must be at least 1")
     if cfg.ray_address is not None and not cfg.ray_address.strip():
         raise InputError("invalid --ray-address '': give auto, HOST:PORT or ray://HOST:PORT")
+    if cfg.storage is not None and not _RDB_RE.match(cfg.storage):
+        raise InputError(f"invalid --storage {cfg.storage!r}: give an RDB URL such as "
+                         "postgresql://user:pass@host/db or sqlite:///path.db")
     if cfg.max_train_images is not None and cfg.max_train_images < 2:
         raise InputError("max_train_images must be at least 2")
     estimator = make_estimator(cfg.estimator, **cfg.estimator_options)
@@ -274,7 +299,7 @@ def validate(cfg: SearchConfig) -> _Prepared:
         "data_seed": cfg.seed,
     }
     run_dir = runs_dir / name
-    old = _existing_settings(run_dir, name)
+    old = _existing_settings(run_dir, name, cfg.storage)
     if old is not None:
         for key, label in (("device", "--device"), ("budget_bytes", "--budget"), ("latency_ms", "--latency"),
                            ("space_options", "space options"), ("estimator", "accuracy estimate"),
@@ -290,7 +315,7 @@ def validate(cfg: SearchConfig) -> _Prepared:
                 "use the same --data to resume it, or pass --name NEW"
             )
     elif run_dir.exists() and any(run_dir.iterdir()):
-        if not (run_dir / JOURNAL).exists():
+        if not (run_dir / JOURNAL).exists() and cfg.storage is None:
             raise InputError(f"{run_dir} exists and holds no study; choose another --name or remove it")
     return _Prepared(cfg=cfg, name=name, run_dir=run_dir, device=device, budget=budget, data=data, space=space,
                      estimator=estimator, settings=settings, resumed=old is not None)
@@ -488,7 +513,7 @@ def _open_study(prep: _Prepared) -> tuple[Any, _Tally, dict[str, tuple[float, di
     from optuna.trial import TrialState
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = _journal_storage(prep.run_dir / JOURNAL)
+    storage = _study_storage(prep.run_dir, prep.cfg.storage)
     study = optuna.create_study(
         study_name=prep.name, storage=storage, directions=["maximize", "minimize"], load_if_exists=True,
     )
@@ -497,8 +522,10 @@ def _open_study(prep: _Prepared) -> tuple[Any, _Tally, dict[str, tuple[float, di
         study.set_metric_names([prep.estimator.metric_name(), "latency_ms"])
     if "settings" not in study.user_attrs:
         study.set_user_attr("settings", prep.settings)
-    # Trials left RUNNING by a killed search: they never finished, mark them failed.
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
+    # Trials left RUNNING by a killed search: they never finished, mark them failed. (Not in a
+    # shared RDB: another machine's search may be running them.)
+    left = () if prep.cfg.storage is not None else (TrialState.RUNNING, TrialState.WAITING)
+    for t in study.get_trials(deepcopy=False, states=left):
         study._storage.set_trial_user_attr(t._trial_id, "note", "interrupted (left RUNNING by a killed search)")
         study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
     done_trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))

@@ -15,7 +15,7 @@ import pytest
 from optuna.trial import TrialState
 
 from nas import SearchConfig, run_search
-from nas._ray import KILL_TRIAL_ENV
+from nas._ray import KILL_TRIAL_ENV, TrialFailedTwiceError
 from nas.cli import main
 
 SMALL_SPACE = {"widths": (16, 24, 32), "max_units": 3, "max_depth": 2}
@@ -85,6 +85,17 @@ def test_local_then_ray_same_study(ray_session, tmp_path, data) -> None:
     assert not list(r.run_dir.glob("ray*")) and not Path("ray_results").exists()
 
 
+def test_rdb_storage_shared_by_both_backends(ray_session, tmp_path, data) -> None:
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    run_search(_cfg(tmp_path, data, trials=2, storage=url, name="rdb"))
+    r = run_search(_cfg(tmp_path, data, trials=4, storage=url, name="rdb", backend="ray", workers=2))
+    assert r.resumed and r.n_new == 2 and r.n_complete == 4
+    study = optuna.load_study(study_name="rdb", storage=url)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 4
+    assert all("device" in t.user_attrs and t.constraints for t in study.trials)
+    assert not (r.run_dir / "study.journal").exists() and (r.run_dir / "pareto.json").is_file()
+
+
 def test_killed_worker_fails_the_trial_and_retries_it(ray_session, tmp_path, data, monkeypatch) -> None:
     monkeypatch.setenv(KILL_TRIAL_ENV, "1")
     r = run_search(_cfg(tmp_path, data, trials=4, backend="ray", workers=2, name="killed"))
@@ -95,6 +106,16 @@ def test_killed_worker_fails_the_trial_and_retries_it(ray_session, tmp_path, dat
     retry = [t for t in trials if t.user_attrs.get("retry_of") == 1]
     assert len(retry) == 1 and retry[0].state == TrialState.COMPLETE and retry[0].params == failed[0].params
     assert sum(t.state == TrialState.COMPLETE for t in trials) == 4 and len(trials) == 5
+
+
+def test_trial_failing_twice_stops_the_search(ray_session, tmp_path, data, monkeypatch) -> None:
+    monkeypatch.setenv(KILL_TRIAL_ENV, "0*")
+    with pytest.raises(TrialFailedTwiceError, match="trial 0 failed on Ray and its retry"):
+        run_search(_cfg(tmp_path, data, trials=4, backend="ray", workers=1, name="twice"))
+    study = optuna.load_study(study_name="twice", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "twice" / "study.journal"))))
+    assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.FAIL]
+    assert study.trials[1].user_attrs["retry_of"] == 0 and "failed too" in study.trials[1].user_attrs["note"]
 
 
 def test_ctrl_c_stops_cleanly(ray_session, tmp_path, data) -> None:
@@ -122,6 +143,7 @@ def test_ctrl_c_stops_cleanly(ray_session, tmp_path, data) -> None:
         (["--backend", "ray", "--ray-address", "127.0.0.1:1"], "Ray not reachable at 127.0.0.1:1"),
         (["--workers", "2"], "--backend ray"),
         (["--backend", "ray", "--workers", "0"], "--workers"),
+        (["--storage", "runs/x.db"], "--storage"),
     ],
 )
 def test_bad_ray_input_exits_2_and_writes_nothing(tmp_path, capsys, args: list[str], word: str) -> None:
