@@ -147,6 +147,11 @@ def report(space: str, out: dict, tm: dict, seeds: list[int]) -> str:
              "pool); MetaSGD and MAML (HELP-style, no hardware embedding, 2 inner steps) use the train pool as "
              "HELP did; NearestDevice looks up the chosen meta-train device's measured latencies of the query "
              "architectures; SampleGP and FlopsProxy see only the 10 samples.", ""]
+    params = predictors.LatencyPredictor(space).get_params()
+    lines += ["LatencyPredictor settings for this space (`predictors._model.SPACE_DEFAULTS`, chosen on the "
+              f"meta-valid devices): closed-form head features `{params['gp_features']}` "
+              "(`h`: last hidden layer; `hc`: plus standardised log-MACs and log-params), "
+              f"share of synthetic mixture devices per meta-training batch {params['mix_devices']}.", ""]
     help_row = HELP_ROW.get(space, {})
     for metric, title, digits in (("spearman", "Spearman ρ", 3), ("kendall", "Kendall τ", 3),
                                   ("mape", "MAPE (%)", 1), ("within10", "within ±10% (%)", 1)):

@@ -17,22 +17,11 @@ import numpy as np
 
 from search_spaces import get_space
 
-from ._data import LatencyTable, load_latency_table
+from ._data import LatencyTable, flops_params, load_latency_table
 from ._errors import PredictorInputError
 from ._model import check_samples, hw_embedding
 
 __all__ = ["FlopsProxy", "NearestDevice", "SampleGP", "MetaSGD"]
-
-
-def flops_params(space: str, x: np.ndarray) -> np.ndarray:
-    """(N, 2) MACs and parameter counts (arbitrary units) from a space's raw feature matrix."""
-    if space == "nasbench201":
-        cols = (42, 44)  # effective MACs, effective params
-    elif space == "fbnet":
-        cols = (x.shape[1] - 5, x.shape[1] - 4)
-    else:
-        cols = (x.shape[1] - 5, x.shape[1] - 3)
-    return np.stack([x[:, cols[0]], x[:, cols[1]]], 1)
 
 
 class _Base:

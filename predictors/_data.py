@@ -16,7 +16,7 @@ from search_spaces import get_space
 
 from ._errors import UnknownSpaceError
 
-__all__ = ["LatencyTable", "load_latency_table", "SPACES", "help_meta", "protocol_split"]
+__all__ = ["LatencyTable", "load_latency_table", "SPACES", "help_meta", "protocol_split", "flops_params"]
 
 SPACES: tuple[str, ...] = ("nasbench201", "fbnet", "ofa_mbv3")
 _META_KEY = {"nasbench201": "nasbench201", "fbnet": "fbnet", "ofa_mbv3": "ofa"}
@@ -141,3 +141,14 @@ def protocol_split(table: LatencyTable, device: str) -> tuple[np.ndarray, np.nda
     pool = np.arange(table.n_train_pool)
     query = np.arange(table.n_train_pool, table.n_train_pool + table.n_query)
     return _band(pool, y), _band(query, y)
+
+
+def flops_params(space: str, x: np.ndarray) -> np.ndarray:
+    """(N, 2) MACs and parameter counts (arbitrary units) from a space's raw feature matrix."""
+    if space == "nasbench201":
+        cols = (42, 44)  # effective MACs, effective params
+    elif space == "fbnet":
+        cols = (x.shape[1] - 5, x.shape[1] - 4)
+    else:
+        cols = (x.shape[1] - 5, x.shape[1] - 3)
+    return np.stack([x[:, cols[0]], x[:, cols[1]]], 1)

@@ -18,7 +18,10 @@ from ._errors import ArtefactError, UnknownSpaceError
 __all__ = ["save_predictor", "load_file", "load", "list_pretrained", "FORMAT", "FORMAT_VERSION"]
 
 FORMAT = "hw-nas/latency-predictor"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Version 2 (gp_features "hc"): arrays "cost_mean"/"cost_std" and member key "log_sc". Version-1
+# files (no such entries) are read unchanged; a version-1 reader refuses version-2 files. Files
+# without cost features are still written as version 1.
 _META = "__meta__"
 
 
@@ -39,7 +42,8 @@ def save_predictor(pred: Any, path: str | os.PathLike[str]) -> str:
     space = get_space(pred.space)
     meta: dict[str, Any] = {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        # the oldest version that holds everything written, so older readers keep working
+        "format_version": FORMAT_VERSION if hasattr(pred, "cost_mean_") else 1,
         "written_by": f"hw-nas {_package_version()}",
         "kind": type(pred).__name__,
         "space": pred.space,
@@ -54,6 +58,9 @@ def save_predictor(pred: Any, path: str | os.PathLike[str]) -> str:
     }
     arrays: dict[str, np.ndarray] = {"x_mean": pred.x_mean_, "x_std": pred.x_std_,
                                      "std_scale": np.asarray([getattr(pred, "std_scale_", 1.0)])}
+    if hasattr(pred, "cost_mean_"):
+        arrays["cost_mean"] = np.asarray(pred.cost_mean_)
+        arrays["cost_std"] = np.asarray(pred.cost_std_)
     for m, member in enumerate(pred.members_):
         for k, v in member.items():
             arrays[f"m{m}/{k}"] = np.asarray(v)
@@ -113,6 +120,9 @@ def load_file(path: str | os.PathLike[str]) -> Any:
         pred.x_mean_ = arrays["x_mean"]
         pred.x_std_ = arrays["x_std"]
         pred.std_scale_ = float(arrays["std_scale"][0]) if "std_scale" in arrays else 1.0
+        if pred.gp_features == "hc":
+            pred.cost_mean_ = arrays["cost_mean"]
+            pred.cost_std_ = arrays["cost_std"]
         pred.members_ = [{k: arrays[f"m{m}/{k}"] for k in meta["member_keys"]}
                          for m in range(meta["n_members"])]
         space = get_space(pred.space)

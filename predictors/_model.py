@@ -11,12 +11,21 @@ import numpy as np
 
 from search_spaces import get_space
 
-from ._data import LatencyTable, load_latency_table
+from ._data import LatencyTable, flops_params, load_latency_table
 from ._errors import PredictorInputError
 
 __all__ = ["LatencyPredictor", "check_samples", "hw_embedding"]
 
 _EPS_MS = 1e-3
+
+# Per-space defaults of constructor arguments left as None (chosen on the meta-valid devices;
+# see predictors/README.md). Saved files store the resolved values, so changing a default here
+# never changes how an existing file is read.
+SPACE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "nasbench201": {"gp_features": "h", "mix_devices": 0.25},
+    "fbnet": {"gp_features": "hc", "mix_devices": 0.25},
+    "ofa_mbv3": {"gp_features": "h", "mix_devices": 0.5},
+}
 
 
 def check_samples(latencies_ms: Sequence[float] | np.ndarray, n_archs: int) -> np.ndarray:
@@ -88,13 +97,17 @@ class LatencyPredictor:
         n_query: query architectures per device per step.
         lr: Adam learning rate.
         weight_decay: AdamW weight decay.
-        mix_devices: share of each batch made of synthetic devices (mixtures of meta-train devices).
+        mix_devices: share of each batch made of synthetic devices (mixtures of meta-train devices);
+            None: the space's default (``SPACE_DEFAULTS``).
         mix_space: "linear" (positive combinations of latencies) or "log" (of log-latencies).
         adapt_head: "gp" (closed-form Bayesian linear head) or "none" (embedding only).
         linear_rank: rank of an extra linear path ``(x A) . c(emb)`` whose ``x A`` also enters the
             closed-form head (0 = off).
-        gp_features: features of the closed-form head: "h" (last hidden layer) or "hx" (hidden
-            layer and the standardised architecture features, with a learned prior scale).
+        gp_features: features of the closed-form head: "h" (last hidden layer), "hx" (hidden
+            layer and the standardised architecture features, with a learned prior scale) or "hc"
+            (hidden layer and the standardised log-MACs and log-parameters, with a learned prior
+            scale, so ten samples can fit a slope on the analytic cost). None: the space's default
+            (``SPACE_DEFAULTS``).
         use_level: feed the mean log-latency of the references (the device's absolute speed) to
             the network; when False the prediction is exactly proportional to the samples' scale.
         train_rows: meta-train devices' rows used: "pool" (HELP's train pool) or "all" (all rows
@@ -115,11 +128,11 @@ class LatencyPredictor:
         n_query: int = 128,
         lr: float = 2e-3,
         weight_decay: float = 1e-4,
-        mix_devices: float = 0.25,
+        mix_devices: float | None = None,
         mix_space: str = "linear",
         adapt_head: str = "gp",
         linear_rank: int = 0,
-        gp_features: str = "h",
+        gp_features: str | None = None,
         use_level: bool = True,
         train_rows: str = "all",
         seed: int = 0,
@@ -134,10 +147,16 @@ class LatencyPredictor:
         self.n_query = n_query
         self.lr = lr
         self.weight_decay = weight_decay
+        if mix_devices is None:
+            mix_devices = SPACE_DEFAULTS.get(space, {}).get("mix_devices", 0.25)
         self.mix_devices = mix_devices
         self.mix_space = mix_space
         self.adapt_head = adapt_head
         self.linear_rank = linear_rank
+        if gp_features is None:
+            gp_features = SPACE_DEFAULTS.get(space, {}).get("gp_features", "h")
+        if gp_features not in ("h", "hx", "hc"):
+            raise ValueError(f"gp_features must be 'h', 'hx' or 'hc', got {gp_features!r}")
         self.gp_features = gp_features
         self.use_level = use_level
         self.train_rows = train_rows
@@ -157,12 +176,20 @@ class LatencyPredictor:
         """Whether :meth:`adapt` has given this predictor a device."""
         return hasattr(self, "support_y_")
 
-    def _features(self, archs: Sequence[Any] | np.ndarray) -> np.ndarray:
+    def _features(self, archs: Sequence[Any] | np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(standardised features, standardised cost features or None)."""
         if isinstance(archs, np.ndarray) and archs.dtype.kind == "f" and archs.ndim == 2:
             x = archs  # already encoded
         else:
             x = get_space(self.space).encode_many(list(archs))
-        return ((x - self.x_mean_) / self.x_std_).astype(np.float32)
+        return ((x - self.x_mean_) / self.x_std_).astype(np.float32), self._cost(x)
+
+    def _cost(self, x_raw: np.ndarray) -> np.ndarray | None:
+        """Standardised (log-MACs, log-params) (N, 2) of raw features, or None if not used."""
+        if self.gp_features != "hc":
+            return None
+        lc = np.log(np.maximum(flops_params(self.space, x_raw), 1e-6))
+        return ((lc - self.cost_mean_) / self.cost_std_).astype(np.float32)
 
     # ------------------------------------------------------------------ meta-training
     def fit(
@@ -195,6 +222,10 @@ class LatencyPredictor:
         self.x_mean_ = x_all[pool].mean(0)
         std = x_all[pool].std(0)
         self.x_std_ = np.where(std > 1e-8, std, 1.0)
+        if self.gp_features == "hc":
+            lc = np.log(np.maximum(flops_params(self.space, x_all[pool]), 1e-6))
+            self.cost_mean_ = lc.mean(0)
+            self.cost_std_ = np.maximum(lc.std(0), 1e-6)
         self.ref_archs_ = list(table.ref_archs)
         self.ref_index_ = np.asarray(table.ref_index)
         self.meta_train_devices_ = devices
@@ -246,8 +277,8 @@ class LatencyPredictor:
             a = _relu(a @ member[f"W{i}"] + member[f"b{i}"])
         return a
 
-    def _base(self, member: dict[str, np.ndarray], x: np.ndarray, emb: np.ndarray
-              ) -> tuple[np.ndarray, np.ndarray]:
+    def _base(self, member: dict[str, np.ndarray], x: np.ndarray, emb: np.ndarray,
+              cost: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(z0 (N,), phi (N, P)) of one member: the mean and the features of the closed-form head."""
         h = self._hidden(member, x, emb)
         z = h @ member["w_out"] + member["b_out"][0]
@@ -259,12 +290,14 @@ class LatencyPredictor:
             parts.append(lx * np.float32(np.exp(member["log_sl"][0]) / np.sqrt(self.linear_rank)))
         if self.gp_features == "hx":
             parts.append(x * np.float32(np.exp(member["log_sx"][0]) / np.sqrt(x.shape[1])))
+        if self.gp_features == "hc":
+            parts.append(cost * np.float32(np.exp(member["log_sc"][0]) / np.sqrt(cost.shape[1])))
         parts.append(np.ones((h.shape[0], 1), np.float32))
         return z, np.concatenate(parts, 1)
 
     def _member_support_state(self, member: dict[str, np.ndarray], emb: np.ndarray,
-                              xs: np.ndarray, zs: np.ndarray) -> dict[str, np.ndarray]:
-        z0, phi = self._base(member, xs, emb)
+                              xs: np.ndarray, cs: np.ndarray | None, zs: np.ndarray) -> dict[str, np.ndarray]:
+        z0, phi = self._base(member, xs, emb, cs)
         z0 = z0.astype(np.float64)
         phi = phi.astype(np.float64)
         state: dict[str, np.ndarray] = {}
@@ -312,15 +345,16 @@ class LatencyPredictor:
             )
         ref_ms = np.array([np.exp(np.mean(np.log(y[pos[k]]))) for k in ref_keys])
         new = copy.copy(self)
+        new.__dict__.pop("_head_cache", None)
         emb, mu, sd = hw_embedding(ref_ms, self.use_level)
         new.embedding_ = emb
         new.mu_ = float(mu)
         new.sd_ = float(sd)
         new.support_archs_ = archs
         new.support_y_ = y
-        xs = self._features(archs)
+        xs, cs = self._features(archs)
         zs = (np.log(np.maximum(y, _EPS_MS)) - mu) / sd
-        new.support_state_ = [self._member_support_state(m, emb, xs, zs) for m in self.members_]
+        new.support_state_ = [self._member_support_state(m, emb, xs, cs, zs) for m in self.members_]
         return new
 
     def _encode_unique(self, archs: Sequence[Any] | np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -346,6 +380,27 @@ class LatencyPredictor:
             self.__dict__["_fold_cache"] = cache
         return cache
 
+    def _folded_heads(self) -> list[tuple[np.ndarray, np.float32, np.ndarray]]:
+        """Per member (w_eff, b_eff, c_eff): the output layer with the adapted closed-form mean
+        correction ``phi . phi_s' alpha`` folded in (mean predictions need no ``phi``)."""
+        cache = self.__dict__.get("_head_cache")
+        if cache is None:
+            cache = []
+            hid = self.hidden
+            for member, st in zip(self.members_, self.support_state_):
+                w = member["w_out"].astype(np.float64)
+                b = float(member["b_out"][0])
+                c = np.zeros(2)
+                if st:
+                    v = st["phi_s"].astype(np.float64).T @ st["alpha"].astype(np.float64)
+                    w = w + v[:hid] / np.sqrt(hid)
+                    b += float(v[-1])
+                    if self.gp_features == "hc":
+                        c = v[hid:hid + 2] * float(np.exp(member["log_sc"][0])) / np.sqrt(2)
+                cache.append((w.astype(np.float32), np.float32(b), c.astype(np.float32)))
+            self.__dict__["_head_cache"] = cache
+        return cache
+
     def predict_z(self, archs: Sequence[Any] | np.ndarray, return_var: bool = True
                   ) -> tuple[np.ndarray, np.ndarray]:
         """Per-member standardised log-latency means and variances, each (M, N)."""
@@ -359,26 +414,41 @@ class LatencyPredictor:
         means = np.empty((n_m, n))
         variances = np.zeros((n_m, n))
         chunk = 8192
-        fast = self.gp_features == "h" and not self.linear_rank
+        fast = self.gp_features in ("h", "hc") and not self.linear_rank
         if fast:
             w_all, b_all = self._folded()
             emb = self.embedding_.astype(np.float32)
             hid = self.hidden
+            bias0 = [b_all[i] + emb @ m["W0e"] for i, m in enumerate(self.members_)]
+            heads = self._folded_heads()
         for lo in range(0, n, chunk):
             xc = x[lo:lo + chunk]
+            cc = self._cost(xc)
             if fast:
                 pre = xc.astype(np.float32, copy=False) @ w_all
             else:
                 xs = ((xc - self.x_mean_) / self.x_std_).astype(np.float32)
             for i, (member, st) in enumerate(zip(self.members_, self.support_state_)):
                 if fast:
-                    a = _relu(pre[:, i * hid:(i + 1) * hid] + (b_all[i] + emb @ member["W0e"]))
+                    a = _relu(pre[:, i * hid:(i + 1) * hid] + bias0[i])
                     for k in range(1, self.n_layers + 1):
                         a = _relu(a @ member[f"W{k}"] + member[f"b{k}"])
+                    if not return_var:
+                        # mean only: the closed-form correction is folded into the output layer
+                        w_eff, b_eff, c_eff = heads[i]
+                        z = a @ w_eff + b_eff
+                        if cc is not None:
+                            z += cc @ c_eff
+                        means[i, lo:lo + chunk] = z
+                        continue
                     z = a @ member["w_out"] + member["b_out"][0]
-                    phi = np.concatenate([a * np.float32(1 / np.sqrt(hid)), np.ones((a.shape[0], 1), np.float32)], 1)
+                    parts = [a * np.float32(1 / np.sqrt(hid))]
+                    if cc is not None:
+                        parts.append(cc * np.float32(np.exp(member["log_sc"][0]) / np.sqrt(cc.shape[1])))
+                    parts.append(np.ones((a.shape[0], 1), np.float32))
+                    phi = np.concatenate(parts, 1)
                 else:
-                    z, phi = self._base(member, xs, self.embedding_)
+                    z, phi = self._base(member, xs, self.embedding_, cc)
                 if st:
                     kq = phi @ st["phi_s"].T
                     z = z + kq @ st["alpha"]

@@ -33,7 +33,7 @@ def train_rows(table: LatencyTable, which: str) -> np.ndarray:
     raise ValueError(f"train_rows must be 'pool' or 'all', got {which!r}")
 
 
-def _net(d_in: int, hidden: int, n_layers: int, rank: int, gp_x: bool):  # noqa: ANN202
+def _net(d_in: int, hidden: int, n_layers: int, rank: int, gp_x: bool, gp_c: bool):  # noqa: ANN202
     import torch
     from torch import nn
 
@@ -50,6 +50,10 @@ def _net(d_in: int, hidden: int, n_layers: int, rank: int, gp_x: bool):  # noqa:
             self.gp_x = gp_x
             if gp_x:
                 self.log_sx = nn.Parameter(torch.tensor(math.log(0.3)))
+            self.gp_c = gp_c
+            if gp_c:
+                # prior scale of the closed-form head's slopes on standardised log-MACs/-params
+                self.log_sc = nn.Parameter(torch.tensor(0.0))
             if rank:
                 # low-rank linear path: z += (x A) . c(e); A x also joins the closed-form head
                 self.lin = nn.Linear(d_in, rank, bias=False)
@@ -62,8 +66,9 @@ def _net(d_in: int, hidden: int, n_layers: int, rank: int, gp_x: bool):  # noqa:
                 a = torch.relu(layer(a))
             return a
 
-        def base(self, x: torch.Tensor, e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            """(z0, phi) for features x (B, N, D) and embeddings e (B, E)."""
+        def base(self, x: torch.Tensor, e: torch.Tensor, c: torch.Tensor | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+            """(z0, phi) for features x (B, N, D), cost features c (B, N, 2) and embeddings e (B, E)."""
             h = self.hidden(x, e)
             z = self.out(h)[..., 0]
             parts = [h / math.sqrt(h.shape[-1])]
@@ -73,15 +78,17 @@ def _net(d_in: int, hidden: int, n_layers: int, rank: int, gp_x: bool):  # noqa:
                 parts.append(lx * (torch.exp(self.log_sl) / math.sqrt(self.rank)))
             if self.gp_x:
                 parts.append(x * (torch.exp(self.log_sx) / math.sqrt(x.shape[-1])))
+            if self.gp_c:
+                parts.append(c * (torch.exp(self.log_sc) / math.sqrt(c.shape[-1])))
             parts.append(torch.ones_like(h[..., :1]))
             return z, torch.cat(parts, -1)
 
         def forward(self, xs: torch.Tensor, zs: torch.Tensor, xq: torch.Tensor, e: torch.Tensor,
-                    gp: bool) -> torch.Tensor:
-            zq, phiq = self.base(xq, e)
+                    gp: bool, cs: torch.Tensor | None = None, cq: torch.Tensor | None = None) -> torch.Tensor:
+            zq, phiq = self.base(xq, e, cq)
             if not gp:
                 return zq
-            zs0, phis = self.base(xs, e)
+            zs0, phis = self.base(xs, e, cs)
             sw2 = torch.exp(2 * self.log_sw)
             sn2 = torch.exp(2 * self.log_sn)
             k = sw2 * phis @ phis.transpose(1, 2) + sn2 * torch.eye(phis.shape[1])
@@ -110,6 +117,8 @@ def _to_numpy(net) -> dict[str, np.ndarray]:  # noqa: ANN001
         w["log_sl"] = net.log_sl.detach().numpy().reshape(1).copy()
     if net.gp_x:
         w["log_sx"] = net.log_sx.detach().numpy().reshape(1).copy()
+    if net.gp_c:
+        w["log_sc"] = net.log_sc.detach().numpy().reshape(1).copy()
     for i, layer in enumerate(net.hid, start=1):
         w[f"W{i}"] = layer.weight.detach().numpy().T.copy()
         w[f"b{i}"] = layer.bias.detach().numpy().copy()
@@ -136,6 +145,8 @@ def meta_train_member(
     rng = np.random.default_rng(seed)
     gp = model.adapt_head == "gp"
     x_all = ((table.features() - model.x_mean_) / model.x_std_).astype(np.float32)
+    gp_c = model.gp_features == "hc"
+    c_all = model._cost(table.features()) if gp_c else np.zeros((x_all.shape[0], 0), np.float32)
     ref = table.ref_index
     pool = train_rows(table, model.train_rows)
     lat = np.stack([table.device(d) for d in devices])  # (K, N)
@@ -144,8 +155,9 @@ def meta_train_member(
     gmean = np.exp(np.log(lat[:, ref]).mean(1, keepdims=True))
     lat_n = lat / gmean
     xs_t = torch.from_numpy(x_all[ref])
+    cs_t = torch.from_numpy(c_all[ref])
     net = _net(x_all.shape[1], model.hidden, model.n_layers, model.linear_rank,
-               model.gp_features == "hx")
+               model.gp_features == "hx", gp_c)
     opt = torch.optim.AdamW(net.parameters(), lr=model.lr, weight_decay=model.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=model.lr, total_steps=model.n_steps,
                                                 pct_start=min(0.5, max(0.1, 2.0 / model.n_steps)))
@@ -169,7 +181,8 @@ def meta_train_member(
                 emb, mu, sd = hw_embedding(yref, model.use_level)
                 zs = (np.log(yref) - mu) / sd
                 pred = net(xs_t[None], torch.from_numpy(zs[None]).float(),
-                           torch.from_numpy(x_all[q][None]), torch.from_numpy(emb[None]).float(), gp)
+                           torch.from_numpy(x_all[q][None]), torch.from_numpy(emb[None]).float(), gp,
+                           cs_t[None], torch.from_numpy(c_all[q][None]))
                 out.append(spearman(yq, pred[0].numpy()))
         return float(np.mean(out))
 
@@ -195,7 +208,8 @@ def meta_train_member(
         zq = (np.log(yq) - mu[:, None]) / sd[:, None]
         zs = (np.log(yref) - mu[:, None]) / sd[:, None]
         pred = net(xs_t[None].expand(y.shape[0], -1, -1), torch.from_numpy(zs).float(),
-                   torch.from_numpy(x_all[qi]), torch.from_numpy(emb).float(), gp)
+                   torch.from_numpy(x_all[qi]), torch.from_numpy(emb).float(), gp,
+                   cs_t[None].expand(y.shape[0], -1, -1), torch.from_numpy(c_all[qi]))
         err = (pred - torch.from_numpy(zq).float()) ** 2 * torch.from_numpy(mask)
         loss = err.sum() / max(float(mask.sum()), 1.0)
         opt.zero_grad()

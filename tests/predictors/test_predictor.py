@@ -127,7 +127,7 @@ def test_save_load_roundtrip(tiny: predictors.LatencyPredictor, table: predictor
     np.testing.assert_allclose(back.predict(archs), q.predict(archs), rtol=1e-6)
     with np.load(tmp_path / "p.npz", allow_pickle=False) as z:  # plain arrays only
         meta = json.loads(bytes(z["__meta__"]).decode())
-    assert meta["format_version"] == predictors.FORMAT_VERSION and meta["space"] == "nasbench201"
+    assert meta["format_version"] == 1 and meta["space"] == "nasbench201"  # no cost features: v1
 
 
 def test_truncated_and_foreign_files(tiny: predictors.LatencyPredictor, tmp_path: Path) -> None:
@@ -161,7 +161,7 @@ def test_newer_version_refused(tiny: predictors.LatencyPredictor, tmp_path: Path
     np.savez(newer, **arrays)
     with pytest.raises(ArtefactError, match="hw-nas 9.9.9") as e:
         predictors.load_file(newer)
-    assert "version 2" in str(e.value) and "\n" not in str(e.value)
+    assert f"version {predictors.FORMAT_VERSION + 1}" in str(e.value) and "\n" not in str(e.value)
     assert zipfile.is_zipfile(newer)
 
 
@@ -205,3 +205,59 @@ def test_cli_train_refuses_overwrite(tmp_path: Path) -> None:
     out.write_bytes(b"x")
     assert main(["predictor", "train", "--space", "fbnet", "--out", str(out)]) == 2
     assert out.read_bytes() == b"x"
+
+
+def test_version1_file_still_read(tiny: predictors.LatencyPredictor, table: predictors.LatencyTable,
+                                  tmp_path: Path) -> None:
+    # a format-1 file (gp_features "h", no cost arrays) reads the same as before
+    path = Path(tiny.save(tmp_path / "p.npz"))
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(bytes(arrays["__meta__"]).decode())
+    meta["format_version"] = 1
+    arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    old = tmp_path / "old.npz"
+    np.savez(old, **arrays)
+    back = predictors.load_file(old)
+    y = _device(table)[table.ref_index]
+    archs = table.archs[:50]
+    np.testing.assert_allclose(back.adapt(table.ref_archs, y).predict(archs),
+                               tiny.adapt(table.ref_archs, y).predict(archs), rtol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def tiny_cost() -> predictors.LatencyPredictor:
+    t = predictors.load_latency_table("fbnet")
+    return predictors.LatencyPredictor("fbnet", seed=0, gp_features="hc", **TINY).fit(t)
+
+
+def test_cost_features_fit_a_mac_bound_device(tiny_cost: predictors.LatencyPredictor, tmp_path: Path) -> None:
+    """With log-MACs in the closed-form head, ten samples of a device whose latency is exactly
+    proportional to MACs give a near-perfect ranking, whatever the network learnt."""
+    from predictors._data import flops_params
+
+    t = predictors.load_latency_table("fbnet")
+    macs = flops_params("fbnet", t.features())[:, 0]
+    y = 0.05 * macs
+    _, query = predictors.protocol_split(t, t.splits["meta_valid"][0])
+    q = tiny_cost.adapt(t.ref_archs, y[t.ref_index])
+    archs = [t.archs[i] for i in query]
+    pred, std = q.predict(archs, return_std=True)
+    assert predictors.all_metrics(y[query], pred)["spearman"] > 0.98
+    assert np.all(std > 0)
+    # mean-only prediction (closed-form correction folded into the output layer) = full path
+    np.testing.assert_allclose(q.predict(archs), pred, rtol=1e-4)
+    path = q.save(tmp_path / "c.npz")
+    with np.load(path, allow_pickle=False) as z:
+        assert json.loads(bytes(z["__meta__"]).decode())["format_version"] == 2 == predictors.FORMAT_VERSION
+    back = predictors.load_file(path)
+    assert back.get_params()["gp_features"] == "hc"
+    np.testing.assert_allclose(back.predict(archs), pred, rtol=1e-5)
+
+
+def test_space_defaults() -> None:
+    for space, d in predictors._model.SPACE_DEFAULTS.items():
+        params = predictors.LatencyPredictor(space).get_params()
+        assert all(params[k] == v for k, v in d.items())
+    with pytest.raises(ValueError, match="gp_features"):
+        predictors.LatencyPredictor("fbnet", gp_features="x")
