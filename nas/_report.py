@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import json
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -150,13 +151,26 @@ def _md_table(rows: list[dict[str, Any]], metric: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _study_location(prep: _Prepared) -> str:
+    """Where the study lives: the run's journal file, or the RDB URL with any password masked."""
+    if prep.cfg.storage is None:
+        return str(prep.run_dir / "study.journal")
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", prep.cfg.storage)
+
+
 def _report_md(prep: _Prepared, study: optuna.Study, rows: list[dict[str, Any]], trials: list[dict[str, Any]]) -> str:
     s = prep.settings
     d = prep.data
     n_feas = sum(t["feasible"] for t in trials)
     lat = f"{s['latency_ms']:g} ms" if s["latency_ms"] is not None else "none"
     archs = "\n".join(f"- trial {r['trial']}: `{r['arch']}`" for r in rows) or "- (none)"
-    journal = prep.run_dir / "study.journal"
+    journal = _study_location(prep)
+    if prep.cfg.storage is None:
+        study_files = f"""- `study.journal`: the Optuna study (JournalStorage); open it with
+  `optuna-dashboard {journal}`"""
+    else:
+        study_files = f"""- the Optuna study `{prep.name}` lives in the RDB `{journal}` (not in this folder); open it with
+  `optuna-dashboard {journal}`"""
     return f"""# nas search: {prep.name}
 
 Written {_dt.datetime.now(_dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}.
@@ -204,8 +218,7 @@ of {len(rows)} networks fit with no violation and at most {s['budget_bytes']:,} 
 - `nets/`: the network description of each Pareto network (YAML)
 - `trials.csv`: every completed trial (feasible or not, with its first violated rule)
 - `pareto.png`: latency vs estimate; infeasible candidates grey
-- `study.journal`: the Optuna study (JournalStorage); open it with
-  `optuna-dashboard {journal}`
+{study_files}
 
 Re-running the same `nas search` command resumes this study (`--trials` counts all completed trials).
 """ if rows else f"""# nas search: {prep.name}
@@ -236,9 +249,10 @@ def write_outputs(study: optuna.Study, prep: _Prepared) -> dict[str, Path]:
         "trials_csv": run / "trials.csv",
         "plot": run / "pareto.png",
         "report": run / "report.md",
-        "journal": run / "study.journal",
         "nets": nets,
     }
+    if prep.cfg.storage is None:
+        files["journal"] = run / "study.journal"
     csv_rows = [{**r, "estimate": r["estimate"]} for r in rows]
     _write_csv(files["pareto_csv"], csv_rows, CSV_COLUMNS)
     _write_csv(files["trials_csv"], trials, list(trials[0].keys()) if trials else ["trial"])

@@ -110,6 +110,14 @@ def test_resume_continues_the_same_study(tmp_path) -> None:
     assert [t.number for t in optuna.load_study(study_name=first.name, storage=storage).trials] == [0, 1, 2, 3, 4]
 
 
+def test_rdb_study_is_named_in_the_report_not_a_journal(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    r = run_search(_cfg(tmp_path / "runs", trials=2, storage=url, name="rdb"))
+    assert not (r.run_dir / "study.journal").exists() and "journal" not in r.files
+    report = (r.run_dir / "report.md").read_text()
+    assert f"optuna-dashboard {url}" in report and "study.journal" not in report
+
+
 def test_interrupted_trial_is_failed_and_replaced(tmp_path) -> None:
     run_search(_cfg(tmp_path, trials=2))
     path = tmp_path / "max78000-20KB-short-qat" / "study.journal"
