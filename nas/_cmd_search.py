@@ -2,6 +2,7 @@
 
     nas search --device max78000 --budget 400KB [--latency 2ms] [--trials N] [--seed S] [--name RUN]
                [--backend ray [--ray-address ADDRESS] [--workers N]]
+    nas search --device pixel3 --space fbnet --latency 20ms [--budget 4MB] [--ram 2MB] [--latency-margin K]
 """
 
 from __future__ import annotations
@@ -32,7 +33,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("--device", required=True, help="device name (see 'nas device list'), e.g. max78000")
     p.add_argument("--budget", help="weight-memory limit: B, KB (1000), KiB (1024), MB, MiB, e.g. 400KB "
                    "(default: the device's whole weight memory; its 442,368 B always apply)")
-    p.add_argument("--latency", help="latency limit: us, ms or s, e.g. 2ms (default: none)")
+    p.add_argument("--latency", help="latency limit: us, ms or s, e.g. 2ms (default: none); on phones, host-cpu "
+                   "and registered devices the constraint is mean + K x std <= limit (see --latency-margin)")
+    p.add_argument("--space", help="search space (default: ai8x on MAX78000 devices; fbnet, FBNet inverted-residual "
+                   "blocks, on phones, host-cpu and registered devices); on those --budget limits the int8 size")
+    p.add_argument("--ram", help="not MAX78000: limit on the peak int8 activation memory of one inference, e.g. 2MB")
+    p.add_argument("--latency-margin", type=float,
+                   help="not MAX78000: K of mean + K x std <= --latency (default 1.645, a one-sided 95%% bound)")
     p.add_argument("--trials", type=int, default=DEFAULT_TRIALS,
                    help=f"completed trials the study should hold, resumed trials included (default {DEFAULT_TRIALS})")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampler, data split and estimate (default 0; a resumed run needs the same seed)")
@@ -65,6 +72,7 @@ def _config(args: argparse.Namespace) -> Any:
 
     budget = parse_size(args.budget, what="--budget") if args.budget is not None else None
     latency = parse_time_ms(args.latency, what="--latency") if args.latency is not None else None
+    ram = parse_size(args.ram, what="--ram") if args.ram is not None else None
     opts: dict[str, Any] = {}
     for key, val in (("epochs", args.epochs), ("train_images", args.train_images)):
         if val is not None:
@@ -79,6 +87,8 @@ def _config(args: argparse.Namespace) -> Any:
         estimator_options=opts, budget_text=args.budget.strip() if args.budget else None,
         latency_text=args.latency.strip() if args.latency else None,
         backend=args.backend, ray_address=args.ray_address, workers=args.workers, storage=args.storage,
+        space=args.space, ram_bytes=ram, latency_margin=args.latency_margin,
+        ram_text=args.ram.strip() if args.ram else None,
     )
 
 
@@ -127,15 +137,24 @@ def _search(args: argparse.Namespace) -> int:
     table.add_column("trial", justify="right")
     table.add_column(result.metric, justify="right")
     table.add_column("latency ms", justify="right")
-    table.add_column("weight bytes of 442,368", justify="right")
-    table.add_column("layers", justify="right")
-    table.add_column("bit widths")
-    for r in result.pareto:
+    if prep.mobile:
+        table.add_column(f"mean+{prep.settings['latency_margin']:g}std ms", justify="right")
+        table.add_column("int8 size B", justify="right")
+        table.add_column("peak RAM B", justify="right")
+        table.add_column("arch")
+        for r in result.pareto:
+            table.add_row(str(r["trial"]), f"{r['estimate']:.4g}", f"{r['latency_ms']:.3f}",
+                          f"{r['latency_bound_ms']:.3f}", f"{r['size_bytes']:,}", f"{r['peak_ram_bytes']:,}", r["arch"])
+    else:
+        table.add_column("weight bytes of 442,368", justify="right")
+        table.add_column("layers", justify="right")
+        table.add_column("bit widths")
+    for r in ([] if prep.mobile else result.pareto):
         table.add_row(str(r["trial"]), f"{r['estimate']:.4g}", f"{r['latency_ms']:.3f}", f"{r['weight_bytes']:,}",
                       str(r["layers"]), r["bit_widths"])
     out.print(table)
     if not result.pareto:
-        out.print("no feasible network yet: relax --budget or --latency, or raise --trials")
+        out.print("no feasible network yet: relax --budget, --ram or --latency, or raise --trials")
     out.print(f"{result.n_new} new trials in {result.seconds:.1f} s "
               f"(device checks {result.device_seconds:.2f} s, estimates {result.estimate_seconds:.1f} s)")
     print(f"{result.run_dir}/")

@@ -14,12 +14,16 @@ if TYPE_CHECKING:
 
     from ._search import _Prepared
 
-__all__ = ["write_outputs", "pareto_rows", "CSV_COLUMNS"]
+__all__ = ["write_outputs", "pareto_rows", "CSV_COLUMNS", "MOBILE_CSV_COLUMNS"]
 
 CSV_COLUMNS = [
     "trial", "arch", "estimate", "latency_ms", "cycles", "weight_bytes", "weight_capacity_bytes",
     "bias_bytes", "layers", "bit_widths", "max_column", "kernel_processor_columns", "data_memory_bytes",
     "input_load_ms", "macs", "fits", "violations", "network_file",
+]
+MOBILE_CSV_COLUMNS = [
+    "trial", "arch", "estimate", "latency_ms", "std_ms", "latency_bound_ms", "size_bytes", "weights", "biases",
+    "peak_ram_bytes", "macs", "network_file",
 ]
 
 
@@ -62,6 +66,44 @@ def pareto_rows(study: optuna.Study, prep: _Prepared, nets_dir: Path) -> list[di
     return rows
 
 
+def mobile_pareto_rows(study: optuna.Study, prep: _Prepared, nets_dir: Path) -> list[dict[str, Any]]:
+    """Pareto rows of a latency-predicting device: figures recomputed, one JSON file per network."""
+    from ._search import mobile_figures
+
+    rows: list[dict[str, Any]] = []
+    best = [t for t in study.best_trials if t.user_attrs.get("feasible") and t.user_attrs.get("estimated")]
+    best.sort(key=lambda t: (t.values[1], -t.values[0], t.number))
+    for t in best:
+        arch = t.user_attrs["arch"]
+        fig = {**t.user_attrs.get("device", {})}
+        if prep.device.kind != "measured":  # a re-measurement would differ from what the search saw
+            fig = mobile_figures(prep, arch)
+        path = nets_dir / f"trial-{t.number:04d}.json"
+        row = {"trial": t.number, "arch": arch, "estimate": float(t.values[0]), **fig,
+               "network_file": str(path.relative_to(prep.run_dir))}
+        net = {"space": prep.space_name, "arch": arch, "device": prep.settings["device"],
+               "in_channels": prep.space.in_channels, "input_size": prep.space.input_size,
+               "num_classes": prep.space.num_classes, "metric": prep.settings["metric"], **row,
+               "size_note": _size_note(), "ram_note": _ram_note()}
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(net, indent=1))
+        tmp.replace(path)
+        rows.append(row)
+    return rows
+
+
+def _size_note() -> str:
+    from search_spaces._fbnet_cost import SIZE_NOTE
+
+    return SIZE_NOTE
+
+
+def _ram_note() -> str:
+    from search_spaces._fbnet_cost import RAM_NOTE
+
+    return RAM_NOTE
+
+
 def _trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
     from optuna.trial import TrialState
 
@@ -74,7 +116,7 @@ def _trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
             "feasible": bool(t.user_attrs.get("feasible")),
             "estimate": t.user_attrs.get("estimate"),
             "latency_ms": float(t.values[1]),
-            "weight_bytes": dev.get("weight_bytes"),
+            "weight_bytes": dev.get("weight_bytes", dev.get("size_bytes")),
             "layers": dev.get("layers"),
             "violations": len(dev.get("violations", [])),
             "constraints": json.dumps(t.constraints, sort_keys=True),
@@ -93,7 +135,8 @@ def _write_csv(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> No
     tmp.replace(path)
 
 
-def _plot(path: Path, trials: list[dict[str, Any]], pareto: list[dict[str, Any]], metric: str, title: str) -> None:
+def _plot(path: Path, trials: list[dict[str, Any]], pareto: list[dict[str, Any]], metric: str, title: str,
+          xlabel: str = "MAX78000 CNN latency, ms (vendor cycle model at 50 MHz)") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -124,7 +167,7 @@ def _plot(path: Path, trials: list[dict[str, Any]], pareto: list[dict[str, Any]]
     ax.xaxis.set_major_formatter(ScalarFormatter())
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    ax.set_xlabel("MAX78000 CNN latency, ms (vendor cycle model at 50 MHz)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(metric)
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3, which="both")
@@ -231,14 +274,84 @@ No feasible network among {len(trials)} trials. Relax --budget or --latency, or 
 """
 
 
+def _mobile_md(prep: _Prepared, rows: list[dict[str, Any]], trials: list[dict[str, Any]]) -> str:
+    """report.md of a search on a latency-predicting device (fbnet space)."""
+    s = prep.settings
+    d = prep.data
+    k = s["latency_margin"]
+    n_feas = sum(t["feasible"] for t in trials)
+    src = {"measured": "measured on this machine with onnxruntime (median of timed rounds; std = IQR / 1.349)",
+           "recorded": "the recorded latency table where the architecture is in it (std 0), else the "
+                       "space's latency predictor adapted to this device on the table's 10 reference rows",
+           "registered": "the space's latency predictor adapted to this device's registered samples"}.get(
+        s.get("device_kind", ""), "the device's predict(space, archs, return_std=True)")
+    lat = (f"{s['latency_ms']:g} ms, constraint mean + {k:g} x std <= limit"
+           + (" (a one-sided 95% bound for a normal error)" if abs(k - 1.645) < 1e-9 else "")
+           if s["latency_ms"] is not None else "none")
+    budget = f"{s['budget_bytes']:,} B" if s["budget_bytes"] is not None else "none"
+    ram = f"{s['ram_bytes']:,} B" if s["ram_bytes"] is not None else "none"
+    if rows:
+        lines = [f"| trial | {s['metric']} | latency ms (mean) | std ms | mean + {k:g} std ms | int8 size B | "
+                 "peak RAM B | MMACs | file |", "|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+        for r in rows:
+            lines.append(f"| {r['trial']} | {r['estimate']:.4g} | {r['latency_ms']:.3f} | {r['std_ms']:.3f} | "
+                         f"{r['latency_bound_ms']:.3f} | {r['size_bytes']:,} | {r['peak_ram_bytes']:,} | "
+                         f"{r['macs'] / 1e6:.1f} | `{r['network_file']}` |")
+        table = "\n".join(lines) + "\n"
+    else:
+        table = "_No feasible network yet: relax --budget, --ram or --latency, or run more --trials._\n"
+    archs = "\n".join(f"- trial {r['trial']}: `{r['arch']}`" for r in rows) or "- (none)"
+    journal = _study_location(prep)
+    return f"""# nas search: {prep.name}
+
+Written {_dt.datetime.now(_dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}.
+
+## Settings
+- device: {s['device']} ({s.get('device_kind', '')}); latency from {src}
+- search space: {prep.space_name} (22 FBNet inverted-residual layers, 9 candidate blocks each, HW-NAS-Bench
+  CIFAR-100 macro-architecture), built for {prep.space.in_channels}x{prep.space.input_size}x{prep.space.input_size}
+  inputs and {prep.space.num_classes} classes
+- latency limit: {lat}
+- int8 size limit (--budget): {budget}; size = {_size_note()}
+- peak RAM limit (--ram): {ram}; RAM = {_ram_note()}
+- trials completed: {len(trials)} ({n_feas} feasible); sampler: {prep.cfg.sampler} (seeded), constraints via
+  `Trial.set_constraint`
+
+Latency is that of the latency tables' network (3x32x32 input, 100 classes); size and RAM are
+computed for the network built for this data (stem and classifier adapted).
+
+## Dataset
+- {d.describe()}
+- source: {d.source}
+- licence: {d.licence}
+
+## Accuracy estimate: `{s['metric']}`
+{prep.estimator.describe()}
+The network is the fbnet module of this space with int8 weights (per output channel) and 8-bit
+activations after the stem, every layer and the head. It ranks candidates; it is not an accuracy.
+
+## Pareto front ({len(rows)} networks, feasible only, by mean latency)
+{table}
+Architectures:
+{archs}
+
+## Files
+- `pareto.csv`, `pareto.json`: the front with every figure
+- `nets/`: one JSON file per Pareto network (architecture string and its figures)
+- `trials.csv`: every completed trial
+- `pareto.png`: latency vs estimate; infeasible candidates grey
+- study: `{journal}` (open with `optuna-dashboard {journal}`)
+"""
+
+
 def write_outputs(study: optuna.Study, prep: _Prepared) -> dict[str, Path]:
     """Write every output file of a run; returns their paths by kind."""
     run = prep.run_dir
     nets = run / "nets"
     nets.mkdir(exist_ok=True)
-    rows = pareto_rows(study, prep, nets)
+    rows = mobile_pareto_rows(study, prep, nets) if prep.mobile else pareto_rows(study, prep, nets)
     keep = {Path(r["network_file"]).name for r in rows}
-    for stale in nets.glob("trial-*.yaml"):  # left from an earlier front of a resumed study
+    for stale in [*nets.glob("trial-*.yaml"), *nets.glob("trial-*.json")]:  # left from an earlier front of a resumed study
         if stale.name not in keep:
             stale.unlink()
     trials = _trial_rows(study)
@@ -254,15 +367,22 @@ def write_outputs(study: optuna.Study, prep: _Prepared) -> dict[str, Path]:
     if prep.cfg.storage is None:
         files["journal"] = run / "study.journal"
     csv_rows = [{**r, "estimate": r["estimate"]} for r in rows]
-    _write_csv(files["pareto_csv"], csv_rows, CSV_COLUMNS)
+    _write_csv(files["pareto_csv"], csv_rows, MOBILE_CSV_COLUMNS if prep.mobile else CSV_COLUMNS)
     _write_csv(files["trials_csv"], trials, list(trials[0].keys()) if trials else ["trial"])
     payload = {"name": prep.name, "metric": metric, "settings": prep.settings, "pareto": rows}
     tmp = files["pareto_json"].with_name("pareto.json.tmp")
     tmp.write_text(json.dumps(payload, indent=1))
     tmp.replace(files["pareto_json"])
-    title = f"{prep.name}: {len(trials)} trials, budget {prep.budget:,} B"
-    _plot(files["plot"], trials, rows, metric, title)
+    if prep.mobile:
+        title = f"{prep.name}: {len(trials)} trials"
+        _plot(files["plot"], trials, rows, metric, title,
+              xlabel=f"{prep.settings['device']} latency, ms (mean; {prep.settings.get('device_kind', '')})")
+        text = _mobile_md(prep, rows, trials)
+    else:
+        title = f"{prep.name}: {len(trials)} trials, budget {prep.budget:,} B"
+        _plot(files["plot"], trials, rows, metric, title)
+        text = _report_md(prep, study, rows, trials)
     tmp = files["report"].with_name("report.md.tmp")
-    tmp.write_text(_report_md(prep, study, rows, trials))
+    tmp.write_text(text)
     tmp.replace(files["report"])
     return files

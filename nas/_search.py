@@ -74,6 +74,14 @@ class SearchConfig:
         workers: ``ray`` backend: trials run at once (None: one per CPU of the cluster).
         storage: an RDB URL holding the study (``postgresql://...``, ``sqlite:///path.db``) instead
             of ``runs/<name>/study.journal``, for studies several machines open.
+        space: search space (None: ``ai8x`` for MAX78000 devices, else the device's only space;
+            ``fbnet`` is the space searched on phones, host-cpu and registered devices).
+        ram_bytes: non-MAX78000 devices: limit on the peak int8 activation memory of one inference.
+        latency_margin: non-MAX78000 devices: k of the latency constraint mean + k * std <= limit
+            (None: 1.645, a one-sided 95% bound under a normal error).
+        ram_text: how the RAM limit was written, e.g. ``2MB``.
+        device_options: keyword options of the device (``host-cpu``: ``warmup``, ``number``,
+            ``min_rounds``, ``max_rounds``, ``threads``... of its onnxruntime timing).
     """
 
     device: str = "max78000"
@@ -95,6 +103,16 @@ class SearchConfig:
     ray_address: str | None = None
     workers: int | None = None
     storage: str | None = None
+    space: str | None = None
+    ram_bytes: int | None = None
+    latency_margin: float | None = None
+    ram_text: str | None = None
+    device_options: dict[str, Any] = field(default_factory=dict)
+
+
+MOBILE_SPACES = ("fbnet",)
+FBNET_NASWOT_BATCH = 32
+DEFAULT_LATENCY_MARGIN = 1.645
 
 
 def _front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -163,6 +181,10 @@ class _Prepared:
     estimator: Estimator
     settings: dict[str, Any]
     resumed: bool
+    mobile: bool = False
+    """A latency-predicting device (phone, host-cpu, registered) searching ``space_name``."""
+    space_name: str = "ai8x"
+    ram: int | None = None
 
 
 def _fmt_num(x: float) -> str:
@@ -176,6 +198,10 @@ def default_run_name(cfg: SearchConfig) -> str:
         parts.append(cfg.budget_text or f"{cfg.budget_bytes}B")
     if cfg.latency_ms is not None:
         parts.append(cfg.latency_text or f"{_fmt_num(cfg.latency_ms)}ms")
+    if cfg.ram_bytes is not None:
+        parts.append("ram" + (cfg.ram_text or f"{cfg.ram_bytes}B"))
+    if cfg.space is not None and cfg.space != "ai8x":
+        parts.insert(1, cfg.space)
     if cfg.data is not None:
         parts.append(Path(str(cfg.data)).stem)
     if cfg.estimator.replace("-", "_") != "naswot":
@@ -235,19 +261,56 @@ def validate(cfg: SearchConfig) -> _Prepared:
     """
     from devices import get_device
 
-    device = get_device(cfg.device)  # UnknownDeviceError is an InputError
-    if not hasattr(device, "report"):
-        raise InputError(
-            f"nas search needs a device with a hardware check (report); {cfg.device!r} has none yet. "
-            "Use --device max78000"
-        )
+    try:
+        device = get_device(cfg.device, **cfg.device_options)  # UnknownDeviceError is an InputError
+    except TypeError as e:
+        raise InputError(f"device {cfg.device!r} does not take the options {sorted(cfg.device_options)}: {e}") from None
+    mobile = not hasattr(device, "report")
+    if mobile:
+        spaces = list(getattr(device, "spaces", []))
+        usable = [s for s in spaces if s in MOBILE_SPACES]
+        if cfg.space is None:
+            if len(usable) != 1:
+                raise InputError(
+                    f"give --space for device {cfg.device!r}: nas search supports {', '.join(MOBILE_SPACES)}; "
+                    f"the device has latency for {', '.join(spaces) or 'no space'}"
+                )
+            space_name = usable[0]
+        else:
+            space_name = cfg.space
+        if space_name not in spaces or space_name not in MOBILE_SPACES:
+            raise InputError(
+                f"nas search cannot search space {space_name!r} on device {cfg.device!r}: "
+                f"it searches {', '.join(usable) or 'none of its spaces'} there"
+                + (f" (the device has latency for {', '.join(spaces)})" if spaces else "")
+            )
+        margin = DEFAULT_LATENCY_MARGIN if cfg.latency_margin is None else float(cfg.latency_margin)
+        if not (math.isfinite(margin) and margin >= 0):
+            raise InputError(f"invalid --latency-margin {cfg.latency_margin}: it must be a number >= 0 (e.g. 1.645)")
+    else:
+        space_name = cfg.space if cfg.space is not None else "ai8x"
+        if space_name != "ai8x":
+            raise InputError(f"nas search cannot search space {space_name!r} on device {cfg.device!r}: "
+                             "MAX78000 devices search the ai8x space")
+        margin = 0.0
+        if cfg.latency_margin is not None:
+            raise InputError(f"--latency-margin applies to phones, host-cpu and registered latency devices, not to "
+                             f"{cfg.device!r} (its cycle model has no uncertainty)")
+        if cfg.ram_bytes is not None:
+            raise InputError("--ram applies to phones, host-cpu and registered latency devices, not to "
+                             f"{cfg.device!r} (its data memory is checked by the device rules)")
     import devices
 
     # The device's whole weight memory (442,368 B on the MAX78000), from its report type.
     capacity = int(devices.Max78000Report.weight_capacity_bytes)
     if cfg.budget_bytes is not None and (isinstance(cfg.budget_bytes, bool) or int(cfg.budget_bytes) <= 0):
         raise InputError(f"invalid --budget {cfg.budget_bytes}: it must be greater than zero (e.g. 400KB)")
-    budget = capacity if cfg.budget_bytes is None else int(cfg.budget_bytes)
+    if cfg.ram_bytes is not None and (isinstance(cfg.ram_bytes, bool) or int(cfg.ram_bytes) <= 0):
+        raise InputError(f"invalid --ram {cfg.ram_bytes}: it must be greater than zero (e.g. 2MB)")
+    if mobile:
+        budget = -1 if cfg.budget_bytes is None else int(cfg.budget_bytes)  # -1: no size limit
+    else:
+        budget = capacity if cfg.budget_bytes is None else int(cfg.budget_bytes)
     if cfg.latency_ms is not None and not (math.isfinite(cfg.latency_ms) and cfg.latency_ms > 0):
         raise InputError(f"invalid --latency {cfg.latency_ms}: it must be greater than zero (e.g. 2ms)")
     if isinstance(cfg.trials, bool) or int(cfg.trials) < 1:
@@ -267,7 +330,10 @@ def validate(cfg: SearchConfig) -> _Prepared:
                          "postgresql://user:pass@host/db or sqlite:///path.db")
     if cfg.max_train_images is not None and cfg.max_train_images < 2:
         raise InputError("max_train_images must be at least 2")
-    estimator = make_estimator(cfg.estimator, **cfg.estimator_options)
+    est_opts = dict(cfg.estimator_options)
+    if mobile and cfg.estimator == "naswot":
+        est_opts.setdefault("batch", FBNET_NASWOT_BATCH)  # keeps a trial near 1-2 s on one thread
+    estimator = make_estimator(cfg.estimator, **est_opts)
     name = cfg.name if cfg.name is not None else default_run_name(cfg)
     if not _NAME_RE.match(name):
         raise InputError(
@@ -280,31 +346,45 @@ def validate(cfg: SearchConfig) -> _Prepared:
     if cfg.max_train_images is not None and cfg.max_train_images < len(data.y_train):
         data.x_train = data.x_train[: cfg.max_train_images]
         data.y_train = data.y_train[: cfg.max_train_images]
-    space = get_space(
-        "ai8x",
-        input_shape=data.input_shape,
-        num_classes=data.num_classes,
-        conv1d=data.conv1d,
-        **cfg.space_options,
-    )
+    if mobile:
+        shape = tuple(int(v) for v in data.input_shape)
+        if data.conv1d or len(shape) != 3 or shape[1] != shape[2] or shape[1] < 8:
+            raise InputError(f"the fbnet space needs square images of at least 8x8 pixels, got input shape {shape}")
+        space = get_space(space_name, in_channels=shape[0], num_classes=data.num_classes, input_size=shape[1],
+                          **cfg.space_options)
+    else:
+        space = get_space(
+            "ai8x",
+            input_shape=data.input_shape,
+            num_classes=data.num_classes,
+            conv1d=data.conv1d,
+            **cfg.space_options,
+        )
     settings = {
         "device": cfg.device,
         "budget_bytes": budget,
         "latency_ms": cfg.latency_ms,
-        "space": "ai8x",
+        "space": space_name,
         "space_options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.space_options.items()},
         "data": data.summary(),
         "estimator": estimator.to_dict(),
         "metric": estimator.metric_name(),
         "data_seed": cfg.seed,
     }
+    if mobile:
+        settings["budget_bytes"] = None if budget < 0 else budget
+        settings["ram_bytes"] = cfg.ram_bytes
+        settings["latency_margin"] = margin
+        settings["device_kind"] = str(getattr(device, "kind", ""))
     run_dir = runs_dir / name
     old = _existing_settings(run_dir, name, cfg.storage)
     if old is not None:
         for key, label in (("device", "--device"), ("budget_bytes", "--budget"), ("latency_ms", "--latency"),
+                           ("space", "--space"), ("ram_bytes", "--ram"), ("latency_margin", "--latency-margin"),
                            ("space_options", "space options"), ("estimator", "accuracy estimate"),
                            ("data_seed", "--seed (it fixes the data split)")):
-            if old.get(key) != settings[key]:
+            if old.get(key, settings.get(key) if key in ("space", "ram_bytes", "latency_margin") else None) \
+                    != settings.get(key):
                 raise SettingsMismatchError(
                     f"run {name!r} was started with {label} = {old.get(key)!r}, not {settings[key]!r}; "
                     f"repeat its settings to resume it, or pass --name NEW for a new study"
@@ -318,7 +398,8 @@ def validate(cfg: SearchConfig) -> _Prepared:
         if not (run_dir / JOURNAL).exists() and cfg.storage is None:
             raise InputError(f"{run_dir} exists and holds no study; choose another --name or remove it")
     return _Prepared(cfg=cfg, name=name, run_dir=run_dir, device=device, budget=budget, data=data, space=space,
-                     estimator=estimator, settings=settings, resumed=old is not None)
+                     estimator=estimator, settings=settings, resumed=old is not None, mobile=mobile,
+                     space_name=space_name, ram=cfg.ram_bytes)
 
 
 @contextlib.contextmanager
@@ -441,6 +522,8 @@ def check_trial(prep: _Prepared, trial: Any) -> TrialCheck:
     Sets the constraints and the user_attrs ``arch``, ``feasible`` and ``device``; used by every
     backend so that trials look the same in the study.
     """
+    if prep.mobile:
+        return _check_mobile(prep, trial)
     arch = prep.space.sample(trial)
     arch_s = prep.space.format(arch)
     rep = prep.device.report(prep.space.network(arch))
@@ -454,6 +537,47 @@ def check_trial(prep: _Prepared, trial: Any) -> TrialCheck:
     # naswot is cheap: score infeasible candidates too; short training is skipped for them.
     needs = ok or prep.estimator.key == "naswot"
     return TrialCheck(arch_s=arch_s, latency_ms=float(rep.latency_ms), feasible=ok, needs_estimate=needs,
+                      constraints=cons)
+
+
+def mobile_figures(prep: _Prepared, arch_s: str) -> dict[str, Any]:
+    """Latency (mean, std, bound = mean + k*std), int8 size and peak RAM of one fbnet architecture."""
+    from search_spaces._fbnet_cost import fbnet_cost
+
+    ms, std = prep.device.predict(prep.space_name, [arch_s], return_std=True)
+    mean, sd = float(ms[0]), float(std[0])
+    cost = fbnet_cost(prep.space.op_indices(arch_s), in_channels=prep.space.in_channels,
+                      input_size=prep.space.input_size, num_classes=prep.space.num_classes)
+    return {
+        "latency_ms": mean,
+        "std_ms": sd,
+        "latency_bound_ms": mean + float(prep.settings["latency_margin"]) * sd,
+        "latency_margin": float(prep.settings["latency_margin"]),
+        **cost.to_dict(),
+    }
+
+
+def _check_mobile(prep: _Prepared, trial: Any) -> TrialCheck:
+    """:func:`check_trial` for latency-predicting devices: predicted/measured latency, analytic size and RAM."""
+    arch_s = prep.space.format(prep.space.sample(trial))
+    fig = mobile_figures(prep, arch_s)
+    cons: dict[str, float] = {}
+    if prep.budget >= 0:
+        cons["size_bytes_over_budget"] = float(fig["size_bytes"] - prep.budget)
+    if prep.ram is not None:
+        cons["ram_bytes_over_limit"] = float(fig["peak_ram_bytes"] - prep.ram)
+    if prep.cfg.latency_ms is not None:
+        cons["latency_bound_over_limit_ms"] = float(fig["latency_bound_ms"] - prep.cfg.latency_ms)
+    if not cons:
+        cons["none"] = 0.0  # a study whose trials all carry constraints
+    for k, v in cons.items():
+        trial.set_constraint(k, v)
+    ok = all(v <= 0 for v in cons.values())
+    trial.set_user_attr("arch", arch_s)
+    trial.set_user_attr("feasible", ok)
+    trial.set_user_attr("device", fig)
+    needs = ok or prep.estimator.key == "naswot"
+    return TrialCheck(arch_s=arch_s, latency_ms=fig["latency_ms"], feasible=ok, needs_estimate=needs,
                       constraints=cons)
 
 

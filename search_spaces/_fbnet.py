@@ -89,6 +89,13 @@ class FBNetSpace(SearchSpace):
     n_layers = _N_LAYERS
     ops = FBNET_OPS
 
+    def __init__(self, in_channels: int = 3, num_classes: int = 100, input_size: int = 32) -> None:
+        """Defaults: the CIFAR-100 network of the latency tables; other values adapt :meth:`build`
+        (and :func:`search_spaces._fbnet_cost.fbnet_cost`) to other data."""
+        self.in_channels = int(in_channels)
+        self.num_classes = int(num_classes)
+        self.input_size = int(input_size)
+
     def op_indices(self, arch: Any) -> np.ndarray:
         """The 22 op indices of an architecture (digit string or integer sequence)."""
         if isinstance(arch, str):
@@ -185,8 +192,11 @@ class FBNetSpace(SearchSpace):
     def build(self, arch: Any, **kwargs: Any) -> torch.nn.Module:
         """HW-NAS-Bench's CIFAR-100 FBNet network of ``arch`` (see ``_fbnet_torch``).
 
-        Keyword options: ``num_classes`` (default 100).
+        Keyword options: ``num_classes`` and ``in_channels`` (default: the space's, 100 and 3),
+        ``quantize`` (int8 weights, 8-bit activations; default False).
         """
         from ._fbnet_torch import build_fbnet
 
+        kwargs.setdefault("num_classes", self.num_classes)
+        kwargs.setdefault("in_channels", self.in_channels)
         return build_fbnet(self.op_indices(arch), **kwargs)

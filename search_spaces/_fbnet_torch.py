@@ -10,6 +10,12 @@ Candidate blocks ``k{3,5}_e{1,3,6}[_g2]``: 1x1 conv (``groups=g``) to ``e * C_in
 ReLU, a channel shuffle when ``g > 1``, a ``k x k`` depthwise conv carrying the stride, BN, ReLU,
 1x1 conv (``groups=g``) to ``C_out``, BN, and a residual add when the shape is unchanged.
 ``skip`` is the identity, or a 1x1 conv + BN + ReLU when the stride or the width changes.
+
+``quantize=True`` gives the int8 forward pass the search scores: every conv/linear weight is
+rounded once to a symmetric per-output-channel int8 grid, and the output of the stem, of every
+layer and of the head is fake-quantised to 8 bits (per-tensor, symmetric, scale = max|x| / 127).
+``in_channels`` and ``num_classes`` adapt the stem and the classifier to other data (any input
+size of at least 8x8 works: the pooling is adaptive).
 """
 
 from __future__ import annotations
@@ -41,6 +47,25 @@ def _conv_bn(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1, relu
     if relu:
         layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)
+
+
+class _FakeQuant8(nn.Module):
+    """Symmetric per-tensor 8-bit fake quantisation of activations (scale from the batch max)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale = x.detach().abs().amax().clamp_min(1e-8) / 127.0
+        return torch.round(x / scale).clamp(-128, 127) * scale
+
+
+@torch.no_grad()
+def quantize_weights_int8(model: nn.Module) -> None:
+    """Round every conv/linear weight to a symmetric per-output-channel int8 grid (in place)."""
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            w = m.weight
+            scale = w.abs().reshape(w.shape[0], -1).amax(1).clamp_min(1e-12) / 127.0
+            shape = (-1,) + (1,) * (w.dim() - 1)
+            w.copy_(torch.round(w / scale.reshape(shape)).clamp(-127, 127) * scale.reshape(shape))
 
 
 class _Shuffle(nn.Module):
@@ -89,32 +114,42 @@ class FBNet(nn.Module):
     Args:
         ops: 22 op indices into ``FBNET_OPS``.
         num_classes: classifier outputs (100 for CIFAR-100).
+        in_channels: input channels (3 for CIFAR).
+        quantize: int8 weights and 8-bit fake-quantised activations (see the module docstring).
     """
 
     input_size: tuple[int, int, int] = (3, 32, 32)
 
-    def __init__(self, ops: Sequence[int], num_classes: int = 100) -> None:
+    def __init__(self, ops: Sequence[int], num_classes: int = 100, in_channels: int = 3,
+                 quantize: bool = False) -> None:
         super().__init__()
         ops = [int(o) for o in ops]
         if len(ops) != sum(STAGE_DEPTHS) or not all(0 <= o <= _SKIP for o in ops):
             raise ValueError(f"FBNet needs {sum(STAGE_DEPTHS)} op indices in 0..{_SKIP}, got {ops}")
-        self.stem = _conv_bn(3, STEM_CHANNELS, 3)
+        self.stem = _conv_bn(in_channels, STEM_CHANNELS, 3)
         layers: list[nn.Module] = []
         cin, i = STEM_CHANNELS, 0
         for cout, depth, stride in zip(STAGE_CHANNELS, STAGE_DEPTHS, STAGE_STRIDES):
             for j in range(depth):
                 layers.append(_layer(ops[i], cin, cout, stride if j == 0 else 1))
+                if quantize:
+                    layers[-1] = nn.Sequential(layers[-1], _FakeQuant8())
                 cin, i = cout, i + 1
         self.layers = nn.Sequential(*layers)
         self.head = _conv_bn(cin, HEAD_CHANNELS, 1)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(HEAD_CHANNELS, num_classes)
+        self.quantize = bool(quantize)
+        if quantize:
+            self.stem.append(_FakeQuant8())
+            self.head.append(_FakeQuant8())
+            quantize_weights_int8(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.head(self.layers(self.stem(x)))
         return self.classifier(torch.flatten(self.pool(x), 1))
 
 
-def build_fbnet(ops: Sequence[int], num_classes: int = 100) -> FBNet:
+def build_fbnet(ops: Sequence[int], num_classes: int = 100, in_channels: int = 3, quantize: bool = False) -> FBNet:
     """An :class:`FBNet` for 22 op indices."""
-    return FBNet(ops, num_classes=num_classes)
+    return FBNet(ops, num_classes=num_classes, in_channels=in_channels, quantize=quantize)
