@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import devices
 from devices import Device, UnknownDeviceError, get_device, list_devices, register_device
-from search_spaces import InputError, Network
+from search_spaces import InputError, Network, get_space
 
 DATA = Path(__file__).parent / "data"
 KINDS = {"accelerator", "recorded", "measured", "registered"}
@@ -45,11 +46,25 @@ def test_every_device_describes_itself(name: str) -> None:
     assert info["name"] == name and info["kind"] == dev.kind and info["spaces"] == dev.spaces
 
 
-@pytest.mark.parametrize("name", list_devices())
+def _device_spaces() -> list[tuple[str, str]]:
+    """(device, space) for every registered device and each space it gives latency for."""
+    return [(name, space) for name in list_devices() for space in get_device(name).spaces]
+
+
+@pytest.mark.parametrize("name", [n for n, s in _device_spaces() if s == "ai8x"])
 def test_every_ai8x_device_gives_a_positive_latency(name: str) -> None:
     dev = get_device(name)
-    if "ai8x" not in dev.spaces:
-        pytest.skip(f"{name} has no latency for ai8x networks")
     for f in sorted(DATA.glob("*.yaml")):
         ms = dev.latency_ms(Network.load(f))
         assert ms > 0 and ms == ms  # positive and not NaN
+
+
+@pytest.mark.parametrize(("name", "space"), [(n, s) for n, s in _device_spaces() if get_device(n).kind != "measured"])
+def test_every_device_predicts_its_spaces(name: str, space: str) -> None:
+    """Each device answers for random architectures of each space it lists (host-cpu: test_host.py)."""
+    sp = get_space(space)
+    rng = np.random.default_rng(0)
+    archs = [sp.random_arch(rng) for _ in range(3)]
+    ms, std = get_device(name).predict(space, archs, return_std=True)
+    assert ms.shape == (3,) and std.shape == (3,)
+    assert np.all(np.isfinite(ms)) and np.all(ms > 0) and np.all(std >= 0)
