@@ -31,12 +31,16 @@ def _bits(widths: list[int]) -> str:
     return "/".join(str(b) for b in widths)
 
 
+def _front_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """The feasible, estimated Pareto-optimal trials, by latency (then estimate, number)."""
+    best = [t for t in study.best_trials if t.user_attrs.get("feasible") and t.user_attrs.get("estimated")]
+    return sorted(best, key=lambda t: (t.values[1], -t.values[0], t.number))
+
+
 def pareto_rows(study: optuna.Study, prep: _Prepared, nets_dir: Path) -> list[dict[str, Any]]:
     """Rebuild, re-check and save every Pareto-optimal feasible network; one row each."""
     rows: list[dict[str, Any]] = []
-    best = [t for t in study.best_trials if t.user_attrs.get("feasible") and t.user_attrs.get("estimated")]
-    best.sort(key=lambda t: (t.values[1], -t.values[0], t.number))
-    for t in best:
+    for t in _front_trials(study):
         arch = t.user_attrs["arch"]
         net = prep.space.network(arch)
         rep = prep.device.report(net)
@@ -71,9 +75,7 @@ def mobile_pareto_rows(study: optuna.Study, prep: _Prepared, nets_dir: Path) -> 
     from ._search import mobile_figures
 
     rows: list[dict[str, Any]] = []
-    best = [t for t in study.best_trials if t.user_attrs.get("feasible") and t.user_attrs.get("estimated")]
-    best.sort(key=lambda t: (t.values[1], -t.values[0], t.number))
-    for t in best:
+    for t in _front_trials(study):
         arch = t.user_attrs["arch"]
         fig = {**t.user_attrs.get("device", {})}
         if prep.device.kind != "measured":  # a re-measurement would differ from what the search saw
