@@ -528,16 +528,21 @@ def check_trial(prep: _Prepared, trial: Any) -> TrialCheck:
     arch_s = prep.space.format(arch)
     rep = prep.device.report(prep.space.network(arch))
     cons = _constraints(rep, prep.budget, prep.cfg.latency_ms)
+    return _record_check(prep, trial, arch_s, float(rep.latency_ms), cons, _compact_report(rep))
+
+
+def _record_check(prep: _Prepared, trial: Any, arch_s: str, latency_ms: float, cons: dict[str, float],
+                  figures: dict[str, Any]) -> TrialCheck:
+    """Set a checked trial's constraints and its ``arch``/``feasible``/``device`` user_attrs."""
     for k, v in cons.items():
         trial.set_constraint(k, v)
     ok = all(v <= 0 for v in cons.values())
     trial.set_user_attr("arch", arch_s)
     trial.set_user_attr("feasible", ok)
-    trial.set_user_attr("device", _compact_report(rep))
+    trial.set_user_attr("device", figures)
     # naswot is cheap: score infeasible candidates too; short training is skipped for them.
     needs = ok or prep.estimator.key == "naswot"
-    return TrialCheck(arch_s=arch_s, latency_ms=float(rep.latency_ms), feasible=ok, needs_estimate=needs,
-                      constraints=cons)
+    return TrialCheck(arch_s=arch_s, latency_ms=latency_ms, feasible=ok, needs_estimate=needs, constraints=cons)
 
 
 def mobile_figures(prep: _Prepared, arch_s: str) -> dict[str, Any]:
@@ -570,15 +575,7 @@ def _check_mobile(prep: _Prepared, trial: Any) -> TrialCheck:
         cons["latency_bound_over_limit_ms"] = float(fig["latency_bound_ms"] - prep.cfg.latency_ms)
     if not cons:
         cons["none"] = 0.0  # a study whose trials all carry constraints
-    for k, v in cons.items():
-        trial.set_constraint(k, v)
-    ok = all(v <= 0 for v in cons.values())
-    trial.set_user_attr("arch", arch_s)
-    trial.set_user_attr("feasible", ok)
-    trial.set_user_attr("device", fig)
-    needs = ok or prep.estimator.key == "naswot"
-    return TrialCheck(arch_s=arch_s, latency_ms=fig["latency_ms"], feasible=ok, needs_estimate=needs,
-                      constraints=cons)
+    return _record_check(prep, trial, arch_s, fig["latency_ms"], cons, fig)
 
 
 def estimate_arch(prep: _Prepared, arch_s: str) -> Any:
