@@ -21,10 +21,12 @@ def register(subparsers: Any) -> None:
         "search",
         help="search networks for a device (accuracy estimate vs latency, under memory limits)",
         description=(
-            "Multi-objective search (maximise an accuracy estimate, minimise latency) over the "
-            "ai8x space for DEVICE, with the weight budget, the device's rules (kernel placement, "
-            "data memory, 32 layers) and the latency limit as constraints. Writes runs/RUN/: the "
-            "Optuna study (study.journal, opens in optuna-dashboard), pareto.csv/.json, nets/*.yaml, "
+            "Multi-objective search (maximise an accuracy estimate, minimise latency) for DEVICE: "
+            "on the MAX78000 over the ai8x space, with the weight budget, the device's rules (kernel "
+            "placement, data memory, 32 layers) and the latency limit as constraints; on phones, "
+            "host-cpu and registered devices over fbnet, with int8 size, --ram and the latency bound. "
+            "Writes runs/RUN/: the "
+            "Optuna study (study.journal, opens in optuna-dashboard), pareto.csv/.json, nets/*, "
             "pareto.png and report.md. Re-running with the same --name (by default derived from the "
             "settings) resumes the study: --trials is the total of completed trials, so a killed "
             "search finishes what is missing and a larger --trials extends a finished one."
