@@ -36,7 +36,10 @@ if TYPE_CHECKING:
     import optuna
     import torch
 
-__all__ = ["Ai8xSpace", "AI8X_WIDTHS", "AI8X_BITS"]
+__all__ = [
+    "Ai8xSpace", "AI8X_WIDTHS", "AI8X_BITS", "SHIFT_QUANTILE", "BIAS_BITS", "build_module", "fold_bn",
+    "output_shift", "quantize_weight", "quantize_bias", "round_clamp", "vendor_integers",
+]
 
 AI8X_WIDTHS: tuple[int, ...] = (16, 24, 32, 48, 64, 96, 128, 192, 256)
 AI8X_BITS: tuple[int, ...] = (1, 2, 4, 8)
@@ -304,39 +307,114 @@ class Ai8xSpace(SearchSpace):
 
 
 # ---------------------------------------------------------------------- torch (imported lazily)
-def quantize_weight(w: torch.Tensor, bits: int) -> torch.Tensor:
-    """The vendor's weight quantisation (ai8x-training QAT), forward values only.
+# The vendor's quantisation-aware training (ai8x-training ``ai8x.py``: ``OutputShift``,
+# ``quantize_clamp_parameters``, ``QuantizationFunction``; ai8x-synthesis ``izer/quantize.py``),
+# restated from shared/specs/max78000.md "QAT as the vendor does it".
 
-    ``shift = ceil(log2(max|w|))`` clamped to [-15, 15] (the vendor's ``output_shift``,
-    taken here at the largest magnitude); ``w * 2^-shift`` is rounded with
-    ``floor(x * 2^(b-1) + 0.5) / 2^(b-1)`` and clamped to ``[-1, (2^(b-1)-1)/2^(b-1)]``, then
-    scaled back by ``2^shift``. One-bit weights are binary, ``sign(w)`` in {-1, +1} (our
-    reading of ai8x-training's binary mode; the rounding formula would give only {-1, 0}).
+SHIFT_QUANTILE = 1.0
+"""Quantile of ``|w, b|`` that sets a layer's output shift. 1.0 (the largest magnitude) is the
+vendor's default (``shift_quantile=1.0`` in ai8x-training and ai8x-synthesis): no weight is
+clipped. Every caller (search estimates, supernet, QAT, export) uses this same value."""
+
+BIAS_BITS = 8
+"""Bias width on the MAX78000 (bias memory holds 8-bit values)."""
+
+
+def round_clamp(x: torch.Tensor, bits: int) -> torch.Tensor:
+    """``floor(x * 2^(b-1) + 0.5) / 2^(b-1)`` clamped to ``[-1, (2^(b-1)-1)/2^(b-1)]``.
+
+    Forward values only (no straight-through gradient). For ``bits = 1`` this is the vendor's
+    formula unchanged: ``floor(x + 0.5)`` clamped to ``[-1, 0]``, i.e. the two values of a 1-bit
+    two's-complement weight, {-1, 0}. We follow it (instead of a {-1, +1} binary reading)
+    because the checkpoint we export is quantised again by the vendor's own tool
+    (ai8x-synthesis ``quantize.py`` clamps 1-bit weights to [-1, 0]): training with any other
+    1-bit grid would not match what the device runs.
     """
     import torch
 
-    m = w.detach().abs().max().clamp_min(2.0**-15)
-    shift = torch.clamp(torch.ceil(torch.log2(m)), -15, 15)
-    scale = torch.pow(2.0, shift)
-    x = w / scale
-    if bits == 1:
-        q = torch.where(x < 0, -torch.ones_like(x), torch.ones_like(x))
-    else:
-        f = float(2 ** (bits - 1))
-        q = torch.clamp(torch.floor(x * f + 0.5) / f, -1.0, (f - 1.0) / f)
-    return q * scale
+    if bits not in AI8X_BITS:
+        raise ArchitectureError(f"ai8x weight bits must be from {AI8X_BITS}, got {bits}")
+    f = float(2 ** (bits - 1))
+    return torch.clamp(torch.floor(x * f + 0.5) / f, -1.0, (f - 1.0) / f)
+
+
+def output_shift(w: torch.Tensor, bias: torch.Tensor | None = None, quantile: float = SHIFT_QUANTILE) -> torch.Tensor:
+    """The layer's output shift ``-floor(log2(1 / quantile(|w, b|)))`` clamped to [-15, 15].
+
+    ``w`` and ``bias`` (when given) are pooled, as ai8x-training does after BatchNorm folding;
+    before folding the bias is not quantised and only ``w`` counts. Returns a 0-d float tensor
+    holding an integer (no gradient).
+    """
+    import torch
+
+    params = w.detach().reshape(-1)
+    if bias is not None:
+        params = torch.cat([params, bias.detach().reshape(-1)])
+    a = params.abs()
+    limit = a.max() if quantile >= 1.0 else torch.quantile(a.to(torch.float32), float(quantile))
+    limit = limit.clamp_min(2.0**-16)  # all-zero weights: the clamp below gives -15
+    return -torch.clamp(torch.floor(torch.log2(1.0 / limit)), -15.0, 15.0)
+
+
+def quantize_weight(w: torch.Tensor, bits: int, *, bias: torch.Tensor | None = None,
+                    quantile: float = SHIFT_QUANTILE, shift: torch.Tensor | float | None = None) -> torch.Tensor:
+    """The vendor's weight quantisation (ai8x-training QAT), forward values only.
+
+    ``shift = output_shift(w, bias, quantile)`` (unless given); ``w * 2^-shift`` goes through
+    :func:`round_clamp` at ``bits`` and is scaled back by ``2^shift``, so the result is the
+    weight the accelerator effectively applies (its integer is ``result * 2^-shift * 2^(b-1)``).
+    """
+    import torch
+
+    s = output_shift(w, bias, quantile) if shift is None else torch.as_tensor(shift, dtype=w.dtype)
+    scale = torch.pow(2.0, s).to(w.dtype)
+    return round_clamp(w / scale, bits) * scale
+
+
+def quantize_bias(b: torch.Tensor, shift: torch.Tensor | float) -> torch.Tensor:
+    """Bias at the layer's shift, rounded to :data:`BIAS_BITS` bits (forward values only)."""
+    import torch
+
+    scale = torch.pow(2.0, torch.as_tensor(shift, dtype=b.dtype))
+    return round_clamp(b / scale, BIAS_BITS) * scale
+
+
+def vendor_integers(w: torch.Tensor, bits: int, shift: torch.Tensor | float) -> torch.Tensor:
+    """The integers the vendor's tool stores for ``w`` (ai8x-synthesis ``quantize.py``):
+    ``floor(w * 2^-shift * 2^(b-1) + 0.5)`` clamped to ``[-2^(b-1), 2^(b-1)-1]``."""
+    import torch
+
+    scale = torch.pow(2.0, torch.as_tensor(shift, dtype=w.dtype))
+    return torch.round(round_clamp(w / scale, bits) * 2 ** (bits - 1))
 
 
 def build_module(network: Network, *, quantize: bool = True) -> torch.nn.Module:
     """A trainable module with one block per hardware layer of ``network``.
 
-    Conv layers are (max pool ->) conv (bias) -> BatchNorm (no affine, as in ai8x-training;
-    folded into the conv before export) -> ReLU -> clamp to [-1, 127/128]; a ``flatten``
-    linear layer is the classifier (no activation, wide output). With ``quantize`` the forward
-    pass uses :func:`quantize_weight` at each layer's ``weight_bits`` and rounds activations to
-    8 bits, both with straight-through gradients.
+    Conv layers are (max/avg pool ->) conv (bias) -> BatchNorm (no affine, as in ai8x-training)
+    -> activation (the layer's ReLU/Abs/none) -> clamp to [-1, 127/128]; a ``flatten`` linear
+    layer is the classifier (no activation, wide output). With ``quantize`` the forward pass
+    uses :func:`quantize_weight` at each layer's ``weight_bits`` and rounds activations to 8 bits,
+    both with straight-through gradients. After :func:`fold_bn` the vendor's QAT arithmetic
+    applies: BatchNorm folded into weights and bias, one output shift per layer from
+    ``|w, b|``, weights and 8-bit bias quantised at that shift (see :func:`quantize_weight`).
+
+    The state_dict keys are ``layers.<i>.op.weight``, ``layers.<i>.op.bias`` and the BatchNorm
+    buffers ``layers.<i>.bn.*`` (kept after folding, at mean 0 / variance 1).
     """
     return _torch_classes()["Ai8xNet"](network, quantize=quantize)
+
+
+def fold_bn(module: torch.nn.Module) -> torch.nn.Module:
+    """Fold every un-folded BatchNorm of an :class:`Ai8xNet` into its conv (in place).
+
+    ``w' = w * g / sqrt(var + eps)``, ``b' = (b - mean) * g / sqrt(var + eps) + beta`` with the
+    running statistics (``g = 1, beta = 0`` for the space's affine-free BN); the BN buffers are
+    reset to mean 0 / variance 1 and the layer switches to the folded (QAT) arithmetic.
+    Returns ``module``.
+    """
+    module.fold_bn()  # type: ignore[operator]
+    return module
 
 
 _CLASSES: dict[str, Any] = {}
@@ -356,17 +434,52 @@ def _torch_classes() -> dict[str, Any]:
         x = torch.clamp(x, -1.0, 127.0 / 128.0)
         return ste(x, torch.floor(x * 128.0 + 0.5) / 128.0)
 
-    class FusedLayer(nn.Module):
-        """One hardware conv layer: optional fused max pool, conv, BN, ReLU."""
+    class _QuantLayer(nn.Module):
+        """Shared weight handling of conv and classifier layers."""
+
+        op: nn.Module
+        weight_bits: int
+        quantize: bool
+        folded: bool
+        shift_quantile: float
+
+        def output_shift(self) -> int:
+            """The layer's current output shift (from ``|w, b|`` once folded, else ``|w|``)."""
+            b = self.op.bias if self.folded else None
+            return int(output_shift(self.op.weight, b, self.shift_quantile))
+
+        def effective_params(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+            """Weight and bias as the forward pass applies them (with STE gradients)."""
+            w, b = self.op.weight, self.op.bias
+            if not self.quantize:
+                return w, b
+            if self.folded:
+                s = output_shift(w, b, self.shift_quantile)
+                w = ste(w, quantize_weight(w, self.weight_bits, shift=s))
+                if b is not None:
+                    b = ste(b, quantize_bias(b, s))
+                return w, b
+            return ste(w, quantize_weight(w, self.weight_bits, quantile=self.shift_quantile)), b
+
+    class FusedLayer(_QuantLayer):
+        """One hardware conv layer: optional fused pool, conv, BN (until folded), activation."""
 
         def __init__(self, layer: Layer, quantize: bool) -> None:
             super().__init__()
             self.hw = layer
             self.quantize = quantize
+            self.folded = False
+            self.shift_quantile = SHIFT_QUANTILE
             self.weight_bits = layer.weight_bits
             self.conv1d = layer.op == "conv1d"
+            self.activation = layer.activation
             if self.conv1d:
-                self.pool = nn.MaxPool1d(layer.pool[0], layer.pool_stride[0]) if layer.is_pooled else None
+                if layer.is_pooled and layer.pool_type == "avg":
+                    self.pool = nn.AvgPool1d(layer.pool[0], layer.pool_stride[0])
+                elif layer.is_pooled:
+                    self.pool = nn.MaxPool1d(layer.pool[0], layer.pool_stride[0])
+                else:
+                    self.pool = None
                 self.op = nn.Conv1d(layer.in_channels, layer.out_channels, layer.kernel[0],
                                     padding=layer.pad[0], bias=layer.bias)
                 self.bn = nn.BatchNorm1d(layer.out_channels, affine=False)
@@ -381,36 +494,61 @@ def _torch_classes() -> dict[str, Any]:
                                     padding=layer.pad, bias=layer.bias)
                 self.bn = nn.BatchNorm2d(layer.out_channels, affine=False)
 
+        @torch.no_grad()
+        def fold_bn(self) -> None:
+            """Fold the BN statistics into the conv (see :func:`fold_bn`)."""
+            if self.folded:
+                return
+            bn = self.bn
+            inv = 1.0 / torch.sqrt(bn.running_var + bn.eps)
+            gamma = bn.weight if bn.affine else torch.ones_like(inv)
+            beta = bn.bias if bn.affine else torch.zeros_like(inv)
+            scale = inv * gamma
+            if self.op.bias is None:
+                self.op.bias = nn.Parameter(torch.zeros_like(inv))
+            self.op.weight.mul_(scale.reshape(-1, *([1] * (self.op.weight.dim() - 1))))
+            self.op.bias.copy_((self.op.bias - bn.running_mean) * scale + beta)
+            bn.running_mean.zero_()
+            bn.running_var.fill_(1.0)
+            self.folded = True
+
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             if self.pool is not None:
                 x = self.pool(x)
-            w = self.op.weight
-            if self.quantize:
-                w = ste(w, quantize_weight(w, self.weight_bits))
+            w, b = self.effective_params()
             if self.conv1d:
-                x = F.conv1d(x, w, self.op.bias, padding=self.op.padding)
+                x = F.conv1d(x, w, b, padding=self.op.padding)
             else:
-                x = F.conv2d(x, w, self.op.bias, padding=self.op.padding)
-            x = F.relu(self.bn(x))
+                x = F.conv2d(x, w, b, padding=self.op.padding)
+            if not self.folded:
+                x = self.bn(x)
+            if self.activation == "relu":
+                x = F.relu(x)
+            elif self.activation == "abs":
+                x = torch.abs(x)
             return act_quant(x) if self.quantize else torch.clamp(x, -1.0, 127.0 / 128.0)
 
-    class Classifier(nn.Module):
-        """The flattening linear layer (no activation, 32-bit output)."""
+    class Classifier(_QuantLayer):
+        """The flattening linear layer (no activation, 32-bit output, no BN to fold)."""
 
         def __init__(self, layer: Layer, quantize: bool) -> None:
             super().__init__()
             self.hw = layer
             self.quantize = quantize
+            self.folded = False
+            self.shift_quantile = SHIFT_QUANTILE
             self.weight_bits = layer.weight_bits
             hp, wp = layer.pooled_dim
             self.op = nn.Linear(layer.in_channels * hp * wp, layer.out_channels, bias=layer.bias)
 
+        def fold_bn(self) -> None:
+            """No BN here: switch to the folded arithmetic (bias quantised with the weights)."""
+            self.folded = True
+
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             x = torch.flatten(x, 1)
-            w = self.op.weight
-            if self.quantize:
-                w = ste(w, quantize_weight(w, self.weight_bits))
-            return F.linear(x, w, self.op.bias)
+            w, b = self.effective_params()
+            return F.linear(x, w, b)
 
     class Ai8xNet(nn.Module):
         """Sequential MAX78000 network built from a :class:`~search_spaces.Network`.
@@ -437,6 +575,19 @@ def _torch_classes() -> dict[str, Any]:
             """Switch weight/activation fake quantisation on or off."""
             for b in self.layers:
                 b.quantize = on
+
+        def fold_bn(self) -> None:
+            """Fold every layer's BN (see :func:`fold_bn`)."""
+            for b in self.layers:
+                b.fold_bn()
+
+        @property
+        def folded(self) -> bool:
+            return all(b.folded for b in self.layers)
+
+        def output_shifts(self) -> list[int]:
+            """Each layer's current output shift."""
+            return [b.output_shift() for b in self.layers]
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             if self.conv1d and x.dim() == 4:

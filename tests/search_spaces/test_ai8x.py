@@ -133,10 +133,140 @@ def test_network_round_trips_through_yaml(tmp_path) -> None:
     assert Network.load(path).layers == net.layers
 
 
-def test_vendor_weight_quantisation() -> None:
-    w = torch.tensor([0.5, -0.26, 0.1, -0.01])
-    # shift = ceil(log2 0.5) = -1: scaled to [1, -0.52, 0.2, -0.02]; 4-bit grid 1/8, top 7/8
-    q = quantize_weight(w, 4) * 2.0
-    assert torch.allclose(q, torch.tensor([0.875, -0.5, 0.25, 0.0]))
-    assert set(quantize_weight(w, 1).tolist()) == {0.5, -0.5}
-    assert torch.allclose(quantize_weight(w, 8), torch.round(w * 256) / 256, atol=1 / 256)
+W = torch.tensor([0.5, -0.26, 0.1, -0.01])  # max |w| = 0.5 -> shift -1, w * 2 = [1, -0.52, 0.2, -0.02]
+
+
+@pytest.mark.parametrize(("bits", "expected"), [
+    # floor(x * 2^(b-1) + 0.5) / 2^(b-1), clamped to [-1, (2^(b-1)-1)/2^(b-1)], then * 2^shift = / 2
+    (8, [127 / 256, -67 / 256, 26 / 256, -3 / 256]),  # [128, -66.06, 26.1, -2.06] -> [127, -67, 26, -3]
+    (4, [7 / 16, -4 / 16, 2 / 16, 0.0]),  # [8.5, -3.66, 2.1, 0.34] -> [7 (clamped), -4, 2, 0]
+    (2, [0.25, -0.25, 0.0, 0.0]),  # [2.5, -0.54, 0.9, 0.46] -> [1 (clamped), -1, 0, 0] / 2
+    (1, [0.0, -0.5, 0.0, 0.0]),  # [1.5, -0.02, 0.7, 0.48] -> floor -> [0 (clamped), -1, 0, 0]: {-1, 0}
+])
+def test_vendor_weight_quantisation_each_bit_width(bits: int, expected: list[float]) -> None:
+    from search_spaces._ai8x import output_shift, vendor_integers
+
+    assert float(output_shift(W)) == -1.0
+    q = quantize_weight(W, bits)
+    assert q.tolist() == expected  # exact: every value is a power-of-two fraction
+    ints = vendor_integers(W, bits, -1)
+    assert ints.tolist() == [v * 2 * 2 ** (bits - 1) for v in expected]
+    assert ints.min() >= -(2 ** (bits - 1)) and ints.max() <= 2 ** (bits - 1) - 1
+
+
+def test_output_shift_uses_weights_and_bias_and_clamps() -> None:
+    from search_spaces._ai8x import SHIFT_QUANTILE, output_shift, quantize_bias
+
+    assert SHIFT_QUANTILE == 1.0
+    # with the bias 1.5: 1/1.5 -> log2 = -0.58 -> floor -1 -> shift +1 (values halved)
+    assert float(output_shift(W, torch.tensor([1.5]))) == 1.0
+    assert float(output_shift(W * 0 + 1.0)) == 0.0  # max exactly 1: no shift
+    assert float(output_shift(torch.tensor([1e-6]))) == -15.0  # -19 clamped
+    assert float(output_shift(torch.tensor([1e6]))) == 15.0  # 20 clamped
+    assert float(output_shift(torch.zeros(3))) == -15.0
+    # quantile 0.5 of [4, 0.3, 0.2, 0.1] is 0.25 -> shift -2 (4 is then clipped to 127/128 * 2^-2)
+    x = torch.tensor([4.0, 0.3, 0.2, 0.1])
+    assert float(output_shift(x, quantile=0.5)) == -2.0
+    assert float(quantize_weight(x, 8, quantile=0.5)[0]) == 127 / 128 / 4
+    # bias: 8 bits at the layer's shift: 0.3 * 2 = 0.6 -> floor(76.8 + 0.5) = 77 -> 77/128 / 2
+    assert quantize_bias(torch.tensor([0.3]), -1).tolist() == [77 / 256]
+
+
+def _stats_model(network, seed: int = 0):
+    from search_spaces._ai8x import build_module
+
+    torch.manual_seed(seed)
+    model = build_module(network, quantize=False)
+    model.train()
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.rand(16, *network.input) * 1.5 - 0.75)
+    return model.eval()
+
+
+def test_bn_folding_preserves_float_outputs() -> None:
+    from search_spaces._ai8x import fold_bn
+
+    space = get_space("ai8x", input_shape=(2, 16, 16), num_classes=5)
+    net = space.network("32k3b8,16k1b4|24k3b2|fcb8")
+    model = _stats_model(net)
+    keys = set(model.state_dict())
+    x = torch.rand(8, 2, 16, 16) * 1.5 - 0.75
+    with torch.no_grad():
+        before = model(x)
+        fold_bn(model)
+        after = model(x)
+    assert model.folded and set(model.state_dict()) == keys  # state_dict keys unchanged
+    assert "layers.0.op.weight" in keys and "layers.0.bn.running_var" in keys
+    assert torch.allclose(before, after, atol=1e-5)
+    assert not torch.allclose(model.layers[0].bn.running_var, torch.zeros(32))  # buffers reset to 1
+    assert torch.equal(model.layers[0].bn.running_var, torch.ones(32))
+
+
+def test_folded_quantised_layer_is_the_vendor_arithmetic() -> None:
+    from search_spaces._ai8x import fold_bn, output_shift, vendor_integers
+
+    net = Network.from_dict({"input": [1, 6, 6], "layers": [
+        {"op": "conv2d", "in_channels": 1, "out_channels": 3, "in_dim": [6, 6], "pad": 2, "weight_bits": 2},
+        {"op": "linear", "in_channels": 3, "out_channels": 4, "in_dim": [8, 8], "flatten": True, "output_width": 32,
+         "activation": "none", "weight_bits": 4},
+    ]})
+    model = _stats_model(net)
+    fold_bn(model)
+    model.set_quantize(True)
+    x = torch.floor(torch.rand(2, 1, 6, 6) * 256 - 128) / 128  # Q7 input
+    conv = model.layers[0].op
+    shift = float(output_shift(conv.weight, conv.bias))
+    assert model.output_shifts()[0] == int(shift)
+    wi = vendor_integers(conv.weight.detach(), 2, shift)  # integers in [-2, 1]
+    assert set(wi.unique().tolist()) <= {-2.0, -1.0, 0.0, 1.0}
+    bi = vendor_integers(conv.bias.detach(), 8, shift)
+    # the accelerator: integer MACs on Q7 data, bias, times 2^shift, ReLU, clamp, round to 8 bits
+    acc = torch.nn.functional.conv2d(x * 128, wi, None, padding=2) / 128 / 2 + (bi / 128).reshape(1, -1, 1, 1)
+    y = torch.clamp(torch.relu(acc * 2.0**shift), -1, 127 / 128)
+    y = torch.floor(y * 128 + 0.5) / 128
+    with torch.no_grad():
+        got = model.layers[0](x)
+    assert torch.allclose(got, y, atol=1e-6)
+
+
+def test_straight_through_gradient() -> None:
+    from search_spaces._ai8x import fold_bn, output_shift, quantize_bias
+
+    space = get_space("ai8x", input_shape=(1, 8, 8), num_classes=3)
+    model = _stats_model(space.network("16k3b8|16k3b1|fcb8"))
+    fold_bn(model)
+    model.set_quantize(True)
+    model.train()
+    layer = model.layers[1]
+    x = torch.rand(4, 16, 8, 8) * 0.9
+    g = torch.randn(4, 16, 4, 4)
+    (layer(x) * g).sum().backward()
+    # reference: the same forward with the quantised weights as leaves, rounding of the output
+    # passed straight through (gradient 1 inside the clamp range, 0 outside)
+    w, b = layer.op.weight.detach(), layer.op.bias.detach()
+    s = output_shift(w, b)
+    wq = quantize_weight(w, 1, shift=s).requires_grad_()
+    bq = quantize_bias(b, s).requires_grad_()
+    pre = torch.nn.functional.conv2d(layer.pool(x), wq, bq, padding=1)
+    y = torch.clamp(torch.relu(pre), -1, 127 / 128)
+    (y * g).sum().backward()
+    assert torch.allclose(layer.op.weight.grad, wq.grad, atol=1e-5)
+    assert torch.allclose(layer.op.bias.grad, bq.grad, atol=1e-5)
+    assert layer.op.weight.grad.abs().sum() > 0
+
+
+def test_ai85net5_pad2_module() -> None:
+    from search_spaces._ai8x import build_module
+
+    layers = [
+        {"op": "conv2d", "in_channels": 1, "out_channels": 60, "in_dim": [28, 28]},
+        {"op": "conv2d", "in_channels": 60, "out_channels": 60, "in_dim": [28, 28], "pad": 2, "pool": 2},
+        {"op": "conv2d", "in_channels": 60, "out_channels": 56, "in_dim": [16, 16], "pool": 2},
+        {"op": "conv2d", "in_channels": 56, "out_channels": 12, "in_dim": [8, 8], "pool": 2},
+        {"op": "linear", "in_channels": 12, "out_channels": 10, "in_dim": [4, 4], "flatten": True,
+         "activation": "none", "output_width": 32},
+    ]
+    net = Network.from_dict({"input": [1, 28, 28], "layers": layers})
+    assert net.shape_errors() == [] and net.weight_bytes == 71_148 - 0  # the spec's weight figure
+    assert build_module(net)(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
