@@ -27,6 +27,7 @@ from ._registry import register_device
 __all__ = [
     "MAX78000",
     "Max78000Report",
+    "LayerLayout",
     "Placement",
     "kernel_columns",
     "layer_cycles",
@@ -308,6 +309,29 @@ class Max78000Report:
         return d
 
 
+@dataclass(frozen=True)
+class LayerLayout:
+    """Where one layer sits for the vendor's synthesis tool (see :meth:`MAX78000.layout`).
+
+    Attributes:
+        processors: bit mask of its input processors (bit p = processor p), as in the YAML.
+        in_offset, out_offset: data-memory byte offsets of its input and output.
+        chw: the layer reads CHW data (``data_format: CHW``, layer 0 only).
+        placement: its kernel placement, or None (pass-through).
+    """
+
+    processors: int
+    in_offset: int
+    out_offset: int
+    chw: bool
+    placement: Placement | None
+
+    @property
+    def processors_hex(self) -> str:
+        """The mask as the vendor writes it, ``0x`` and 16 hex digits."""
+        return f"0x{self.processors:016x}"
+
+
 # ---------------------------------------------------------------------------- the device
 @register_device("max78000")
 class MAX78000(Device):
@@ -431,6 +455,40 @@ class MAX78000(Device):
             macs=network.macs,
             assumptions=self.assumptions(),
         )
+
+    def layout(self, network: Network) -> list[LayerLayout]:
+        """Per layer the processors and data-memory offsets of the vendor's network YAML.
+
+        ``processors`` is the mask of the layer's input processors, taken from our kernel
+        placement (:meth:`report`: ``first_processor`` .. ``first_processor + processors - 1``);
+        a layer's output goes to the next layer's input processors (the synthesis tool's default
+        ``output_processors``), so consecutive masks agree by construction. Offsets ping-pong
+        between 0 and 0x4000 (the vendor's examples; the same *inferred* 16 KiB per tensor that
+        :class:`MAX78000` checks): layer ``i`` reads at ``in_offset`` and writes at ``out_offset``,
+        the next layer reads there.
+
+        Raises:
+            ValueError: the network does not pass :meth:`report` (no placement to take masks
+                from), or a tensor needs more than 16 KiB of an instance (the ping-pong overlaps).
+        """
+        rep = self.report(network)
+        if not rep.fits:
+            raise ValueError(f"no layout for a network that does not fit: {rep.violations[0]}")
+        half = DATA_INSTANCE_BYTES // 2
+        over = [i for i, (a, b) in enumerate(zip(rep.data_in_bytes, rep.data_out_bytes)) if max(a, b) > half]
+        if over:
+            raise ValueError(f"layer {over[0]}: a tensor over {half} bytes per instance does not fit the 0/0x4000 ping-pong")
+        out: list[LayerLayout] = []
+        for i, (layer, p) in enumerate(zip(network.layers, rep.placement)):
+            if p is None:  # pass-through: no kernels; it reads where the previous layer wrote
+                first, count = 0, expansion(layer.in_channels)[1]
+            else:
+                first, count = p.first_processor, p.processors
+            mask = ((1 << count) - 1) << first
+            in_off = 0 if i % 2 == 0 else half
+            out.append(LayerLayout(processors=mask, in_offset=in_off, out_offset=half - in_off,
+                                   chw=(i == 0 and self._chw(layer)), placement=p))
+        return out
 
     def assumptions(self) -> list[str]:
         """The inferred or stated parts of the model, as sentences (printed by the CLI)."""

@@ -210,3 +210,24 @@ def test_report_to_dict_is_json() -> None:
         assert key in d
     assert d["fits"] is False and d["placement"][0] is None
     assert d["placement"][1] == {"first_processor": 0, "processors": 64, "column": 0, "columns": 256}
+
+
+def test_layout_for_synthesis_follows_placement_and_ping_pong() -> None:
+    """Processor masks are the placed input processors; offsets alternate 0 / 0x4000."""
+    net = Network.load(DATA / "mnist.yaml")
+    dev = MAX78000()
+    rep = dev.report(net)
+    lay = dev.layout(net)
+    assert len(lay) == len(net.layers)
+    for i, (l, p, layer) in enumerate(zip(lay, rep.placement, net.layers)):
+        assert l.placement == p
+        assert l.processors == ((1 << p.processors) - 1) << p.first_processor
+        assert bin(l.processors).count("1") == min(layer.in_channels, 64)
+        assert (l.in_offset, l.out_offset) == ((0, 0x4000) if i % 2 == 0 else (0x4000, 0))
+        assert l.chw == (i == 0)
+        if i:
+            assert l.in_offset == lay[i - 1].out_offset
+    assert lay[0].processors_hex == f"0x{lay[0].processors:016x}" and len(lay[0].processors_hex) == 18
+    bad = net_of(conv(1, 8, 28), conv(8, 8, 200))
+    with pytest.raises(ValueError, match="does not fit"):
+        dev.layout(bad)
