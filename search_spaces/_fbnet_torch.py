@@ -25,7 +25,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-__all__ = ["FBNet", "build_fbnet", "STAGE_CHANNELS", "STAGE_DEPTHS", "STAGE_STRIDES"]
+__all__ = [
+    "FBNet", "build_fbnet", "STAGE_CHANNELS", "STAGE_DEPTHS", "STAGE_STRIDES", "ActFakeQuant", "Int8QatFBNet",
+    "fold_bn_fbnet", "prepare_int8_qat",
+]
 
 STAGE_CHANNELS: tuple[int, ...] = (16, 24, 32, 64, 112, 184, 352)
 STAGE_DEPTHS: tuple[int, ...] = (1, 4, 4, 4, 4, 4, 1)
@@ -153,3 +156,167 @@ class FBNet(nn.Module):
 def build_fbnet(ops: Sequence[int], num_classes: int = 100, in_channels: int = 3, quantize: bool = False) -> FBNet:
     """An :class:`FBNet` for 22 op indices."""
     return FBNet(ops, num_classes=num_classes, in_channels=in_channels, quantize=quantize)
+
+
+# ---------------------------------------------------------------------- int8 QAT (phones)
+# Quantisation-aware training for CPUs: BatchNorm folded into the convs, int8 weights per output
+# channel (symmetric, scale max|w_c| / 127) and int8 activations per tensor (affine, range from an
+# exponential moving average of the batch min/max while training, frozen in eval). Both use
+# torch's fake_quantize ops (straight-through gradients inside the range), which the legacy ONNX
+# exporter writes as QuantizeLinear/DequantizeLinear pairs (8-bit only; toolchain.md).
+
+@torch.no_grad()
+def fold_bn_fbnet(model: nn.Module) -> nn.Module:
+    """Fold every BatchNorm that follows a conv in a ``Sequential`` into that conv (in place).
+
+    The conv gets a bias ``(0 - mean) * g / sqrt(var + eps) + beta`` and weights scaled by
+    ``g / sqrt(var + eps)``; the BatchNorm is replaced by an identity. Returns ``model``.
+    """
+    for seq in [m for m in model.modules() if isinstance(m, nn.Sequential)]:
+        names = list(seq._modules)
+        for a, b in zip(names, names[1:]):
+            conv, bn = seq._modules[a], seq._modules[b]
+            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+                scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+                bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+                conv.weight.mul_(scale.reshape(-1, 1, 1, 1))
+                conv.bias = nn.Parameter((bias - bn.running_mean) * scale + bn.bias)
+                seq._modules[b] = nn.Identity()
+    return model
+
+
+class ActFakeQuant(nn.Module):
+    """int8 per-tensor affine fake quantisation of activations (range by EMA of min/max)."""
+
+    def __init__(self, momentum: float = 0.1) -> None:
+        super().__init__()
+        self.momentum = momentum
+        self.register_buffer("lo", torch.zeros(()))
+        self.register_buffer("hi", torch.zeros(()))
+        self.register_buffer("seen", torch.zeros((), dtype=torch.bool))
+
+    def qparams(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(scale, zero point) of the int8 grid covering [min(lo, 0), max(hi, 0)]."""
+        lo, hi = torch.clamp(self.lo, max=0.0), torch.clamp(self.hi, min=0.0)
+        scale = torch.clamp((hi - lo) / 255.0, min=1e-8).reshape(1).to(torch.float32)
+        zp = torch.clamp(torch.round(-128.0 - lo / scale), -128, 127).to(torch.int32)
+        return scale, zp
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            with torch.no_grad():
+                lo, hi = x.min(), x.max()
+                if not bool(self.seen):
+                    self.lo.copy_(lo)
+                    self.hi.copy_(hi)
+                    self.seen.fill_(True)
+                else:
+                    self.lo.mul_(1 - self.momentum).add_(self.momentum * lo)
+                    self.hi.mul_(1 - self.momentum).add_(self.momentum * hi)
+            scale, zp = self.qparams()
+            return torch.fake_quantize_per_tensor_affine(x, scale, zp, -128, 127)
+        scale, zp = self.qparams()  # frozen in eval: plain numbers, constants in an ONNX export
+        return torch.fake_quantize_per_tensor_affine(x, float(scale), int(zp), -128, 127)
+
+
+class _WeightFQ:
+    """Per-output-channel symmetric int8 weights: scale ``max|w_c| / 127``, recomputed every
+    training step and frozen (buffers) in eval so that an export sees constants."""
+
+    weight: torch.Tensor
+    w_scale: torch.Tensor
+    w_zp: torch.Tensor
+    training: bool
+
+    def _init_fq(self) -> None:
+        n = self.weight.shape[0]
+        self.register_buffer("w_scale", torch.ones(n))  # type: ignore[attr-defined]
+        self.register_buffer("w_zp", torch.zeros(n, dtype=torch.int32))  # type: ignore[attr-defined]
+
+    @torch.no_grad()
+    def refresh_scale(self) -> None:
+        w = self.weight
+        self.w_scale.copy_((w.abs().reshape(w.shape[0], -1).amax(1) / 127.0).clamp_min(1e-8))
+
+    def qweight(self) -> torch.Tensor:
+        if self.training:
+            self.refresh_scale()
+        return torch.fake_quantize_per_channel_affine(self.weight, self.w_scale, self.w_zp, 0, -128, 127)
+
+
+class QConv2d(nn.Conv2d, _WeightFQ):
+    """A conv whose weights are fake-quantised to int8 per output channel."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(x, self.qweight(), self.bias)
+
+
+class QLinear(nn.Linear, _WeightFQ):
+    """A linear layer whose weights are fake-quantised to int8 per output channel."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.linear(x, self.qweight(), self.bias)
+
+
+def _swap(module: nn.Module) -> None:
+    for name, child in list(module.named_children()):
+        if type(child) is nn.Conv2d:
+            q = QConv2d(child.in_channels, child.out_channels, child.kernel_size, child.stride, child.padding,
+                        child.dilation, child.groups, child.bias is not None)
+            q._init_fq()
+            q.load_state_dict(child.state_dict(), strict=False)
+            q.refresh_scale()
+            setattr(module, name, q)
+        elif type(child) is nn.Linear:
+            q = QLinear(child.in_features, child.out_features, child.bias is not None)
+            q._init_fq()
+            q.load_state_dict(child.state_dict(), strict=False)
+            q.refresh_scale()
+            setattr(module, name, q)
+        else:
+            _swap(child)
+
+
+class Int8QatFBNet(nn.Module):
+    """An FBNet prepared for int8 QAT (see :func:`prepare_int8_qat`)."""
+
+    def __init__(self, net: FBNet) -> None:
+        super().__init__()
+        self.input_fq = ActFakeQuant()
+        self.net = net
+        self.pool_fq = ActFakeQuant()
+
+    def train(self, mode: bool = True) -> Int8QatFBNet:
+        """Switch mode; leaving training freezes the weight scales at the final weights."""
+        super().train(mode)
+        if not mode:
+            for m in self.modules():
+                if isinstance(m, _WeightFQ):
+                    m.refresh_scale()
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = self.net
+        x = n.head(n.layers(n.stem(self.input_fq(x))))
+        return n.classifier(self.pool_fq(torch.flatten(n.pool(x), 1)))
+
+
+def prepare_int8_qat(model: FBNet) -> Int8QatFBNet:
+    """Fold BN, make weights int8 per channel and insert int8 activation fake-quantisers.
+
+    Activations are quantised at the input, after every conv (+ReLU) group, after every
+    searchable layer (residual sums included), after the head and after the global pooling;
+    the logits stay float (what an int8 runtime dequantises at the end). Modifies and wraps
+    ``model`` (a float :class:`FBNet`).
+    """
+    if getattr(model, "quantize", False):
+        raise ValueError("prepare_int8_qat needs a float FBNet (quantize=False)")
+    fold_bn_fbnet(model)
+    _swap(model)
+    for seq in [m for m in model.modules() if isinstance(m, nn.Sequential)]:
+        if any(isinstance(c, nn.Conv2d) for c in seq.children()):
+            seq.append(ActFakeQuant())
+    for i, layer in enumerate(model.layers):
+        if not isinstance(layer, nn.Identity):
+            model.layers[i] = nn.Sequential(layer, ActFakeQuant())
+    return Int8QatFBNet(model)
