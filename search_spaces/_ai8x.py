@@ -37,8 +37,8 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = [
-    "Ai8xSpace", "AI8X_WIDTHS", "AI8X_BITS", "SHIFT_QUANTILE", "BIAS_BITS", "build_module", "fold_bn",
-    "output_shift", "quantize_weight", "quantize_bias", "round_clamp", "vendor_integers",
+    "Ai8xSpace", "AI8X_WIDTHS", "AI8X_BITS", "SHIFT_QUANTILE", "LOW_BIT_SHIFT_QUANTILE", "BIAS_BITS", "build_module", "fold_bn",
+    "output_shift", "shift_quantile", "quantize_weight", "quantize_bias", "round_clamp", "vendor_integers",
 ]
 
 AI8X_WIDTHS: tuple[int, ...] = (16, 24, 32, 48, 64, 96, 128, 192, 256)
@@ -312,9 +312,23 @@ class Ai8xSpace(SearchSpace):
 # restated from shared/specs/max78000.md "QAT as the vendor does it".
 
 SHIFT_QUANTILE = 1.0
-"""Quantile of ``|w, b|`` that sets a layer's output shift. 1.0 (the largest magnitude) is the
-vendor's default (``shift_quantile=1.0`` in ai8x-training and ai8x-synthesis): no weight is
-clipped. Every caller (search estimates, supernet, QAT, export) uses this same value."""
+"""Quantile of ``|w, b|`` that sets the output shift of 8- and 4-bit layers: 1.0, the largest
+magnitude, the vendor's default (``shift_quantile=1.0`` in ai8x-training and ai8x-synthesis);
+no weight or bias is clipped."""
+
+LOW_BIT_SHIFT_QUANTILE = 0.99
+"""Quantile for 2- and 1-bit layers. With 1.0 the BatchNorm-folded bias (``-mean/std``, often
+4x the largest weight) sets the shift and every 2-bit weight rounds to 0: in our MNIST runs a
+2-bit layer then output a constant and QAT stayed at 10% validation accuracy; with 0.99 the few
+largest values (mostly biases) are clipped and the same network kept its float validation
+accuracy (93.1% vs 93.0%). The vendor supports per-layer quantiles (``<layer>.shift_quantile``
+in the checkpoint, read by ai8x-synthesis ``quantize.py``); our export writes it."""
+
+
+def shift_quantile(bits: int) -> float:
+    """The quantile every caller (estimates, supernet, QAT, export) uses for a layer of ``bits``."""
+    return SHIFT_QUANTILE if bits >= 4 else LOW_BIT_SHIFT_QUANTILE
+
 
 BIAS_BITS = 8
 """Bias width on the MAX78000 (bias memory holds 8-bit values)."""
@@ -357,16 +371,18 @@ def output_shift(w: torch.Tensor, bias: torch.Tensor | None = None, quantile: fl
 
 
 def quantize_weight(w: torch.Tensor, bits: int, *, bias: torch.Tensor | None = None,
-                    quantile: float = SHIFT_QUANTILE, shift: torch.Tensor | float | None = None) -> torch.Tensor:
+                    quantile: float | None = None, shift: torch.Tensor | float | None = None) -> torch.Tensor:
     """The vendor's weight quantisation (ai8x-training QAT), forward values only.
 
-    ``shift = output_shift(w, bias, quantile)`` (unless given); ``w * 2^-shift`` goes through
+    ``shift = output_shift(w, bias, quantile)`` (unless given; ``quantile`` defaults to
+    :func:`shift_quantile` of ``bits``); ``w * 2^-shift`` goes through
     :func:`round_clamp` at ``bits`` and is scaled back by ``2^shift``, so the result is the
     weight the accelerator effectively applies (its integer is ``result * 2^-shift * 2^(b-1)``).
     """
     import torch
 
-    s = output_shift(w, bias, quantile) if shift is None else torch.as_tensor(shift, dtype=w.dtype)
+    q = shift_quantile(bits) if quantile is None else quantile
+    s = output_shift(w, bias, q) if shift is None else torch.as_tensor(shift, dtype=w.dtype)
     scale = torch.pow(2.0, s).to(w.dtype)
     return round_clamp(w / scale, bits) * scale
 
@@ -442,6 +458,7 @@ def _torch_classes() -> dict[str, Any]:
         quantize: bool
         folded: bool
         shift_quantile: float
+        soft: float = 0.0
 
         def output_shift(self) -> int:
             """The layer's current output shift (from ``|w, b|`` once folded, else ``|w|``)."""
@@ -449,16 +466,25 @@ def _torch_classes() -> dict[str, Any]:
             return int(output_shift(self.op.weight, b, self.shift_quantile))
 
         def effective_params(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-            """Weight and bias as the forward pass applies them (with STE gradients)."""
+            """Weight and bias as the forward pass applies them (with STE gradients).
+
+            With ``soft = lam > 0`` (a training aid only, see :meth:`Ai8xNet.set_soft`) the
+            folded layer applies ``q + lam * (w - q)`` instead of the quantised ``q``.
+            """
             w, b = self.op.weight, self.op.bias
             if not self.quantize:
                 return w, b
             if self.folded:
                 s = output_shift(w, b, self.shift_quantile)
-                w = ste(w, quantize_weight(w, self.weight_bits, shift=s))
+                qw = quantize_weight(w, self.weight_bits, shift=s)
+                wq = ste(w, qw)
+                if self.soft > 0:
+                    wq = wq + self.soft * (w - qw.detach())
                 if b is not None:
-                    b = ste(b, quantize_bias(b, s))
-                return w, b
+                    qb = quantize_bias(b, s)
+                    bq = ste(b, qb)
+                    b = bq + self.soft * (b - qb.detach()) if self.soft > 0 else bq
+                return wq, b
             return ste(w, quantize_weight(w, self.weight_bits, quantile=self.shift_quantile)), b
 
     class FusedLayer(_QuantLayer):
@@ -469,7 +495,7 @@ def _torch_classes() -> dict[str, Any]:
             self.hw = layer
             self.quantize = quantize
             self.folded = False
-            self.shift_quantile = SHIFT_QUANTILE
+            self.shift_quantile = shift_quantile(layer.weight_bits)
             self.weight_bits = layer.weight_bits
             self.conv1d = layer.op == "conv1d"
             self.activation = layer.activation
@@ -536,7 +562,7 @@ def _torch_classes() -> dict[str, Any]:
             self.hw = layer
             self.quantize = quantize
             self.folded = False
-            self.shift_quantile = SHIFT_QUANTILE
+            self.shift_quantile = shift_quantile(layer.weight_bits)
             self.weight_bits = layer.weight_bits
             hp, wp = layer.pooled_dim
             self.op = nn.Linear(layer.in_channels * hp * wp, layer.out_channels, bias=layer.bias)
@@ -575,6 +601,14 @@ def _torch_classes() -> dict[str, Any]:
             """Switch weight/activation fake quantisation on or off."""
             for b in self.layers:
                 b.quantize = on
+
+        def set_soft(self, lam: float) -> None:
+            """Training aid of ``nas qat``: folded layers apply ``q + lam * (w - q)`` (``lam`` in
+            [0, 1]; 0, the default, is the vendor arithmetic exactly). Annealing ``lam`` from 1
+            to 0 lets layers whose weights would all round to zero at the start of QAT (low
+            bit widths next to a large folded bias) still receive a useful gradient."""
+            for b in self.layers:
+                b.soft = float(lam)
 
         def fold_bn(self) -> None:
             """Fold every layer's BN (see :func:`fold_bn`)."""

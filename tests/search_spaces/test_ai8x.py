@@ -155,9 +155,9 @@ def test_vendor_weight_quantisation_each_bit_width(bits: int, expected: list[flo
 
 
 def test_output_shift_uses_weights_and_bias_and_clamps() -> None:
-    from search_spaces._ai8x import SHIFT_QUANTILE, output_shift, quantize_bias
+    from search_spaces._ai8x import output_shift, quantize_bias, shift_quantile
 
-    assert SHIFT_QUANTILE == 1.0
+    assert [shift_quantile(b) for b in (8, 4, 2, 1)] == [1.0, 1.0, 0.99, 0.99]
     # with the bias 1.5: 1/1.5 -> log2 = -0.58 -> floor -1 -> shift +1 (values halved)
     assert float(output_shift(W, torch.tensor([1.5]))) == 1.0
     assert float(output_shift(W * 0 + 1.0)) == 0.0  # max exactly 1: no shift
@@ -168,6 +168,13 @@ def test_output_shift_uses_weights_and_bias_and_clamps() -> None:
     x = torch.tensor([4.0, 0.3, 0.2, 0.1])
     assert float(output_shift(x, quantile=0.5)) == -2.0
     assert float(quantize_weight(x, 8, quantile=0.5)[0]) == 127 / 128 / 4
+    # 2-bit layers use the 0.99 quantile: of 1000 values, the single large one (a folded bias,
+    # say) is clipped instead of setting the shift
+    y = torch.cat([torch.full((999,), 0.2), torch.tensor([3.0])])
+    assert float(output_shift(y)) == 2.0 and float(output_shift(y, quantile=0.99)) == -2.0
+    # 0.2 * 4 = 0.8 -> floor(2.1) / 2 = 1, and 3 * 4 = 12: both clamped to 1/2, times 1/4
+    assert quantize_weight(y, 2)[[0, -1]].tolist() == [0.125, 0.125]
+    assert quantize_weight(y, 8)[[0, -1]].tolist() == [0.1875, 3.0]  # 8 bits: quantile 1.0, shift 2: 0.05 * 128 -> 6
     # bias: 8 bits at the layer's shift: 0.3 * 2 = 0.6 -> floor(76.8 + 0.5) = 77 -> 77/128 / 2
     assert quantize_bias(torch.tensor([0.3]), -1).tolist() == [77 / 256]
 
@@ -234,19 +241,20 @@ def test_straight_through_gradient() -> None:
     from search_spaces._ai8x import fold_bn, output_shift, quantize_bias
 
     space = get_space("ai8x", input_shape=(1, 8, 8), num_classes=3)
-    model = _stats_model(space.network("16k3b8|16k3b1|fcb8"))
+    model = _stats_model(space.network("16k3b8|16k3b2|fcb8"))
     fold_bn(model)
     model.set_quantize(True)
     model.train()
     layer = model.layers[1]
-    x = torch.rand(4, 16, 8, 8) * 0.9
+    x = torch.rand(4, 16, 8, 8) * 0.3
     g = torch.randn(4, 16, 4, 4)
     (layer(x) * g).sum().backward()
     # reference: the same forward with the quantised weights as leaves, rounding of the output
     # passed straight through (gradient 1 inside the clamp range, 0 outside)
     w, b = layer.op.weight.detach(), layer.op.bias.detach()
-    s = output_shift(w, b)
-    wq = quantize_weight(w, 1, shift=s).requires_grad_()
+    assert layer.shift_quantile == 0.99
+    s = output_shift(w, b, layer.shift_quantile)
+    wq = quantize_weight(w, 2, shift=s).requires_grad_()
     bq = quantize_bias(b, s).requires_grad_()
     pre = torch.nn.functional.conv2d(layer.pool(x), wq, bq, padding=1)
     y = torch.clamp(torch.relu(pre), -1, 127 / 128)
