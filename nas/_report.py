@@ -17,12 +17,12 @@ if TYPE_CHECKING:
 __all__ = ["write_outputs", "pareto_rows", "CSV_COLUMNS", "MOBILE_CSV_COLUMNS"]
 
 CSV_COLUMNS = [
-    "trial", "arch", "estimate", "latency_ms", "cycles", "weight_bytes", "weight_capacity_bytes",
+    "trial", "arch", "estimate", "estimate_metric", "latency_ms", "cycles", "weight_bytes", "weight_capacity_bytes",
     "bias_bytes", "layers", "bit_widths", "max_column", "kernel_processor_columns", "data_memory_bytes",
     "input_load_ms", "macs", "fits", "violations", "network_file",
 ]
 MOBILE_CSV_COLUMNS = [
-    "trial", "arch", "estimate", "latency_ms", "std_ms", "latency_bound_ms", "size_bytes", "weights", "biases",
+    "trial", "arch", "estimate", "estimate_metric", "latency_ms", "std_ms", "latency_bound_ms", "size_bytes", "weights", "biases",
     "peak_ram_bytes", "macs", "network_file",
 ]
 
@@ -50,6 +50,7 @@ def pareto_rows(study: optuna.Study, prep: _Prepared, nets_dir: Path) -> list[di
             "trial": t.number,
             "arch": arch,
             "estimate": float(t.values[0]),
+            "estimate_metric": prep.settings["metric"],
             "latency_ms": rep.latency_ms,
             "cycles": rep.cycles,
             "weight_bytes": rep.weight_bytes,
@@ -81,7 +82,8 @@ def mobile_pareto_rows(study: optuna.Study, prep: _Prepared, nets_dir: Path) -> 
         if prep.device.kind != "measured":  # a re-measurement would differ from what the search saw
             fig = mobile_figures(prep, arch)
         path = nets_dir / f"trial-{t.number:04d}.json"
-        row = {"trial": t.number, "arch": arch, "estimate": float(t.values[0]), **fig,
+        row = {"trial": t.number, "arch": arch, "estimate": float(t.values[0]),
+               "estimate_metric": prep.settings["metric"], **fig,
                "network_file": str(path.relative_to(prep.run_dir))}
         net = {"space": prep.space_name, "arch": arch, "device": prep.settings["device"],
                "in_channels": prep.space.in_channels, "input_size": prep.space.input_size,
@@ -203,6 +205,40 @@ def _study_location(prep: _Prepared) -> str:
     return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", prep.cfg.storage)
 
 
+def supernet_files(prep: _Prepared) -> dict[str, Any] | None:
+    """The supernet's cache folder, training log and last log row (None for other estimates)."""
+    info = prep.settings.get("supernet")
+    if not info:
+        return None
+    path = Path(info["cache"])
+    log = path / "train_log.csv"
+    last: dict[str, Any] = {}
+    if log.is_file():
+        with log.open() as f:
+            rows = list(csv.DictReader(f))
+        last = rows[-1] if rows else {}
+    return {"cache": str(path), "train_log": str(log), "last_epoch": last,
+            "searched_widths": info.get("searched_widths"), "width_cap": info.get("width_cap")}
+
+
+def _estimate_notes(prep: _Prepared) -> str:
+    sn = supernet_files(prep)
+    if sn is None:
+        return ("It ranks candidates; it is not the accuracy of a trained network, and it separates weight bit "
+                "widths poorly (measured on one 7-layer MNIST network with all-1-, all-4- and all-8-bit hidden "
+                "layers: NASWOT 1207-1211, 2-epoch short-QAT validation accuracy 0.87-0.90); the default "
+                "`--accuracy supernet` does better (benchmarks/results/supernet_mnist5k.md).\n")
+    last = sn["last_epoch"]
+    end = (f" Its last epoch ({last.get('epoch')}, {last.get('phase')}): validation accuracy "
+           f"{last.get('val_acc_largest')} (largest sub-network) / {last.get('val_acc_smallest')} (smallest), "
+           f"{last.get('seconds')} s of training." if last else "")
+    return (f"- supernet (weights, `config.json`): `{sn['cache']}`\n"
+            f"- its training log: `{sn['train_log']}`.{end}\n"
+            f"- searched widths {sn['searched_widths']}: the supernet covers these ({sn['width_cap']}).\n"
+            "Its ranking of sub-networks against stand-alone training and its response to weight bit widths "
+            "are measured by `benchmarks/bench_supernet.py` (results in benchmarks/results/supernet_mnist5k.md).\n")
+
+
 def _report_md(prep: _Prepared, study: optuna.Study, rows: list[dict[str, Any]], trials: list[dict[str, Any]]) -> str:
     s = prep.settings
     d = prep.data
@@ -238,11 +274,11 @@ Written {_dt.datetime.now(_dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}.
 - inputs scaled to the MAX78000 range [-1, 127/128] as ai8x-training's `normalize` does.
 
 ## Accuracy estimate: `{s['metric']}`
+Every estimate in this report (tables, `pareto.csv`/`pareto.json` column `estimate`, named in
+`estimate_metric`, and the plot) is this one:
 {prep.estimator.describe()}
-It ranks candidates; it is not the accuracy of a trained network, and neither estimate we have
-separates weight bit widths well (measured on one 7-layer MNIST network with all-1-, all-4- and
-all-8-bit hidden layers: NASWOT 1207-1211, 2-epoch short-QAT validation accuracy 0.87-0.90). A later issue replaces it with a weight-sharing supernet;
-train the chosen network with the vendor's QAT before deploying.
+{_estimate_notes(prep)}
+Train the chosen network with the vendor's QAT before deploying.
 
 ## Pareto front ({len(rows)} networks, feasible only, by latency)
 {_md_table(rows, s['metric'])}
@@ -259,7 +295,8 @@ of {len(rows)} networks fit with no violation and at most {s['budget_bytes']:,} 
 `pareto.json` (`device_report`).
 
 ## Files
-- `pareto.csv`, `pareto.json`: the front with every figure of the device report
+- `pareto.csv`, `pareto.json`: the front with every figure of the device report (`arch` is the
+  architecture string `nas qat` reads)
 - `nets/`: the network description of each Pareto network (YAML)
 - `trials.csv`: every completed trial (feasible or not, with its first violated rule)
 - `pareto.png`: latency vs estimate; infeasible candidates grey
@@ -272,7 +309,7 @@ No feasible network among {len(trials)} trials. Relax --budget or --latency, or 
 
 - dataset: {d.describe()} ({d.source}; {d.licence})
 - accuracy estimate: `{s['metric']}`: {prep.estimator.describe()}
-- study: `{journal}` (open with `optuna-dashboard {journal}`)
+{_estimate_notes(prep)}- study: `{journal}` (open with `optuna-dashboard {journal}`)
 """
 
 
@@ -371,7 +408,10 @@ def write_outputs(study: optuna.Study, prep: _Prepared) -> dict[str, Path]:
     csv_rows = [{**r, "estimate": r["estimate"]} for r in rows]
     _write_csv(files["pareto_csv"], csv_rows, MOBILE_CSV_COLUMNS if prep.mobile else CSV_COLUMNS)
     _write_csv(files["trials_csv"], trials, list(trials[0].keys()) if trials else ["trial"])
-    payload = {"name": prep.name, "metric": metric, "settings": prep.settings, "pareto": rows}
+    payload = {"name": prep.name, "metric": metric,
+               "estimate": {"metric": metric, "description": prep.estimator.describe(),
+                            "supernet": supernet_files(prep)},
+               "settings": prep.settings, "pareto": rows}
     tmp = files["pareto_json"].with_name("pareto.json.tmp")
     tmp.write_text(json.dumps(payload, indent=1))
     tmp.replace(files["pareto_json"])

@@ -28,10 +28,11 @@ from typing import Any
 
 from search_spaces import InputError, get_space
 
-from ._accuracy import Estimator, make_estimator
+from ._accuracy import ESTIMATE_ALIASES, Estimator, make_estimator
 from ._data import Dataset, load_dataset
 
-__all__ = ["SearchConfig", "SearchResult", "SearchProgress", "run_search", "validate", "default_run_name"]
+__all__ = ["SearchConfig", "SearchResult", "SearchProgress", "run_search", "validate", "default_run_name",
+           "resolve_estimator", "prepare_estimator"]
 
 JOURNAL = "study.journal"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
@@ -60,7 +61,10 @@ class SearchConfig:
         name: run name (directory under ``runs_dir``); None derives it from the settings.
         runs_dir: where run directories go.
         data: a ``.npz`` file (arrays x, y), or None for the built-in MNIST subset.
-        estimator: ``naswot`` (training-free, default) or ``short_qat`` (short training).
+        estimator: ``auto`` (default: ``supernet`` on MAX78000 devices, ``naswot`` on phones, host-cpu
+            and registered devices, whose fbnet space has no supernet yet), ``supernet`` (validation
+            accuracy of the weight-sharing supernet's sub-network), ``naswot`` (also ``proxy``: the
+            training-free score) or ``short_qat`` (short training from scratch).
         estimator_options: keyword settings of the estimator (e.g. ``{"epochs": 1}``).
         space_options: extra keyword options of the ``ai8x`` space (e.g. ``{"max_units": 4}``).
         sampler: ``tpe`` (multi-objective TPE with constraints) or ``nsga2``.
@@ -82,6 +86,7 @@ class SearchConfig:
         ram_text: how the RAM limit was written, e.g. ``2MB``.
         device_options: keyword options of the device (``host-cpu``: ``warmup``, ``number``,
             ``min_rounds``, ``max_rounds``, ``threads``... of its onnxruntime timing).
+        image_size: ``data`` is an image folder: resize to this ``HxW`` (None: the most common size).
     """
 
     device: str = "max78000"
@@ -92,7 +97,7 @@ class SearchConfig:
     name: str | None = None
     runs_dir: str | Path = "runs"
     data: str | Path | None = None
-    estimator: str = "naswot"
+    estimator: str = "auto"
     estimator_options: dict[str, Any] = field(default_factory=dict)
     space_options: dict[str, Any] = field(default_factory=dict)
     sampler: str = "tpe"
@@ -108,9 +113,32 @@ class SearchConfig:
     latency_margin: float | None = None
     ram_text: str | None = None
     device_options: dict[str, Any] = field(default_factory=dict)
+    image_size: str | tuple[int, int] | None = None
 
 
 MOBILE_SPACES = ("fbnet",)
+MOBILE_NASWOT_NOTE = ("NASWOT is the default on phones, host-cpu and registered devices: the weight-sharing "
+                      "supernet estimate covers the MAX78000 ai8x space only (no fbnet supernet yet).")
+_CLI_ESTIMATE = {"supernet": "supernet", "naswot": "proxy", "short_qat": "short-qat"}
+
+
+def resolve_estimator(name: str, mobile: bool) -> str:
+    """The estimator key ``name`` means on a device: ``auto`` is ``supernet`` on MAX78000
+    devices and ``naswot`` on latency-predicting devices.
+
+    Raises:
+        InputError: an unknown name, or ``supernet`` on a latency-predicting device.
+    """
+    low = name.replace("-", "_").lower()
+    if low == "auto":
+        return "naswot" if mobile else "supernet"
+    key = ESTIMATE_ALIASES.get(low)
+    if key is None:
+        raise InputError(f"unknown accuracy estimate {name!r}; use supernet, proxy or short-qat")
+    if key == "supernet" and mobile:
+        raise InputError("--accuracy supernet covers the MAX78000 ai8x space only; use --accuracy proxy "
+                         "(NASWOT) or short-qat on this device")
+    return key
 FBNET_NASWOT_BATCH = 32
 DEFAULT_LATENCY_MARGIN = 1.645
 
@@ -191,8 +219,9 @@ def _fmt_num(x: float) -> str:
     return f"{x:g}"
 
 
-def default_run_name(cfg: SearchConfig) -> str:
-    """``<device>-<budget>[-<latency>][-<data>][-<estimator>]``, e.g. ``max78000-400KB``."""
+def default_run_name(cfg: SearchConfig, mobile: bool = False) -> str:
+    """``<device>-<budget>[-<latency>][-<data>][-<estimate>]``, e.g. ``max78000-400KB``; the estimate
+    is named (``proxy``, ``short-qat``, ``supernet``) when it is not the device's default."""
     parts = [cfg.device]
     if cfg.budget_bytes is not None:
         parts.append(cfg.budget_text or f"{cfg.budget_bytes}B")
@@ -203,9 +232,12 @@ def default_run_name(cfg: SearchConfig) -> str:
     if cfg.space is not None and cfg.space != "ai8x":
         parts.insert(1, cfg.space)
     if cfg.data is not None:
-        parts.append(Path(str(cfg.data)).stem)
-    if cfg.estimator.replace("-", "_") != "naswot":
-        parts.append(cfg.estimator.replace("_", "-"))
+        parts.append(Path(str(cfg.data).rstrip("/")).stem)
+    low = cfg.estimator.replace("-", "_").lower()
+    if low != "auto":
+        key = ESTIMATE_ALIASES.get(low, low)
+        if key != ("naswot" if mobile else "supernet"):
+            parts.append(_CLI_ESTIMATE.get(key, key.replace("_", "-")))
     name = "-".join(parts)
     name = re.sub(r"[^A-Za-z0-9._+-]", "_", name)
     return name[:100]
@@ -330,11 +362,14 @@ def validate(cfg: SearchConfig) -> _Prepared:
                          "postgresql://user:pass@host/db or sqlite:///path.db")
     if cfg.max_train_images is not None and cfg.max_train_images < 2:
         raise InputError("max_train_images must be at least 2")
+    est_key = resolve_estimator(cfg.estimator, mobile)
     est_opts = dict(cfg.estimator_options)
-    if mobile and cfg.estimator == "naswot":
+    if mobile and est_key == "naswot":
         est_opts.setdefault("batch", FBNET_NASWOT_BATCH)  # keeps a trial near 1-2 s on one thread
-    estimator = make_estimator(cfg.estimator, **est_opts)
-    name = cfg.name if cfg.name is not None else default_run_name(cfg)
+        if cfg.estimator.lower() == "auto":
+            est_opts.setdefault("note", MOBILE_NASWOT_NOTE)
+    estimator = make_estimator(est_key, **est_opts)
+    name = cfg.name if cfg.name is not None else default_run_name(cfg, mobile)
     if not _NAME_RE.match(name):
         raise InputError(
             f"invalid --name {name!r}: use up to 100 letters, digits, '.', '_', '+' or '-' (no '/')"
@@ -342,7 +377,7 @@ def validate(cfg: SearchConfig) -> _Prepared:
     runs_dir = Path(cfg.runs_dir)
     if runs_dir.exists() and not runs_dir.is_dir():
         raise InputError(f"{runs_dir} exists and is not a directory; remove it or choose another runs directory")
-    data = load_dataset(cfg.data, seed=cfg.seed)
+    data = load_dataset(cfg.data, seed=cfg.seed, image_size=cfg.image_size)
     if cfg.max_train_images is not None and cfg.max_train_images < len(data.y_train):
         data.x_train = data.x_train[: cfg.max_train_images]
         data.y_train = data.y_train[: cfg.max_train_images]
@@ -360,6 +395,13 @@ def validate(cfg: SearchConfig) -> _Prepared:
             conv1d=data.conv1d,
             **cfg.space_options,
         )
+    supernet_info: dict[str, Any] | None = None
+    if est_key == "supernet":
+        # The search draws only the widths the supernet covers (its width cap, see nas._supernet).
+        estimator.bind(space, data, runs_dir, seed=cfg.seed)  # type: ignore[attr-defined]
+        space = estimator.covered  # type: ignore[attr-defined]
+        supernet_info = {"cache": str(estimator.cache_path), "searched_widths": list(space.widths),  # type: ignore[attr-defined]
+                         "width_cap": estimator.cap_reason}  # type: ignore[attr-defined]
     settings = {
         "device": cfg.device,
         "budget_bytes": budget,
@@ -371,6 +413,8 @@ def validate(cfg: SearchConfig) -> _Prepared:
         "metric": estimator.metric_name(),
         "data_seed": cfg.seed,
     }
+    if supernet_info is not None:
+        settings["supernet"] = supernet_info
     if mobile:
         settings["budget_bytes"] = None if budget < 0 else budget
         settings["ram_bytes"] = cfg.ram_bytes
@@ -439,12 +483,21 @@ def _constraints(report: Any, budget: int, latency_limit: float | None) -> dict[
     return c
 
 
-def run_search(cfg: SearchConfig, progress: Callable[[SearchProgress], None] | None = None) -> SearchResult:
+def prepare_estimator(prep: _Prepared, log: Callable[[str], None] | None = None) -> None:
+    """Train or load what the estimate needs before the first trial (the supernet; nothing for
+    the other estimates). Runs on the driver, so Ray workers only load the cache."""
+    if hasattr(prep.estimator, "prepare"):
+        prep.estimator.prepare(log)
+
+
+def run_search(cfg: SearchConfig, progress: Callable[[SearchProgress], None] | None = None,
+               log: Callable[[str], None] | None = None) -> SearchResult:
     """Run (or resume) a search and write its outputs under ``runs_dir/<name>/``.
 
     Args:
         cfg: the settings.
         progress: called after every trial (and once at the start) with a :class:`SearchProgress`.
+        log: called with one-line messages (supernet training progress).
 
     Raises:
         InputError: bad settings, found before anything is written.
@@ -455,8 +508,9 @@ def run_search(cfg: SearchConfig, progress: Callable[[SearchProgress], None] | N
     if cfg.backend == "ray":
         from ._ray import run_ray_search
 
-        return run_ray_search(prep, progress)
+        return run_ray_search(prep, progress, log)
     t_start = time.perf_counter()
+    prepare_estimator(prep, log)
     prep.run_dir.mkdir(parents=True, exist_ok=True)
     with _locked(prep.run_dir):
         study, tally, cache = _open_study(prep)

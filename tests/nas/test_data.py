@@ -69,3 +69,65 @@ def test_unreadable_files(tmp_path) -> None:
         load_dataset(tmp_path / "missing.npz")
     with pytest.raises(DataError, match=".npz"):
         load_dataset(tmp_path / "data.csv")
+
+
+def _png(path, arr, mode=None) -> None:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr, mode=mode).save(path)
+
+
+def test_image_folder_gray_rgb_and_sizes(tmp_path) -> None:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "imgs"
+    for cls in ("cat", "dog"):
+        for i in range(6):
+            _png(root / cls / f"{i}.png", rng.integers(0, 256, (10, 12), dtype=np.uint8))
+    _png(root / "dog" / "odd.png", rng.integers(0, 256, (20, 20), dtype=np.uint8))  # resized to 10x12
+    (root / "dog" / "notes.txt").write_text("ignored")
+    d = load_dataset(root)
+    assert d.input_shape == (1, 10, 12) and d.num_classes == 2 and d.class_names == ["cat", "dog"]
+    assert len(d.y_train) + len(d.y_val) + len(d.y_test) == 13 and len(d.y_val) >= 1
+    assert d.x_train.min() >= -1 and d.x_train.max() <= 127 / 128
+    first = Image.open(root / "cat" / "0.png")
+    expect = to_vendor_range(np.asarray(first, dtype=np.float64) / 255.0)
+    x_all = np.concatenate([d.x_train, d.x_val, d.x_test])
+    assert any(np.array_equal(x[0], expect) for x in x_all)
+    again = load_dataset(root)
+    assert np.array_equal(again.x_train, d.x_train) and again.fingerprint == d.fingerprint  # seeded split
+    sized = load_dataset(root, image_size="8x8")
+    assert sized.input_shape == (1, 8, 8)
+    # one colour image makes the set RGB
+    _png(root / "cat" / "color.png", rng.integers(0, 256, (10, 12, 3), dtype=np.uint8))
+    rgb = load_dataset(root)
+    assert rgb.input_shape == (3, 10, 12)
+
+
+@pytest.mark.parametrize("case,word", [
+    ("empty", "no images"),
+    ("one_class", "at least 2 class"),
+    ("broken", "broken.png"),
+    ("size", "image size"),
+])
+def test_image_folder_errors(tmp_path, case: str, word: str) -> None:
+    root = tmp_path / "imgs"
+    root.mkdir()
+    size = None
+    if case == "one_class":
+        for i in range(3):
+            _png(root / "a" / f"{i}.png", np.zeros((4, 4), np.uint8))
+        (root / "b").mkdir()
+    if case in ("broken", "size"):
+        for cls in ("a", "b"):
+            for i in range(5):
+                _png(root / cls / f"{i}.png", np.zeros((4, 4), np.uint8))
+    if case == "broken":
+        (root / "b" / "broken.png").write_bytes(b"not a png")
+    if case == "size":
+        size = "4xfour"
+    with pytest.raises(DataError) as e:
+        load_dataset(root, image_size=size)
+    assert word in str(e.value) and "\n" not in str(e.value)

@@ -42,7 +42,7 @@ def data(tmp_path_factory) -> Path:
 
 def _cfg(runs: Path, data: Path, **kw) -> SearchConfig:
     base = dict(budget_bytes=20_000, budget_text="20KB", trials=6, seed=0, runs_dir=runs, data=data,
-                space_options=SMALL_SPACE)
+                space_options=SMALL_SPACE, estimator="naswot")
     base.update(kw)
     return SearchConfig(**base)
 
@@ -83,6 +83,25 @@ def test_local_then_ray_same_study(ray_session, tmp_path, data) -> None:
     for name in ("pareto.csv", "pareto.png", "report.md", "trials.csv"):
         assert (r.run_dir / name).is_file()
     assert not list(r.run_dir.glob("ray*")) and not Path("ray_results").exists()
+
+
+def test_ray_workers_load_the_supernet_the_driver_trained(ray_session, tmp_path, data) -> None:
+    lines: list[str] = []
+    opts = {"epochs_largest": 1, "epochs_elastic": 1, "batch_size": 16, "recal_images": 16}
+    r = run_search(_cfg(tmp_path, data, trials=4, backend="ray", workers=2, name="sn", estimator="supernet",
+                        estimator_options=opts), log=lines.append)
+    assert r.n_complete == 4 and r.metric == "val_acc_supernet"
+    caches = [p for p in (tmp_path / "supernets").iterdir() if not p.name.startswith(".")]
+    assert len(caches) == 1 and sum("supernet: training on" in line for line in lines) == 1
+    done = [t for t in _study(r).trials if t.user_attrs["estimated"]]
+    assert done and all(t.user_attrs["estimate_details"]["supernet"] == caches[0].name for t in done)
+    assert all(0.0 <= t.values[0] <= 1.0 for t in done)
+    # workers never train: without the cache an estimate fails instead of training (train=False)
+    from nas._search import validate
+
+    prep = validate(_cfg(tmp_path / "other", data, estimator="supernet", estimator_options=opts))
+    with pytest.raises(Exception, match="no trained supernet"):
+        prep.estimator.evaluate(prep.space, prep.space.parse("16k3b8|16k3b8|fcb8"), prep.data)
 
 
 def test_rdb_storage_shared_by_both_backends(ray_session, tmp_path, data) -> None:

@@ -161,12 +161,16 @@ def test_sigkill_loses_at_most_the_trial_in_flight(tmp_path) -> None:
         (["--device", "max78000", "--data", "missing.npz"], "no such file"),
         (["--device", "max78000", "--name", "a/b"], "--name"),
         (["--device", "max78000", "--epochs", "2"], "short-qat"),
+        (["--device", "max78000", "--data", "EMPTYDIR"], "no images"),
+        (["--device", "max78000", "--data-image-size", "8x8"], "image folder"),
+        (["--device", "pixel3", "--space", "fbnet", "--accuracy", "supernet"], "ai8x space only"),
     ],
 )
 def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, args: list[str], word: str) -> None:
     junk = tmp_path / "junk.npz"
     junk.write_text("not numpy")
-    args = [str(junk) if a == "JUNK" else a for a in args]
+    (tmp_path / "empty").mkdir()
+    args = [str(junk) if a == "JUNK" else str(tmp_path / "empty") if a == "EMPTYDIR" else a for a in args]
     runs = tmp_path / "runs"
     assert main(["search", *args, "--runs-dir", str(runs)]) == 2
     err = capsys.readouterr().err.strip()
@@ -185,18 +189,59 @@ def test_resume_with_other_settings_is_refused(tmp_path, capsys) -> None:
 
 
 @pytest.mark.parametrize("shape", [(60, 8, 8), (60, 2, 32, 1)])
-def test_cli_default_estimator_runs(tmp_path, capsys, shape: tuple[int, ...]) -> None:
+def test_cli_default_estimate_is_the_supernet(tmp_path, capsys, shape: tuple[int, ...]) -> None:
     rng = np.random.default_rng(0)
     data = tmp_path / "tiny.npz"
     np.savez(data, x=rng.integers(0, 256, shape, dtype=np.uint8), y=np.arange(60) % 3)
-    code = main(["search", "--device", "max78000", "--budget", "20KB", "--trials", "3", "--data", str(data),
-                 "--runs-dir", str(tmp_path / "runs")])
-    out = capsys.readouterr().out
+    args = ["search", "--device", "max78000", "--budget", "20KB", "--trials", "3", "--data", str(data),
+            "--runs-dir", str(tmp_path / "runs")]
+    code = main(args)
+    cap = capsys.readouterr()
+    out = cap.out
     assert code == 0
-    assert "naswot_logdet_KH" in out and "Pareto front" in out
+    assert "val_acc_supernet" in out and "Pareto front" in out
+    assert "supernet: training on 36 images" in cap.err and "supernet: trained in" in cap.err
     run = tmp_path / "runs" / "max78000-20KB-tiny"
     assert out.strip().splitlines()[-1] == f"{run}/"
-    rows = json.loads((run / "pareto.json").read_text())["pareto"]
+    payload = json.loads((run / "pareto.json").read_text())
+    rows = payload["pareto"]
     assert rows and all(r["device_report"]["fits"] for r in rows)
+    assert all(r["estimate_metric"] == "val_acc_supernet" and 0 <= r["estimate"] <= 1 for r in rows)
+    cache = Path(payload["estimate"]["supernet"]["cache"])
+    assert cache.parent == (tmp_path / "runs" / "supernets").absolute() and (cache / "weights.safetensors").is_file()
+    report = (run / "report.md").read_text()
+    assert "val_acc_supernet" in report and str(cache) in report and "train_log.csv" in report
+    assert "BatchNorm statistics recalibrated on 36 training images" in report
     op = "conv1d" if len(shape) == 4 else "conv2d"
     assert Network.load(run / rows[0]["network_file"]).layers[0].op == op
+    # a resumed (longer) search on the same data reuses the cached supernet
+    mtime = (cache / "weights.safetensors").stat().st_mtime_ns
+    assert main([*args[:6], "4", *args[7:]]) == 0
+    err = capsys.readouterr().err
+    assert "resuming" in err and f"supernet: loaded from cache {cache}" in err and "training on" not in err
+    assert (cache / "weights.safetensors").stat().st_mtime_ns == mtime
+    assert [p.name for p in (tmp_path / "runs" / "supernets").iterdir() if not p.name.startswith(".")] == [cache.name]
+
+
+def test_cli_accuracy_proxy_and_deprecated_estimate(tmp_path, capsys) -> None:
+    rng = np.random.default_rng(0)
+    data = tmp_path / "tiny.npz"
+    np.savez(data, x=rng.integers(0, 256, (60, 8, 8), dtype=np.uint8), y=np.arange(60) % 3)
+    base = ["search", "--device", "max78000", "--budget", "20KB", "--trials", "2", "--data", str(data),
+            "--runs-dir", str(tmp_path / "runs")]
+    assert main([*base, "--accuracy", "proxy"]) == 0
+    cap = capsys.readouterr()
+    assert "naswot_logdet_KH" in cap.out and "supernet" not in cap.err
+    run = tmp_path / "runs" / "max78000-20KB-tiny-proxy"
+    assert cap.out.strip().splitlines()[-1] == f"{run}/"
+    assert not (tmp_path / "runs" / "supernets").exists()
+    payload = json.loads((run / "pareto.json").read_text())
+    assert payload["estimate"]["supernet"] is None
+    assert all(r["estimate_metric"].startswith("naswot_logdet_KH") for r in payload["pareto"])
+    assert "naswot_logdet_KH" in (run / "report.md").read_text()
+    # --estimate naswot: the deprecated spelling of the same run (resumes it)
+    assert main([*base[:6], "3", *base[7:], "--estimate", "naswot"]) == 0
+    cap = capsys.readouterr()
+    assert "deprecated" in cap.err and "resuming" in cap.err and cap.out.strip().endswith(f"{run}/")
+    assert main([*base, "--estimate", "naswot", "--accuracy", "proxy"]) == 2
+    assert "--accuracy only" in capsys.readouterr().err

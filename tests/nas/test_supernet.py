@@ -1,0 +1,197 @@
+"""The weight-sharing supernet (nas._supernet) and its estimate (tiny data, seconds)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from nas import load_npz
+from nas._accuracy import SupernetAccuracy
+from nas._supernet import (
+    SupernetCacheError,
+    SupernetSettings,
+    _largest_arch,
+    _make_module,
+    covered_space,
+    get_supernet,
+    inherited_module,
+    width_cap,
+)
+from search_spaces import InputError, get_space
+
+TINY = SupernetSettings(epochs_largest=1, epochs_elastic=1, batch_size=32, recal_images=64)
+
+
+def _digits(tmp: Path, n: int = 300) -> Path:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    path = tmp / "digits.npz"
+    np.savez(path, x=(d.images[:n] * 16).clip(0, 255).astype(np.uint8), y=d.target[:n])
+    return path
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    return load_npz(_digits(tmp_path_factory.mktemp("d")))
+
+
+@pytest.fixture(scope="module")
+def space(digits):
+    return get_space("ai8x", input_shape=digits.input_shape, num_classes=digits.num_classes,
+                     widths=(8, 16), max_units=2, max_depth=2)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, digits, space):
+    runs = tmp_path_factory.mktemp("runs")
+    lines: list[str] = []
+    sn = get_supernet(space, digits, runs_dir=runs, seed=0, settings=TINY, progress=lines.append)
+    return runs, sn, lines
+
+
+def test_trains_caches_and_reuses(trained, digits, space) -> None:
+    runs, sn, lines = trained
+    assert sn.trained and sn.path.parent == runs / "supernets"
+    assert {p.name for p in sn.path.iterdir()} == {"weights.safetensors", "config.json", "train_log.csv"}
+    assert not [p for p in (runs / "supernets").iterdir() if ".tmp" in p.name]  # renamed into place
+    log = (sn.path / "train_log.csv").read_text().splitlines()
+    assert log[0] == "epoch,phase,loss,val_acc_largest,val_acc_smallest,seconds"
+    assert [row.split(",")[1] for row in log[1:]] == ["largest", "elastic"]
+    assert any("training" in line for line in lines)
+    cfg = json.loads((sn.path / "config.json").read_text())
+    assert cfg["format"] == 1 and cfg["ident"]["data"]["fingerprint"] == digits.fingerprint
+    mtime = (sn.path / "weights.safetensors").stat().st_mtime_ns
+    again_lines: list[str] = []
+    again = get_supernet(space, digits, runs_dir=runs, seed=0, settings=TINY, progress=again_lines.append)
+    assert not again.trained and again.path == sn.path
+    assert (sn.path / "weights.safetensors").stat().st_mtime_ns == mtime
+    assert again_lines == [f"supernet: loaded from cache {sn.path}"]
+    for k, v in sn.model.weights.items():
+        assert torch.equal(v, again.model.weights[k]), k
+    # another seed is another supernet
+    assert get_supernet(space, digits, runs_dir=runs, seed=0, settings=TINY, train=False).path == sn.path
+    with pytest.raises(SupernetCacheError, match="no trained supernet"):
+        get_supernet(space, digits, runs_dir=runs, seed=1, settings=TINY, train=False)
+
+
+def test_inherited_module_matches_build_and_supernet(trained, digits, space) -> None:
+    _, sn, _ = trained
+    x = torch.from_numpy(digits.x_train[:32])
+    for arch in ("16k3b8,8k1b2|16k3b4|fcb8", "8k1b8|8k3b1,16k3b8|fcb8", "16k3b8,16k3b8|16k3b8,16k3b8|fcb8"):
+        net = sn.inherited_module(arch, digits)
+        ref = space.build(arch)
+        assert {k: tuple(v.shape) for k, v in net.state_dict().items()} == \
+            {k: tuple(v.shape) for k, v in ref.state_dict().items()}
+        assert not net.training
+        assert float(net.layers[0].bn.running_var.mean()) != 1.0  # recalibrated
+        net.train()
+        with torch.no_grad():
+            assert torch.equal(net(x), sn.model(x, space.parse(arch)))  # same arithmetic, batch statistics
+    runs, _, _ = trained
+    m = inherited_module(space, "16k3b8|16k3b4|fcb8", digits, runs_dir=runs, settings=TINY)
+    assert set(m.state_dict()) == set(space.build("16k3b8|16k3b4|fcb8").state_dict())
+
+
+def test_bit_widths_change_outputs_and_estimate(trained, digits) -> None:
+    _, sn, _ = trained
+    x = torch.from_numpy(digits.x_val[:64])
+    outs = {}
+    for b in (8, 4, 2, 1):
+        net = sn.inherited_module(f"16k3b8,16k3b{b}|16k3b{b},16k3b{b}|fcb8", digits)
+        with torch.no_grad():
+            outs[b] = net(x)
+    for a in (8, 4, 2):
+        for b in (4, 2, 1):
+            if a > b:
+                assert not torch.allclose(outs[a], outs[b]), (a, b)
+
+
+def test_sort_channels_keeps_the_largest_network(space) -> None:
+    torch.manual_seed(0)
+    cov = covered_space(space, TINY)
+    m = _make_module(cov)
+    x = torch.randn(16, 1, 8, 8).clamp(-1, 127 / 128)
+    big = _largest_arch(cov)
+    with torch.no_grad():
+        before = m(x, big, quantize=False)
+        w0 = m.weights["u0_l0_weight"].clone()
+        m.sort_channels()
+        after = m(x, big, quantize=False)
+    assert torch.allclose(before, after, atol=1e-4)
+    l1 = m.weights["u0_l0_weight"].abs().sum((1, 2, 3)) + m.weights["u0_l1_weight"].abs().sum((1, 2, 3))
+    assert torch.all(l1[:-1] >= l1[1:])  # most important first
+    assert not torch.equal(w0, m.weights["u0_l0_weight"])
+
+
+def test_corrupted_cache_names_the_file(tmp_path, digits, space) -> None:
+    sn = get_supernet(space, digits, runs_dir=tmp_path, settings=SupernetSettings(
+        epochs_largest=1, epochs_elastic=0, batch_size=32, recal_images=32, max_width=8))
+    settings = sn.settings
+    w = sn.path / "weights.safetensors"
+    w.write_bytes(w.read_bytes()[:100])
+    with pytest.raises(SupernetCacheError) as e:
+        get_supernet(space, digits, runs_dir=tmp_path, settings=settings)
+    msg = str(e.value)
+    assert str(w) in msg and "delete" in msg and "\n" not in msg and isinstance(e.value, InputError)
+    (sn.path / "config.json").write_text("{broken")
+    with pytest.raises(SupernetCacheError, match="config.json"):
+        get_supernet(space, digits, runs_dir=tmp_path, settings=settings)
+
+
+def test_width_cap_follows_the_budget() -> None:
+    sp = get_space("ai8x", input_shape=(1, 28, 28), num_classes=10)
+    cap, why = width_cap(sp, SupernetSettings())
+    assert cap == 32 and "M MACs" in why
+    assert width_cap(sp, SupernetSettings(macs_budget=1e9))[0] == 192  # 775 M MACs; 256 needs 1378 M
+    big = get_space("ai8x", input_shape=(1, 64, 64), num_classes=10)
+    assert width_cap(big, SupernetSettings(macs_budget=1e12))[0] == 64  # 64x64x(2 words) > 16 KiB above 64
+    assert width_cap(sp, SupernetSettings(max_width=100))[0] == 96
+    assert covered_space(sp).widths == (16, 24, 32)
+
+
+def test_conv1d_sequences(tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    n, length = 120, 32
+    y = np.arange(n) % 3
+    t = np.arange(length)
+    x = np.stack([np.sin(t * (k + 1) * 0.3 + rng.uniform(0, 6)) for k in y])[:, None, :, None]
+    x = np.concatenate([x, x + rng.normal(0, 0.3, x.shape)], axis=1).astype(np.float32)
+    path = tmp_path / "seq.npz"
+    np.savez(path, x=x, y=y)
+    data = load_npz(path)
+    assert data.conv1d
+    sp = get_space("ai8x", input_shape=data.input_shape, num_classes=3, conv1d=True, widths=(8, 16),
+                   max_units=2, max_depth=2)
+    sn = get_supernet(sp, data, runs_dir=tmp_path, settings=TINY)
+    arch = "16k3b8,8k1b4|16k3b2|fcb8"
+    net = sn.inherited_module(arch, data)
+    assert net.layers[0].op.weight.shape == (16, 2, 3)
+    xb = torch.from_numpy(data.x_train[:16])
+    net.train()
+    with torch.no_grad():
+        assert torch.equal(net(xb), sn.model(xb, sp.parse(arch)))
+    acc, n_val = sn.evaluate(arch, data)
+    assert n_val == len(data.y_val) and 0.0 <= acc <= 1.0
+
+
+def test_estimator_scores_and_ships_without_weights(trained, digits, space) -> None:
+    import pickle
+
+    runs, sn, _ = trained
+    est = SupernetAccuracy(epochs_largest=1, epochs_elastic=1, batch_size=32, recal_images=64)
+    est.bind(space, digits, runs, seed=0)
+    assert est.cache_path == sn.path.absolute()
+    assert est.metric_name() == "val_acc_supernet"
+    text = est.describe()
+    assert "64 training images" in text and f"({len(digits.y_val)} images)" in text and "inherited" in text
+    est.prepare()
+    r = est.evaluate(space, space.parse("16k3b8|16k3b4|fcb8"), digits)
+    assert 0.0 <= r.value <= 1.0 and r.details["n_val"] == len(digits.y_val)
+    shipped = pickle.loads(pickle.dumps(est))
+    assert shipped._loaded is None and shipped == est  # a Ray worker loads the cache itself
+    assert shipped.evaluate(space, space.parse("16k3b8|16k3b4|fcb8"), digits).value == r.value
