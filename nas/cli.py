@@ -17,7 +17,9 @@ from search_spaces import InputError
 __all__ = ["main", "build_parser"]
 
 # Sub-command modules, in the order they appear in ``nas --help``.
-_COMMAND_MODULES = ("nas._cmd_search", "nas._cmd_device", "nas._cmd_predict", "nas._cmd_predictor")
+_COMMAND_MODULES = (
+    "nas._cmd_search", "nas._cmd_device", "nas._cmd_predict", "nas._cmd_predictor", "nas._cmd_qat",
+)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,0 +1,89 @@
+"""``nas qat``: quantisation-aware fine-tuning and export of a search's winners (over ``nas._qat``).
+
+    nas qat RUN [--top K] [--epochs E] [--qat-epochs Q] [--seed S] [--init auto|supernet|scratch]
+                [--runs-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+__all__ = ["register"]
+
+
+def register(subparsers: Any) -> None:
+    """Add ``nas qat``."""
+    from ._qat import DEFAULT_EPOCHS, DEFAULT_QAT_EPOCHS
+
+    p = subparsers.add_parser(
+        "qat",
+        help="fine-tune a search's best networks with quantisation-aware training and export them",
+        description=(
+            "For the --top K feasible Pareto networks of RUN with the highest search estimate: initialise "
+            "from the supernet when one is available (else from scratch), fine-tune in float, fold "
+            "BatchNorm and train in the target's arithmetic (MAX78000: the vendor's QAT, per-layer "
+            "output shift and 1/2/4/8-bit weights; phones: int8 weights and activations). Prints float "
+            "and quantised test accuracy with the device's figures; writes RUN/qat/summary.json, "
+            "RUN/qat/qat.md (linked from report.md) and RUN/export/<network>/ (MAX78000: the vendor's "
+            "checkpoint and synthesis YAML; phones: an int8 QDQ ONNX model; both: network description "
+            "and model_card.md)."
+        ),
+    )
+    p.add_argument("run", metavar="RUN", help="a run name under --runs-dir, or a run directory")
+    p.add_argument("--top", type=int, default=3, help="networks to fine-tune (default 3)")
+    p.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS,
+                   help=f"float fine-tuning epochs (default {DEFAULT_EPOCHS})")
+    p.add_argument("--qat-epochs", type=int, default=DEFAULT_QAT_EPOCHS,
+                   help=f"quantisation-aware epochs after them (default {DEFAULT_QAT_EPOCHS})")
+    p.add_argument("--seed", type=int, help="seed of initialisation and batch order (default: the run's seed)")
+    p.add_argument("--init", default="auto", choices=["auto", "supernet", "scratch"],
+                   help="initialisation: auto (the supernet when available, else scratch; default), supernet, scratch")
+    p.add_argument("--runs-dir", default="runs", help="directory holding the runs (default runs)")
+    p.set_defaults(func=_qat)
+
+
+def _qat(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from ._qat import (
+        TABLE_HEADER,
+        QatConfig,
+        _validate_cfg,
+        load_run,
+        network_dict,
+        run_qat,
+        table_rows,
+    )
+
+    cfg = QatConfig(top=args.top, epochs=args.epochs, qat_epochs=args.qat_epochs, seed=args.seed, init=args.init)
+    _validate_cfg(cfg)  # input errors before anything is written
+    run = load_run(args.run, args.runs_dir)
+    err = Console(stderr=True)
+    n = min(cfg.top, len(run.rows))
+    err.print(f"[bold]nas qat[/] {run.name}: {n} network(s), {cfg.epochs} float + {cfg.qat_epochs} QAT epochs each")
+    with Progress(TextColumn("[bold]{task.fields[net]}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=err) as bar:
+        task = bar.add_task("qat", total=n * (cfg.epochs + cfg.qat_epochs), net="", info="")
+
+        def on_progress(p: Any) -> None:
+            done = p.index * (cfg.epochs + cfg.qat_epochs) + p.epoch + (cfg.epochs if p.phase == "qat" else 0)
+            acc = "" if p.val_acc is None else f"  val acc {100 * p.val_acc:.2f}%"
+            bar.update(task, completed=done, net=f"{p.network} ({p.index + 1}/{p.count})",
+                       info=f"{p.phase} epoch {p.epoch}/{p.epochs}{acc}")
+
+        result = run_qat(run.run_dir, cfg, runs_dir=args.runs_dir, progress=on_progress)
+    out = Console() if Console().is_terminal else Console(width=160)
+    table = Table(title=f"QAT of {run.name} (test split)", title_justify="left")
+    for h in TABLE_HEADER:
+        table.add_column(h, justify="left" if h in ("network", "device check", "weights") else "right")
+    payload = {"networks": [network_dict(x) for x in result.networks]}
+    for row in table_rows(payload):
+        table.add_row(*row)
+    out.print(table)
+    for x in result.networks:
+        out.print(f"{x.name}: {x.arch}; initialisation: {x.init}" + (f"; exported to {x.export_dir}/" if x.export_dir else ""))
+    print(f"{result.summary_path}")
+    return 0

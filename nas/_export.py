@@ -1,0 +1,313 @@
+"""Export of quantisation-aware-trained networks to ``runs/RUN/export/<network>/``.
+
+MAX78000 (``ai8x`` space), for Analog Devices' synthesis tool (ai8x-synthesis):
+
+* ``<network>_qat.pth.tar``: the checkpoint layout the tool reads, ``torch.save({"epoch", "arch",
+  "state_dict"})``. This file *is* the vendor's format (a torch pickle, for the vendor's tool);
+  our own artefacts stay pickle-free: ``weights.safetensors`` holds the same tensors. Per layer
+  ``<layer>.op.weight`` and ``<layer>.op.bias`` are the trained float values with BatchNorm
+  folded, at their trained scale, as ai8x-training's QAT checkpoints hold them; the vendor's
+  ``quantize.py`` turns them into the integers ``floor(w * 2^-shift * 2^(b-1) + 0.5)`` (clamped
+  to b bits; bias: 8 bits at the same shift), the same integers our fake-quantised forward pass
+  uses (``search_spaces._ai8x.vendor_integers``). ``<layer>.weight_bits``, ``.bias_bits``,
+  ``.output_shift``, ``.shift_quantile``, ``.quantize_activation`` and ``.adjust_output_shift``
+  are one-element float tensors, as in ai8x-training.
+* ``ai8x-synthesis.yaml``: the network file (``arch``, ``dataset``, ``layers`` with ``op``,
+  ``kernel_size``, ``pad``, ``max_pool``/``avg_pool`` + ``pool_stride``, ``activate``,
+  ``flatten``, ``output_width``, ``processors`` (hex masks), ``in_offset``/``out_offset``,
+  ``data_format: CHW`` on the first layer, ``quantization`` when not 8 bits); processors and
+  offsets come from our own placement and data-memory model (``MAX78000.layout``).
+
+Phones (``fbnet`` space): ``model.onnx``, an int8 QDQ model (legacy exporter, opset 13) whose
+onnxruntime outputs are compared with the PyTorch fake-quantised model on test images.
+
+Both: ``network.yaml`` / ``network.json`` (our description) and ``model_card.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["export_network", "export_max78000", "export_onnx_int8", "checkpoint_state", "synthesis_yaml",
+           "onnx_agreement", "vendor_layer_names"]
+
+ONNX_OPSET = 13
+ONNX_ATOL = 1e-3
+"""Largest |onnxruntime - PyTorch| logit difference accepted (measured ~3e-4 on MNIST fbnet nets)."""
+
+
+def vendor_layer_names(network: Any) -> list[str]:
+    """Checkpoint prefixes: each layer's name, else ``l<i>`` (made unique and dot-free)."""
+    names: list[str] = []
+    for i, layer in enumerate(network.layers):
+        n = re.sub(r"[^A-Za-z0-9_]", "_", layer.name or f"l{i}")
+        while n in names:
+            n += f"_{i}"
+        names.append(n)
+    return names
+
+
+def checkpoint_state(model: Any, network: Any) -> dict[str, Any]:
+    """The vendor-layout state_dict of a folded :class:`Ai8xNet` (see the module docstring)."""
+    import torch
+
+    from search_spaces._ai8x import BIAS_BITS
+
+    if not getattr(model, "folded", False):
+        raise ValueError("export needs a model with BatchNorm folded (search_spaces._ai8x.fold_bn)")
+    state: dict[str, Any] = {}
+    for name, block, layer in zip(vendor_layer_names(network), model.layers, network.layers):
+        state[f"{name}.op.weight"] = block.op.weight.detach().clone().contiguous()
+        if block.op.bias is not None:
+            state[f"{name}.op.bias"] = block.op.bias.detach().clone().contiguous()
+        state[f"{name}.weight_bits"] = torch.tensor([float(layer.weight_bits)])
+        state[f"{name}.bias_bits"] = torch.tensor([float(BIAS_BITS)])
+        state[f"{name}.output_shift"] = torch.tensor([float(block.output_shift())])
+        state[f"{name}.shift_quantile"] = torch.tensor([float(block.shift_quantile)])
+        state[f"{name}.quantize_activation"] = torch.tensor([1.0])
+        state[f"{name}.adjust_output_shift"] = torch.tensor([1.0])
+    return state
+
+
+def _kernel(layer: Any) -> str:
+    if layer.op == "conv1d":
+        return str(layer.kernel[0])
+    return f"{layer.kernel[0]}x{layer.kernel[1]}"
+
+
+def synthesis_yaml(network: Any, *, arch: str, dataset: str, device: Any = None) -> str:
+    """The ai8x-synthesis network file (text; processor masks written in hex as the vendor does)."""
+    from devices import get_device
+
+    dev = device or get_device("max78000")
+    layout = dev.layout(network)
+    out = ["# ai8x-synthesis network file written by nas (processors and offsets: our placement model)",
+           f"arch: {arch}", f"dataset: {dataset}", "", "layers:"]
+    names = vendor_layer_names(network)
+    for i, (layer, lay) in enumerate(zip(network.layers, layout)):
+        items: list[tuple[str, Any]] = [("name", names[i])]
+        if layer.op == "linear":
+            items.append(("op", "mlp"))
+        else:
+            items += [("op", layer.op), ("kernel_size", _kernel(layer))]
+            items.append(("pad", layer.pad[0]))
+        if layer.is_pooled:
+            key = "avg_pool" if layer.pool_type == "avg" else "max_pool"
+            pool = layer.pool[0] if layer.op == "conv1d" or layer.pool[0] == layer.pool[1] else list(layer.pool)
+            stride = (layer.pool_stride[0] if layer.op == "conv1d" or layer.pool_stride[0] == layer.pool_stride[1]
+                      else list(layer.pool_stride))
+            items += [(key, pool), ("pool_stride", stride)]
+        if layer.activation != "none":
+            items.append(("activate", {"relu": "ReLU", "abs": "Abs"}[layer.activation]))
+        if layer.flatten:
+            items.append(("flatten", "true"))
+        if layer.output_width != 8:
+            items.append(("output_width", layer.output_width))
+        if layer.weight_bits != 8:
+            items.append(("quantization", layer.weight_bits))
+        items.append(("processors", lay.processors_hex))
+        items += [("in_offset", f"0x{lay.in_offset:04x}"), ("out_offset", f"0x{lay.out_offset:04x}")]
+        if lay.chw:
+            items.append(("data_format", "CHW"))
+        first = True
+        for k, v in items:
+            out.append(f"  {'- ' if first else '  '}{k}: {v}")
+            first = False
+    return "\n".join(out) + "\n"
+
+
+def _arch_name(name: str) -> str:
+    return "nas_" + re.sub(r"[^A-Za-z0-9_]", "_", name)
+
+
+def export_max78000(model: Any, network: Any, out_dir: Path, *, name: str, dataset: str, epoch: int,
+                    arch: str | None = None) -> dict[str, Path]:
+    """Write the vendor checkpoint, safetensors, synthesis YAML and our description."""
+    import torch
+    from safetensors.torch import save_file
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    arch = arch or _arch_name(name)
+    state = checkpoint_state(model, network)
+    files = {
+        "checkpoint": out_dir / f"{name}_qat.pth.tar",
+        "safetensors": out_dir / "weights.safetensors",
+        "synthesis_yaml": out_dir / "ai8x-synthesis.yaml",
+        "network": out_dir / "network.yaml",
+    }
+    torch.save({"epoch": int(epoch), "arch": arch, "state_dict": state}, files["checkpoint"])
+    save_file(state, str(files["safetensors"]), metadata={"arch": arch, "epoch": str(int(epoch))})
+    files["synthesis_yaml"].write_text(synthesis_yaml(network, arch=arch, dataset=dataset))
+    network.save(files["network"])
+    return files
+
+
+def export_onnx_int8(model: Any, out_path: Path, input_shape: tuple[int, ...]) -> Path:
+    """The int8 QDQ ONNX model of a fake-quantised (eval-mode) module (legacy exporter)."""
+    import warnings
+
+    import torch
+
+    model.eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, torch.zeros(1, *input_shape), str(out_path), dynamo=False, opset_version=ONNX_OPSET,
+                          input_names=["input"], output_names=["logits"],
+                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+    return out_path
+
+
+def onnx_agreement(model: Any, onnx_path: Path, x: np.ndarray) -> dict[str, Any]:
+    """onnxruntime (default optimisations, 1 thread) vs the PyTorch fake-quantised model on ``x``."""
+    import onnx
+    import onnxruntime as ort
+    import torch
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    sess = ort.InferenceSession(str(onnx_path), so, providers=["CPUExecutionProvider"])
+    got = np.concatenate([sess.run(None, {"input": x[s : s + 256]})[0] for s in range(0, len(x), 256)])
+    model.eval()
+    with torch.no_grad():
+        ref = model(torch.from_numpy(np.ascontiguousarray(x))).numpy()
+    ops: dict[str, int] = {}
+    for node in onnx.load(str(onnx_path)).graph.node:
+        ops[node.op_type] = ops.get(node.op_type, 0) + 1
+    return {"images": int(len(x)), "max_abs_diff": float(np.abs(got - ref).max()),
+            "argmax_agreement": float((got.argmax(1) == ref.argmax(1)).mean()), "atol": ONNX_ATOL,
+            "quantize_linear": ops.get("QuantizeLinear", 0), "dequantize_linear": ops.get("DequantizeLinear", 0)}
+
+
+def export_network(model: Any, net: Any, out_dir: Path, *, settings: dict[str, Any], data: Any, run_name: str,
+                   network: Any = None, space: Any = None, qat_settings: dict[str, Any] | None = None) -> dict[str, Path]:
+    """Export one QAT'd network of a run (MAX78000 or phone) with its model card."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    epochs = net.epochs + net.qat_epochs
+    if settings["space"] == "ai8x":
+        files = export_max78000(model, network, out_dir, name=net.name, dataset=data.name.upper().replace(".", "_"),
+                                epoch=epochs)
+        extra: dict[str, Any] = {}
+    else:
+        files = {"onnx": export_onnx_int8(model, out_dir / "model.onnx", data.input_shape)}
+        n_test = int(net.extra.get("n_test") or len(data.y_test))
+        extra = {"onnx": onnx_agreement(model, files["onnx"], data.x_test[:n_test])}
+        net.extra["onnx"] = extra["onnx"]
+        desc = {"space": settings["space"], "arch": net.arch, "device": settings["device"],
+                "in_channels": space.in_channels, "input_size": space.input_size, "num_classes": space.num_classes}
+        files["network"] = out_dir / "network.json"
+        files["network"].write_text(json.dumps(desc, indent=1))
+    files["model_card"] = out_dir / "model_card.md"
+    files["model_card"].write_text(model_card(net, settings=settings, data=data, run_name=run_name, files=files,
+                                              network=network, qat_settings=qat_settings or {}, extra=extra))
+    return files
+
+
+def _search_command(settings: dict[str, Any], run_name: str) -> str:
+    parts = ["nas search", f"--device {settings['device']}"]
+    if settings.get("space") not in (None, "ai8x"):
+        parts.append(f"--space {settings['space']}")
+    if settings.get("budget_bytes") is not None:
+        parts.append(f"--budget {settings['budget_bytes']}B")
+    if settings.get("latency_ms") is not None:
+        parts.append(f"--latency {settings['latency_ms']:g}ms")
+    if settings.get("ram_bytes") is not None:
+        parts.append(f"--ram {settings['ram_bytes']}B")
+    src = str(settings.get("data", {}).get("source", ""))
+    if src.startswith("user file "):
+        parts.append(f"--data {src[len('user file '):]}")
+    est = settings.get("estimator", {}).get("estimator")
+    if est:
+        parts.append(f"--estimate {est.replace('_', '-')}")
+    parts += [f"--seed {settings.get('data_seed', 0)}", f"--name {run_name}"]
+    return " ".join(parts)
+
+
+def model_card(net: Any, *, settings: dict[str, Any], data: Any, run_name: str, files: dict[str, Path],
+               network: Any, qat_settings: dict[str, Any], extra: dict[str, Any]) -> str:
+    """``model_card.md``: data and licence, split, accuracy, latency, memory, placement, commands."""
+    dev = net.device
+    q = qat_settings
+    lines = [
+        f"# {net.name}: `{net.arch}`",
+        "",
+        f"Found by `nas search` (run `{run_name}`, device {settings['device']}), fine-tuned by `nas qat`.",
+        "",
+        "## Data",
+        f"- {data.name}: {data.source}",
+        f"- licence: {data.licence}",
+        f"- split (stratified, seed {settings.get('data_seed', 0)}): {len(data.y_train)} train / {len(data.y_val)} "
+        f"validation / {len(data.y_test)} test; input {'x'.join(map(str, data.input_shape))}, "
+        f"{data.num_classes} classes" + (f"; QAT used the first {net.extra.get('n_train')} training images"
+                                         if net.extra.get("n_train") not in (None, len(data.y_train)) else ""),
+        "",
+        f"## Accuracy (test split, {net.extra.get('n_test', len(data.y_test))} images, scored once after training)",
+        f"- float (after {net.epochs} float epochs, best validation epoch {net.best_float_epoch}): "
+        f"{100 * net.float_test_acc:.2f}% (validation {100 * net.float_val_acc:.2f}%)",
+        f"- quantised (after {net.qat_epochs} QAT epochs, best validation epoch {net.best_qat_epoch}): "
+        f"{100 * net.quant_test_acc:.2f}% (validation {100 * net.quant_val_acc:.2f}%); "
+        f"delta {100 * (net.quant_test_acc - net.float_test_acc):+.2f} points",
+        f"- initialisation: {net.init}",
+        f"- search estimate ({settings.get('metric')}): {net.extra.get('estimate')}",
+        "",
+    ]
+    if dev["kind"] == "max78000":
+        lines += [
+            "## MAX78000 figures (our model of the vendor's rules and cycle estimate)",
+            f"- latency: {dev['cycles']:,} cycles = {dev['latency_ms']:.3f} ms at 50 MHz (CNN only)",
+            f"- weight memory: {dev['weight_bytes']:,} B of 442,368; bias {dev['bias_bytes']:,} B; "
+            f"layers {dev['layers']}; bit widths {'/'.join(map(str, dev['bit_widths']))}",
+            f"- device check: {'pass' if dev['fits'] else 'FAIL: ' + '; '.join(dev['violations'])}",
+            "",
+            "## Placement (kernel memory; processors as in the synthesis YAML)",
+            "| layer | op | processors | columns | in_offset | out_offset | output shift |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        import torch
+
+        from devices import get_device
+
+        layout = get_device("max78000").layout(network)
+
+        ck = torch.load(files["checkpoint"], weights_only=True) if files.get("checkpoint") else {}
+        for i, (nm, lay, layer) in enumerate(zip(vendor_layer_names(network), layout, network.layers)):
+            p = lay.placement
+            cols = f"{p.column}-{p.end_column - 1}" if p else "-"
+            sh = int(ck["state_dict"][f"{nm}.output_shift"][0]) if ck else ""
+            lines.append(f"| {i} ({nm}) | {layer.op} | {lay.processors_hex} | {cols} | 0x{lay.in_offset:04x} | "
+                         f"0x{lay.out_offset:04x} | {sh} |")
+        lines.append("")
+    else:
+        lines += [
+            f"## {settings['device']} figures",
+            f"- predicted latency: {dev['latency_ms']:.3f} ms (std {dev['std_ms']:.3f} ms; the device's predictor)",
+            f"- int8 size: {dev['size_bytes']:,} B (weights {dev['weights']:,} + 4 x biases {dev['biases']:,}); "
+            f"peak int8 activation RAM {dev['peak_ram_bytes']:,} B",
+            f"- limits: {'pass' if dev['fits'] else 'FAIL: ' + '; '.join(dev['violations'])}",
+            f"- ONNX (int8 QDQ, opset {ONNX_OPSET}): onnxruntime vs PyTorch on {extra['onnx']['images']} test images: "
+            f"max |diff| {extra['onnx']['max_abs_diff']:.2e} (accepted {ONNX_ATOL:g}), argmax agreement "
+            f"{100 * extra['onnx']['argmax_agreement']:.2f}%",
+            "",
+        ]
+    lines += ["## Files"]
+    for k, p in files.items():
+        if k != "model_card":
+            lines.append(f"- `{Path(p).name}` ({k})")
+    qat_cmd = (f"nas qat {run_name} --top {q.get('top')} --epochs {q.get('epochs')} --qat-epochs {q.get('qat_epochs')} "
+               f"--seed {q.get('seed')}" + (f" --init {q['init']}" if q.get("init") not in (None, "auto") else ""))
+    lines += ["", "## Reproduce", "```", _search_command(settings, run_name), qat_cmd, "```"]
+    if dev["kind"] == "max78000":
+        ck_name = Path(files["checkpoint"]).name
+        lines += [
+            "With the vendor's tools (not run here): quantise, then synthesise:",
+            "```",
+            f"python quantize.py {ck_name} {ck_name.replace('_qat.pth.tar', '_q8.pth.tar')} --device MAX78000",
+            f"python ai8xize.py --device MAX78000 --prefix {net.name} --checkpoint-file "
+            f"{ck_name.replace('_qat.pth.tar', '_q8.pth.tar')} --config-file ai8x-synthesis.yaml",
+            "```",
+        ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,592 @@
+"""``nas qat``: quantisation-aware fine-tuning of a search's winners, then export.
+
+For each chosen Pareto network of a run (:func:`choose_rows`: the ``top`` feasible Pareto rows
+with the highest search estimate; ties go to the lower latency, then the lower trial number):
+
+1. initialise it from the weight-sharing supernet when ``nas._supernet.inherited_module`` is
+   available (else, or with ``init="scratch"``, from a seeded random initialisation; the
+   outputs say which);
+2. fine-tune in float (BatchNorm in training mode) for ``epochs`` epochs;
+3. switch to the target's arithmetic and train ``qat_epochs`` more epochs:
+
+   * MAX78000 (``ai8x`` space): the vendor's QAT (shared/specs/max78000.md, "QAT as the vendor
+     does it"): BatchNorm folded into the conv, one power-of-two output shift per layer from
+     ``|w, b|``, weights at the layer's searched 1/2/4/8 bits and an 8-bit bias, activations
+     clamped to [-1, 127/128] and rounded to 8 bits, straight-through gradients
+     (``search_spaces._ai8x``);
+   * phone CPUs (``fbnet`` space): BatchNorm folded, int8 per-channel weights, int8 per-tensor
+     activations (``search_spaces._fbnet_torch.prepare_int8_qat``).
+
+Both phases keep the weights of the epoch with the best *validation* accuracy; the test split is
+only scored at the end (float model after phase 2, quantised model after phase 3). Training uses
+Adam with cosine decay, the run's own data split (its settings name the data and the seed) and a
+fixed seed, one thread: the same inputs give the same numbers.
+
+Outputs: ``runs/RUN/qat/summary.json`` and ``qat.md`` (linked from a section appended to the
+run's ``report.md``), and ``runs/RUN/export/<network>/`` (:mod:`nas._export`).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from search_spaces import InputError, get_space
+
+from ._data import Dataset, load_dataset
+
+__all__ = ["QatConfig", "QatNetwork", "QatProgress", "QatResult", "run_qat", "choose_rows", "load_run",
+           "train_network", "resolve_run"]
+
+DEFAULT_EPOCHS = 10
+DEFAULT_QAT_EPOCHS = 6
+
+
+@dataclass
+class QatConfig:
+    """Settings of ``nas qat`` (checked by :func:`load_run`).
+
+    Attributes:
+        top: Pareto networks to fine-tune (the highest search estimates).
+        epochs: float fine-tuning epochs.
+        qat_epochs: quantisation-aware epochs after the float ones.
+        anneal_epochs: MAX78000: over the first of the QAT epochs the folded layers apply
+            ``q + lam * (w - q)`` with ``lam`` going linearly from 1 to 0 (a training aid that
+            lets low-bit layers adapt); only later epochs, in the exact vendor arithmetic, can
+            be kept. Capped at ``qat_epochs - 1``.
+        seed: seed of the initialisation and batch order (None: the run's seed).
+        init: ``auto`` (supernet if available, else scratch), ``supernet`` or ``scratch``.
+        batch_size: mini-batch size.
+        lr: Adam learning rate of the float phase (cosine-decayed); the QAT phase uses ``qat_lr``.
+        qat_lr: Adam learning rate of the QAT phase (cosine-decayed).
+        max_train_images: use only the first N training images (None: all).
+        max_eval_images: score only the first N validation and test images (None: all; for
+            quick checks only, the summary records the counts).
+        threads: torch intra-op threads (1: safe on a shared machine).
+        export: write ``runs/RUN/export/<network>/``.
+    """
+
+    top: int = 3
+    epochs: int = DEFAULT_EPOCHS
+    qat_epochs: int = DEFAULT_QAT_EPOCHS
+    anneal_epochs: int = 2
+    seed: int | None = None
+    init: str = "auto"
+    batch_size: int = 64
+    lr: float = 2e-3
+    qat_lr: float = 1e-3
+    max_train_images: int | None = None
+    max_eval_images: int | None = None
+    threads: int = 1
+    export: bool = True
+
+
+@dataclass
+class QatProgress:
+    """Handed to the progress callback after every epoch (and once per network at its start)."""
+
+    network: str
+    index: int
+    count: int
+    phase: str  # "float" or "qat"
+    epoch: int
+    epochs: int
+    val_acc: float | None
+
+
+@dataclass
+class QatNetwork:
+    """One fine-tuned network and its figures (accuracies are fractions in [0, 1])."""
+
+    name: str
+    arch: str
+    trial: int | None
+    init: str
+    float_val_acc: float
+    float_test_acc: float
+    quant_val_acc: float
+    quant_test_acc: float
+    epochs: int
+    qat_epochs: int
+    best_float_epoch: int
+    best_qat_epoch: int
+    seconds: float
+    device: dict[str, Any]
+    export_dir: str | None = None
+    files: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def delta(self) -> float:
+        """Quantised minus float test accuracy."""
+        return self.quant_test_acc - self.float_test_acc
+
+
+@dataclass
+class QatResult:
+    """What ``run_qat`` produced."""
+
+    run_dir: Path
+    networks: list[QatNetwork]
+    summary_path: Path
+    settings: dict[str, Any]
+
+
+@dataclass
+class _Run:
+    run_dir: Path
+    name: str
+    settings: dict[str, Any]
+    rows: list[dict[str, Any]]
+    mobile: bool
+
+
+def resolve_run(run: str | Path, runs_dir: str | Path = "runs") -> Path:
+    """A run name under ``runs_dir``, or a path to a run directory."""
+    p = Path(run)
+    for cand in (p, Path(runs_dir) / str(run)):
+        if cand.is_dir() and (cand / "pareto.json").exists():
+            return cand
+    if p.is_dir() or (Path(runs_dir) / str(run)).is_dir():
+        d = p if p.is_dir() else Path(runs_dir) / str(run)
+        raise InputError(f"run {run!r}: {d} holds no pareto.json; finish its search first (nas search ... --name {d.name})")
+    raise InputError(f"no such run {run!r} (looked for {p} and {Path(runs_dir) / str(run)}); give a run name under "
+                     f"{runs_dir}/ or a run directory")
+
+
+def load_run(run: str | Path, runs_dir: str | Path = "runs") -> _Run:
+    """Read and check a run's ``pareto.json`` (raises :class:`InputError` naming the problem)."""
+    d = resolve_run(run, runs_dir)
+    path = d / "pareto.json"
+    try:
+        payload = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(f"{path} is not readable JSON ({e.__class__.__name__}); re-run the search to rewrite it") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("pareto"), list) \
+            or not isinstance(payload.get("settings"), dict):
+        raise InputError(f"{path} lacks 'pareto' and 'settings'; re-run the search to rewrite it")
+    settings = payload["settings"]
+    for key in ("device", "space", "data"):
+        if key not in settings:
+            raise InputError(f"{path}: settings lack {key!r}; re-run the search to rewrite it")
+    space = settings["space"]
+    if space not in ("ai8x", "fbnet"):
+        raise InputError(f"{path}: nas qat handles the ai8x (MAX78000) and fbnet (phone) spaces, not {space!r}")
+    rows = []
+    for i, r in enumerate(payload["pareto"]):
+        if not isinstance(r, dict) or not isinstance(r.get("arch"), str) or not isinstance(r.get("estimate"), (int, float)):
+            raise InputError(f"{path}: Pareto row {i} lacks a text 'arch' and a numeric 'estimate'; re-run the search")
+        if r.get("fits", True) is False or r.get("violations", 0):
+            continue
+        rows.append(r)
+    if not rows:
+        raise InputError(f"run {d.name!r} has no feasible Pareto network; relax its limits or run more trials first")
+    return _Run(run_dir=d, name=str(payload.get("name") or d.name), settings=settings, rows=rows,
+                mobile=space != "ai8x")
+
+
+def choose_rows(rows: list[dict[str, Any]], top: int) -> list[dict[str, Any]]:
+    """The ``top`` rows with the highest estimate (ties: lower latency, then lower trial)."""
+    return sorted(rows, key=lambda r: (-float(r["estimate"]), float(r.get("latency_ms", 0.0)),
+                                       int(r.get("trial", 0))))[:top]
+
+
+def run_data(settings: dict[str, Any], seed: int) -> Dataset:
+    """The run's dataset and split (built-in MNIST subset or the user's file), checked by fingerprint."""
+    info = settings["data"]
+    name = info.get("name")
+    src = str(info.get("source", ""))
+    if name == "mnist5k":
+        where = None
+    elif src.startswith("user file "):
+        where = src[len("user file "):]
+    else:
+        raise InputError(f"cannot tell where the run's data {name!r} comes from ({src!r}); re-run the search")
+    data = load_dataset(where, seed=seed)
+    fp = info.get("fingerprint")
+    if fp and fp != data.fingerprint:
+        raise InputError(f"the run's data {name!r} changed since the search (fingerprint {fp} -> {data.fingerprint}); "
+                         "restore the file or search again")
+    return data
+
+
+def _validate_cfg(cfg: QatConfig) -> None:
+    for key in ("top", "epochs", "batch_size"):
+        v = getattr(cfg, key)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise InputError(f"invalid --{key.replace('_', '-')} {v!r}: it must be an integer of at least 1")
+    if isinstance(cfg.qat_epochs, bool) or not isinstance(cfg.qat_epochs, int) or cfg.qat_epochs < 1:
+        raise InputError(f"invalid --qat-epochs {cfg.qat_epochs!r}: it must be an integer of at least 1")
+    if isinstance(cfg.anneal_epochs, bool) or not isinstance(cfg.anneal_epochs, int) or cfg.anneal_epochs < 0:
+        raise InputError(f"invalid anneal_epochs {cfg.anneal_epochs!r}: it must be an integer >= 0")
+    if cfg.init not in ("auto", "supernet", "scratch"):
+        raise InputError(f"unknown --init {cfg.init!r}; use auto, supernet or scratch")
+    if not (cfg.lr > 0 and cfg.qat_lr > 0):
+        raise InputError("learning rates must be positive")
+    if cfg.max_train_images is not None and cfg.max_train_images < 2:
+        raise InputError("max_train_images must be at least 2")
+    if cfg.max_eval_images is not None and cfg.max_eval_images < 1:
+        raise InputError("max_eval_images must be at least 1")
+
+
+# ---------------------------------------------------------------------- training
+def _accuracy(model: Any, x: Any, y: Any, batch: int = 256) -> float:
+    import torch
+
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for s in range(0, len(y), batch):
+            correct += int((model(x[s : s + batch]).argmax(1) == y[s : s + batch]).sum())
+    return correct / max(1, len(y))
+
+
+def _fit(model: Any, xs: tuple[Any, ...], epochs: int, lr: float, batch: int, seed: int,
+         on_epoch: Callable[[int, float], None] | None, anneal_epochs: int = 0) -> tuple[float, int]:
+    """Adam + cosine decay for ``epochs``; keep the state of the best validation epoch.
+
+    ``anneal_epochs`` > 0 (MAX78000 QAT): ``model.set_soft`` goes linearly from 1 to 0 over
+    the first ``anneal_epochs`` epochs; only later epochs (pure quantised arithmetic) can be
+    kept as the best. Returns (best validation accuracy, its epoch, 1-based; 0 = the starting
+    weights).
+    """
+    import torch
+    from torch.nn import functional as F
+
+    x_tr, y_tr, x_va, y_va = xs
+    gen = np.random.default_rng(seed)
+    n = len(y_tr)
+    steps = max(1, -(-n // batch))
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps)
+    best = _accuracy(model, x_va, y_va) if anneal_epochs == 0 else -1.0
+    best_epoch, best_state = 0, copy.deepcopy(model.state_dict())
+    for epoch in range(1, epochs + 1):
+        model.train()
+        order = torch.from_numpy(gen.permutation(n))
+        for s in range(steps):
+            if anneal_epochs:
+                model.set_soft(max(0.0, 1.0 - ((epoch - 1) * steps + s) / (anneal_epochs * steps)))
+            idx = order[s * batch : (s + 1) * batch]
+            if len(idx) < 2:  # BatchNorm needs two samples
+                continue
+            loss = F.cross_entropy(model(x_tr[idx]), y_tr[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+        if anneal_epochs:
+            model.set_soft(0.0 if epoch >= anneal_epochs else 1.0 - epoch / anneal_epochs)
+        acc = _accuracy(model, x_va, y_va)
+        if acc > best and epoch >= anneal_epochs:
+            best, best_epoch, best_state = acc, epoch, copy.deepcopy(model.state_dict())
+        if on_epoch:
+            on_epoch(epoch, acc)
+    if anneal_epochs:
+        model.set_soft(0.0)
+    model.load_state_dict(best_state)
+    model.eval()
+    return best, best_epoch
+
+
+def _tensors(data: Dataset, max_train: int | None, max_eval: int | None = None) -> tuple[Any, ...]:
+    import torch
+
+    n = len(data.y_train) if max_train is None else min(max_train, len(data.y_train))
+    m = None if max_eval is None else max(1, int(max_eval))
+
+    def t(a: np.ndarray) -> Any:
+        return torch.from_numpy(np.ascontiguousarray(a))
+
+    return (t(data.x_train[:n]), t(data.y_train[:n]), t(data.x_val[:m]), t(data.y_val[:m]), t(data.x_test[:m]),
+            t(data.y_test[:m]))
+
+
+def _initial(space: Any, arch: str, data: Dataset, cfg: QatConfig, seed: int, runs_dir: Path) -> tuple[Any, str]:
+    """The float module to fine-tune and a sentence saying how it was initialised."""
+    import torch
+
+    if cfg.init in ("auto", "supernet"):
+        try:
+            from ._supernet import inherited_module  # written by the supernet work (issue 5)
+
+            inherited = inherited_module(space, arch, data, runs_dir=runs_dir, seed=seed)
+        except (ImportError, AttributeError) as e:
+            if cfg.init == "supernet":
+                raise InputError(f"--init supernet: no supernet available ({e.__class__.__name__}: {e})") from None
+        else:
+            torch.manual_seed(seed)
+            model = space.build(arch, quantize=False)
+            model.load_state_dict(inherited.state_dict())
+            return model, "supernet (weights inherited from the run's weight-sharing supernet)"
+    torch.manual_seed(seed)
+    return space.build(arch, quantize=False), f"scratch (PyTorch default initialisation, seed {seed})"
+
+
+def train_network(network_or_arch: Any, data: Dataset, cfg: QatConfig, *, space: Any = None, seed: int = 0,
+                  runs_dir: Path | None = None, name: str = "net",
+                  progress: Callable[[QatProgress], None] | None = None, index: int = 0, count: int = 1,
+                  mobile: bool = False) -> tuple[Any, dict[str, Any]]:
+    """Float fine-tuning then QAT of one network; returns (quantised model, figures).
+
+    ``network_or_arch``: an architecture string of ``space``, or (MAX78000 only, ``space=None``)
+    a :class:`~search_spaces.Network` built with ``search_spaces._ai8x.build_module`` (e.g.
+    the vendor's ``ai85net5``), initialised from scratch.
+    """
+    import torch
+
+    from search_spaces._ai8x import build_module, fold_bn
+
+    torch.set_num_threads(max(1, int(cfg.threads)))
+    torch.set_flush_denormal(True)  # fake-quantised training hits denormals (slow on x86)
+    t0 = time.perf_counter()
+    xs = _tensors(data, cfg.max_train_images, cfg.max_eval_images)
+    if space is None:
+        torch.manual_seed(seed)
+        model, init = build_module(network_or_arch, quantize=False), f"scratch (PyTorch default initialisation, seed {seed})"
+    else:
+        model, init = _initial(space, network_or_arch, data, cfg, seed, runs_dir or Path("runs"))
+
+    def cb(phase: str, total: int) -> Callable[[int, float], None]:
+        def f(epoch: int, acc: float) -> None:
+            if progress:
+                progress(QatProgress(name, index, count, phase, epoch, total, acc))
+        return f
+
+    if progress:
+        progress(QatProgress(name, index, count, "float", 0, cfg.epochs, None))
+    fv, fe = _fit(model, xs[:4], cfg.epochs, cfg.lr, cfg.batch_size, seed, cb("float", cfg.epochs))
+    ft = _accuracy(model, xs[4], xs[5])
+    if mobile:
+        from search_spaces._fbnet_torch import prepare_int8_qat
+
+        model = prepare_int8_qat(model)
+        model.train()
+        with torch.no_grad():  # calibrate the activation ranges on a few training batches
+            for s in range(0, min(len(xs[1]), 8 * cfg.batch_size), cfg.batch_size):
+                model(xs[0][s : s + cfg.batch_size])
+    else:
+        fold_bn(model)
+        model.set_quantize(True)
+    ptq = _accuracy(model, xs[2], xs[3])
+    anneal = 0 if mobile else max(0, min(cfg.anneal_epochs, cfg.qat_epochs - 1))
+    qv, qe = _fit(model, xs[:4], cfg.qat_epochs, cfg.qat_lr, cfg.batch_size, seed + 1, cb("qat", cfg.qat_epochs),
+                  anneal_epochs=anneal)
+    qt = _accuracy(model, xs[4], xs[5])
+    figures = {
+        "init": init, "float_val_acc": fv, "float_test_acc": ft, "quant_val_acc": qv, "quant_test_acc": qt,
+        "best_float_epoch": fe, "best_qat_epoch": qe, "val_acc_after_fold_before_qat": ptq,
+        "seconds": time.perf_counter() - t0, "n_train": int(len(xs[1])), "n_val": int(len(xs[3])),
+        "n_test": int(len(xs[5])),
+    }
+    return model, figures
+
+
+# ---------------------------------------------------------------------- device figures
+def device_figures(settings: dict[str, Any], arch: str, network: Any = None) -> dict[str, Any]:
+    """The device's figures for one network, recomputed (MAX78000: the full report; phones:
+    predicted latency mean/std and the analytic int8 size)."""
+    from devices import get_device
+
+    dev = get_device(settings["device"])
+    if settings["space"] == "ai8x":
+        rep = dev.report(network)
+        return {"kind": "max78000", "fits": rep.fits, "violations": rep.violations, "latency_ms": rep.latency_ms,
+                "cycles": rep.cycles, "weight_bytes": rep.weight_bytes, "bias_bytes": rep.bias_bytes,
+                "layers": rep.layers, "max_column": rep.max_column, "data_memory_bytes": rep.data_memory_bytes,
+                "bit_widths": network.bit_widths}
+    from search_spaces._fbnet_cost import fbnet_cost
+
+    space = _space(settings)
+    ms, std = dev.predict(settings["space"], [arch], return_std=True)
+    cost = fbnet_cost(space.op_indices(arch), in_channels=space.in_channels, input_size=space.input_size,
+                      num_classes=space.num_classes)
+    out = {"kind": "phone", "latency_ms": float(ms[0]), "std_ms": float(std[0]), **cost.to_dict()}
+    budget, ram, lat = settings.get("budget_bytes"), settings.get("ram_bytes"), settings.get("latency_ms")
+    k = float(settings.get("latency_margin") or 0.0)
+    viol = []
+    if budget is not None and out["size_bytes"] > budget:
+        viol.append(f"int8 size {out['size_bytes']:,} B is over the budget {budget:,} B")
+    if ram is not None and out["peak_ram_bytes"] > ram:
+        viol.append(f"peak RAM {out['peak_ram_bytes']:,} B is over the limit {ram:,} B")
+    if lat is not None and out["latency_ms"] + k * out["std_ms"] > lat:
+        viol.append(f"latency bound {out['latency_ms'] + k * out['std_ms']:.3f} ms is over the limit {lat} ms")
+    out.update(fits=not viol, violations=viol)
+    return out
+
+
+def _space(settings: dict[str, Any]) -> Any:
+    d = settings["data"]
+    c, h, w = d["input_shape"]
+    opts = dict(settings.get("space_options") or {})
+    if settings["space"] == "ai8x":
+        return get_space("ai8x", input_shape=(c, h, w), num_classes=d["num_classes"], conv1d=bool(d.get("conv1d")),
+                         **opts)
+    return get_space(settings["space"], in_channels=c, num_classes=d["num_classes"], input_size=h, **opts)
+
+
+# ---------------------------------------------------------------------- the command
+def run_qat(run: str | Path, cfg: QatConfig | None = None, *, runs_dir: str | Path = "runs",
+            progress: Callable[[QatProgress], None] | None = None) -> QatResult:
+    """Fine-tune and quantise the chosen Pareto networks of ``run`` and export them.
+
+    Args:
+        run: a run name under ``runs_dir`` or a run directory.
+        cfg: the settings (default :class:`QatConfig()`).
+        runs_dir: where runs live (and where the supernet cache is looked up).
+        progress: called at each network's start and after every epoch.
+
+    Raises:
+        InputError: a bad setting, no such run, a corrupted ``pareto.json``, no feasible row;
+            raised before anything is written.
+    """
+    from ._export import export_network
+
+    cfg = cfg or QatConfig()
+    _validate_cfg(cfg)
+    r = load_run(run, runs_dir)
+    seed = int(r.settings.get("data_seed", 0)) if cfg.seed is None else int(cfg.seed)
+    data = run_data(r.settings, int(r.settings.get("data_seed", 0)))
+    space = _space(r.settings)
+    chosen = choose_rows(r.rows, cfg.top)
+    for row in chosen:
+        try:
+            space.parse(row["arch"])
+        except InputError as e:
+            raise InputError(f"{r.run_dir / 'pareto.json'}: row {row.get('trial')} has a bad arch ({e})") from None
+    qat_dir = r.run_dir / "qat"
+    qat_dir.mkdir(parents=True, exist_ok=True)
+    nets: list[QatNetwork] = []
+    for i, row in enumerate(chosen):
+        name = Path(str(row.get("network_file") or f"trial-{int(row.get('trial', i)):04d}")).stem
+        network = None if r.mobile else space.network(row["arch"])
+        model, fig = train_network(row["arch"], data, cfg, space=space, seed=seed, runs_dir=Path(runs_dir), name=name,
+                                   progress=progress, index=i, count=len(chosen), mobile=r.mobile)
+        dev = device_figures(r.settings, row["arch"], network)
+        net = QatNetwork(
+            name=name, arch=row["arch"], trial=row.get("trial"), init=fig["init"],
+            float_val_acc=fig["float_val_acc"], float_test_acc=fig["float_test_acc"],
+            quant_val_acc=fig["quant_val_acc"], quant_test_acc=fig["quant_test_acc"],
+            epochs=cfg.epochs, qat_epochs=cfg.qat_epochs, best_float_epoch=fig["best_float_epoch"],
+            best_qat_epoch=fig["best_qat_epoch"], seconds=fig["seconds"], device=dev,
+            extra={"estimate": row["estimate"], "val_acc_after_fold_before_qat": fig["val_acc_after_fold_before_qat"],
+                   "n_train": fig["n_train"], "n_val": fig["n_val"], "n_test": fig["n_test"]},
+        )
+        if cfg.export:
+            out = r.run_dir / "export" / name
+            files = export_network(model, net, out, settings=r.settings, data=data, run_name=r.name,
+                                   network=network, space=space, qat_settings=_cfg_dict(cfg, seed))
+            net.export_dir = str(out.relative_to(r.run_dir))
+            net.files = {k: str(Path(v).relative_to(r.run_dir)) for k, v in files.items()}
+        nets.append(net)
+    settings = {"run": r.name, "device": r.settings["device"], "space": r.settings["space"],
+                "data": data.summary(), "split_seed": int(r.settings.get("data_seed", 0)),
+                "metric": r.settings.get("metric"), "qat": _cfg_dict(cfg, seed),
+                "choice": f"the {cfg.top} feasible Pareto rows with the highest search estimate "
+                          "(ties: lower latency, then lower trial)"}
+    summary = qat_dir / "summary.json"
+    payload = {**settings, "networks": [network_dict(n) for n in nets]}
+    _write(summary, json.dumps(payload, indent=1))
+    md = qat_markdown(payload)
+    _write(qat_dir / "qat.md", md)
+    _append_report(r.run_dir / "report.md", payload)
+    return QatResult(run_dir=r.run_dir, networks=nets, summary_path=summary, settings=settings)
+
+
+def _cfg_dict(cfg: QatConfig, seed: int) -> dict[str, Any]:
+    d = asdict(cfg)
+    d["seed"] = seed
+    return d
+
+
+def network_dict(n: QatNetwork) -> dict[str, Any]:
+    """JSON form of one network's results (with the delta)."""
+    d = asdict(n)
+    d["delta_test_acc"] = n.delta
+    return d
+
+
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.2f}%"
+
+
+def table_rows(payload: dict[str, Any]) -> list[list[str]]:
+    """Rows of the results table: network, float / quantised test accuracy, delta, latency,
+    weights, device check."""
+    out = []
+    for n in payload["networks"]:
+        dev = n["device"]
+        size = f"{dev['weight_bytes']:,} B" if dev["kind"] == "max78000" else f"{dev['size_bytes']:,} B int8"
+        out.append([n["name"], _pct(n["float_test_acc"]), _pct(n["quant_test_acc"]),
+                    f"{100 * n['delta_test_acc']:+.2f}", f"{dev['latency_ms']:.3f}", size,
+                    "pass" if dev["fits"] else f"FAIL: {dev['violations'][0]}"])
+    return out
+
+
+TABLE_HEADER = ["network", "float test acc", "quantised test acc", "delta (points)", "latency ms", "weights",
+                "device check"]
+
+
+def qat_markdown(payload: dict[str, Any]) -> str:
+    """``qat.md``: the settings and the results table."""
+    q = payload["qat"]
+    d = payload["data"]
+    lines = [
+        f"# QAT of {payload['run']}",
+        "",
+        f"- device {payload['device']}, space {payload['space']}; data {d['name']} ({d['train']} train / {d['val']} "
+        f"validation / {d['test']} test, split seed {payload['split_seed']})",
+        f"- chosen: {payload['choice']}",
+        f"- training: {q['epochs']} float epochs (Adam lr {q['lr']:g}, cosine), then BatchNorm folded and "
+        f"{q['qat_epochs']} quantisation-aware epochs (lr {q['qat_lr']:g}"
+        + (f"; the first {min(q['anneal_epochs'], q['qat_epochs'] - 1)} anneal from float to quantised weights"
+           if payload["space"] == "ai8x" and min(q["anneal_epochs"], q["qat_epochs"] - 1) > 0 else "")
+        + f"); batch {q['batch_size']}, seed {q['seed']}; each phase keeps its best-validation epoch (QAT: among "
+        "epochs in the exact quantised arithmetic); test accuracy is scored once at the end",
+        "- arithmetic: " + ("the vendor's MAX78000 QAT (BN folded, per-layer power-of-two output shift, weights at "
+                            "their searched bits, 8-bit bias, activations clamped to [-1, 127/128] and 8-bit)"
+                            if payload["space"] == "ai8x" else
+                            "int8 per-channel weights, int8 per-tensor activations, BN folded"),
+        "- latency: " + ("the vendor's cycle model at 50 MHz (CNN only)" if payload["space"] == "ai8x"
+                         else "the device's predicted mean latency"),
+        "",
+        "| " + " | ".join(TABLE_HEADER) + " | initialisation |",
+        "|" + "---|" * (len(TABLE_HEADER) + 1),
+    ]
+    for row, n in zip(table_rows(payload), payload["networks"]):
+        lines.append("| " + " | ".join(row) + f" | {n['init']} |")
+    lines.append("")
+    for n in payload["networks"]:
+        lines.append(f"- `{n['name']}`: `{n['arch']}`; exported to `{n['export_dir']}/`" if n.get("export_dir")
+                     else f"- `{n['name']}`: `{n['arch']}`")
+    return "\n".join(lines) + "\n"
+
+
+_MARK = "<!-- nas qat -->"
+
+
+def _append_report(path: Path, payload: dict[str, Any]) -> None:
+    """Replace (or add) the QAT section at the end of the run's report.md."""
+    text = path.read_text() if path.exists() else ""
+    if _MARK in text:
+        text = text[: text.index(_MARK)].rstrip() + "\n"
+    rows = table_rows(payload)
+    sec = [_MARK, "", "## Quantisation-aware training (`nas qat`)", "",
+           "Details, settings and initialisation: [qat/qat.md](qat/qat.md); figures: `qat/summary.json`; "
+           "exported files under `export/`.", "",
+           "| " + " | ".join(TABLE_HEADER) + " |", "|" + "---|" * len(TABLE_HEADER)]
+    sec += ["| " + " | ".join(r) + " |" for r in rows]
+    _write(path, text + ("\n" if text else "") + "\n".join(sec) + "\n")
