@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["export_network", "export_max78000", "export_onnx_int8", "checkpoint_state", "synthesis_yaml",
-           "onnx_agreement", "vendor_layer_names"]
+           "onnx_agreement", "vendor_layer_names", "load_checkpoint"]
 
 ONNX_OPSET = 13
 ONNX_ATOL = 1e-3
@@ -72,6 +72,24 @@ def checkpoint_state(model: Any, network: Any) -> dict[str, Any]:
         state[f"{name}.quantize_activation"] = torch.tensor([1.0])
         state[f"{name}.adjust_output_shift"] = torch.tensor([1.0])
     return state
+
+
+def load_checkpoint(state: dict[str, Any], network: Any) -> Any:
+    """A fake-quantised, folded :class:`Ai8xNet` for ``network`` from a vendor-layout state_dict
+    (:func:`checkpoint_state`, or the ``state_dict`` of a ``*_qat.pth.tar`` / ``weights.safetensors``)."""
+    import torch
+
+    from search_spaces._ai8x import build_module
+
+    model = build_module(network, quantize=True)
+    with torch.no_grad():
+        for name, block in zip(vendor_layer_names(network), model.layers):
+            block.op.weight.copy_(state[f"{name}.op.weight"])
+            if block.op.bias is not None:
+                block.op.bias.copy_(state[f"{name}.op.bias"])
+            block.shift_quantile = float(state[f"{name}.shift_quantile"][0])
+            block.folded = True
+    return model.eval()
 
 
 def _kernel(layer: Any) -> str:

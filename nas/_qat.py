@@ -3,9 +3,10 @@
 For each chosen Pareto network of a run (:func:`choose_rows`: the ``top`` feasible Pareto rows
 with the highest search estimate; ties go to the lower latency, then the lower trial number):
 
-1. initialise it from the weight-sharing supernet when ``nas._supernet.inherited_module`` is
-   available (else, or with ``init="scratch"``, from a seeded random initialisation; the
-   outputs say which);
+1. initialise it from the weight-sharing supernet (``nas._supernet.inherited_module``) when the
+   run's search used the supernet estimate (``init="auto"``) or when asked (``init="supernet"``),
+   else from a seeded random initialisation (the outputs say which; a missing supernet module
+   falls back to scratch under ``auto``);
 2. fine-tune in float (BatchNorm in training mode) for ``epochs`` epochs;
 3. switch to the target's arithmetic and train ``qat_epochs`` more epochs:
 
@@ -309,11 +310,16 @@ def _tensors(data: Dataset, max_train: int | None, max_eval: int | None = None) 
             t(data.y_test[:m]))
 
 
-def _initial(space: Any, arch: str, data: Dataset, cfg: QatConfig, seed: int, runs_dir: Path) -> tuple[Any, str]:
-    """The float module to fine-tune and a sentence saying how it was initialised."""
+def _initial(space: Any, arch: str, data: Dataset, cfg: QatConfig, seed: int, runs_dir: Path,
+             search_used_supernet: bool = True) -> tuple[Any, str]:
+    """The float module to fine-tune and a sentence saying how it was initialised.
+
+    ``init="auto"``: the supernet when the run's search used it (its cache then exists), else
+    scratch; ``"supernet"``: always (``nas._supernet`` trains and caches one when missing).
+    """
     import torch
 
-    if cfg.init in ("auto", "supernet"):
+    if cfg.init == "supernet" or (cfg.init == "auto" and search_used_supernet):
         try:
             from ._supernet import inherited_module  # written by the supernet work (issue 5)
 
@@ -333,7 +339,7 @@ def _initial(space: Any, arch: str, data: Dataset, cfg: QatConfig, seed: int, ru
 def train_network(network_or_arch: Any, data: Dataset, cfg: QatConfig, *, space: Any = None, seed: int = 0,
                   runs_dir: Path | None = None, name: str = "net",
                   progress: Callable[[QatProgress], None] | None = None, index: int = 0, count: int = 1,
-                  mobile: bool = False) -> tuple[Any, dict[str, Any]]:
+                  mobile: bool = False, search_used_supernet: bool = True) -> tuple[Any, dict[str, Any]]:
     """Float fine-tuning then QAT of one network; returns (quantised model, figures).
 
     ``network_or_arch``: an architecture string of ``space``, or (MAX78000 only, ``space=None``)
@@ -352,7 +358,7 @@ def train_network(network_or_arch: Any, data: Dataset, cfg: QatConfig, *, space:
         torch.manual_seed(seed)
         model, init = build_module(network_or_arch, quantize=False), f"scratch (PyTorch default initialisation, seed {seed})"
     else:
-        model, init = _initial(space, network_or_arch, data, cfg, seed, runs_dir or Path("runs"))
+        model, init = _initial(space, network_or_arch, data, cfg, seed, runs_dir or Path("runs"), search_used_supernet)
 
     def cb(phase: str, total: int) -> Callable[[int, float], None]:
         def f(epoch: int, acc: float) -> None:
@@ -461,6 +467,7 @@ def run_qat(run: str | Path, cfg: QatConfig | None = None, *, runs_dir: str | Pa
             space.parse(row["arch"])
         except InputError as e:
             raise InputError(f"{r.run_dir / 'pareto.json'}: row {row.get('trial')} has a bad arch ({e})") from None
+    used_supernet = str((r.settings.get("estimator") or {}).get("estimator", "")) == "supernet"
     qat_dir = r.run_dir / "qat"
     qat_dir.mkdir(parents=True, exist_ok=True)
     nets: list[QatNetwork] = []
@@ -468,7 +475,8 @@ def run_qat(run: str | Path, cfg: QatConfig | None = None, *, runs_dir: str | Pa
         name = Path(str(row.get("network_file") or f"trial-{int(row.get('trial', i)):04d}")).stem
         network = None if r.mobile else space.network(row["arch"])
         model, fig = train_network(row["arch"], data, cfg, space=space, seed=seed, runs_dir=Path(runs_dir), name=name,
-                                   progress=progress, index=i, count=len(chosen), mobile=r.mobile)
+                                   progress=progress, index=i, count=len(chosen), mobile=r.mobile,
+                                   search_used_supernet=used_supernet)
         dev = device_figures(r.settings, row["arch"], network)
         net = QatNetwork(
             name=name, arch=row["arch"], trial=row.get("trial"), init=fig["init"],

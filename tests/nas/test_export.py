@@ -1,0 +1,147 @@
+"""Export round trips: the vendor checkpoint, safetensors, the synthesis YAML and the int8 ONNX model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from devices import MAX78000
+from nas._export import ONNX_ATOL, export_onnx_int8, load_checkpoint, onnx_agreement
+from nas._qat import QatConfig, run_qat
+from nas._search import SearchConfig, run_search
+from search_spaces import Network, get_space
+from search_spaces._ai8x import vendor_integers
+
+SPACE = {"max_units": 3, "widths": [16, 24], "max_depth": 1, "bits": [2, 4, 8]}
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    runs = tmp_path_factory.mktemp("runs")
+    cfg = SearchConfig(device="max78000", budget_bytes=400_000, trials=5, runs_dir=runs, name="ex", seed=1,
+                       max_train_images=64, estimator="naswot", estimator_options={"batch": 16}, space_options=SPACE)
+    run_search(cfg)
+    run_qat("ex", QatConfig(top=2, epochs=2, qat_epochs=2, anneal_epochs=1, max_train_images=300, init="scratch"),
+            runs_dir=runs)
+    summary = json.loads((runs / "ex" / "qat" / "summary.json").read_text())
+    return runs / "ex", summary
+
+
+def _networks(exported: tuple[Path, dict]):
+    run, summary = exported
+    space = get_space("ai8x", input_shape=(1, 28, 28), num_classes=10, **SPACE)
+    for n in summary["networks"]:
+        yield run / n["export_dir"], n, space.network(n["arch"])
+
+
+def test_checkpoint_keys_shapes_bits_and_shifts(exported) -> None:
+    from safetensors.torch import load_file
+
+    for d, n, net in _networks(exported):
+        ck = torch.load(d / f"{n['name']}_qat.pth.tar", weights_only=True)
+        assert set(ck) == {"epoch", "arch", "state_dict"} and ck["epoch"] == 4
+        state = ck["state_dict"]
+        names = [layer.name for layer in net.layers]
+        expected = {f"{nm}.{k}" for nm in names for k in ("op.weight", "op.bias", "weight_bits", "bias_bits",
+                                                           "output_shift", "shift_quantile", "quantize_activation",
+                                                           "adjust_output_shift")}
+        assert set(state) == expected
+        for nm, layer in zip(names, net.layers):
+            w, b = state[f"{nm}.op.weight"], state[f"{nm}.op.bias"]
+            if layer.flatten:
+                assert tuple(w.shape) == (layer.out_channels, layer.in_channels * layer.in_dim[0] * layer.in_dim[1])
+            else:
+                assert tuple(w.shape) == (layer.out_channels, layer.in_channels, *layer.kernel)
+            assert tuple(b.shape) == (layer.out_channels,)
+            bits = int(state[f"{nm}.weight_bits"][0])
+            shift = float(state[f"{nm}.output_shift"][0])
+            assert bits == layer.weight_bits and shift == int(shift) and -15 <= shift <= 15
+            assert state[f"{nm}.shift_quantile"][0] == (1.0 if bits >= 4 else 0.99)
+            # the integers the vendor's quantize.py derives are representable at the layer's bits
+            wi = vendor_integers(w, bits, shift)
+            assert wi.min() >= -(2 ** (bits - 1)) and wi.max() <= 2 ** (bits - 1) - 1
+            assert torch.equal(wi, torch.round(wi))
+            bi = vendor_integers(b, 8, shift)
+            assert bi.min() >= -128 and bi.max() <= 127
+        st = load_file(str(d / "weights.safetensors"))
+        assert set(st) == set(state) and all(torch.equal(st[k], state[k]) for k in st)
+
+
+def test_checkpoint_reproduces_the_quantised_accuracy(exported) -> None:
+    from nas._data import load_dataset
+
+    data = load_dataset(None, seed=1)
+    x, y = torch.from_numpy(data.x_test), torch.from_numpy(data.y_test)
+    for d, n, net in _networks(exported):
+        model = load_checkpoint(torch.load(d / f"{n['name']}_qat.pth.tar", weights_only=True)["state_dict"], net)
+        with torch.no_grad():
+            acc = float((model(x).argmax(1) == y).float().mean())
+        assert acc == pytest.approx(n["quant_test_acc"], abs=1e-6) and acc > 0.2
+        for block, shift in zip(model.layers, model.output_shifts()):
+            w, _ = block.effective_params()  # what the forward pass applies = integers * 2^shift / 2^(b-1)
+            wi = vendor_integers(block.op.weight.detach(), block.weight_bits, shift)
+            assert torch.equal(w.detach(), wi * 2.0**shift / 2 ** (block.weight_bits - 1))
+
+
+def test_network_files_and_synthesis_yaml_follow_the_description(exported) -> None:
+    dev = MAX78000()
+    for d, n, net in _networks(exported):
+        assert Network.load(d / "network.yaml").layers == net.layers
+        doc = yaml.safe_load((d / "ai8x-synthesis.yaml").read_text())
+        assert doc["arch"] == f"nas_{n['name'].replace('-', '_')}" and doc["dataset"] == "MNIST5K"
+        ck = torch.load(d / f"{n['name']}_qat.pth.tar", weights_only=True)
+        assert ck["arch"] == doc["arch"]
+        layers, layout = doc["layers"], dev.layout(net)
+        assert len(layers) == len(net.layers)
+        for i, (y, layer, lay) in enumerate(zip(layers, net.layers, layout)):
+            assert y["name"] == layer.name
+            if layer.op == "linear":
+                assert y["op"] == "mlp" and y["flatten"] is True and y["output_width"] == 32 and "pad" not in y
+            else:
+                assert y["op"] == "conv2d" and y["pad"] == layer.pad[0]
+                assert y["kernel_size"] == f"{layer.kernel[0]}x{layer.kernel[1]}"
+                assert y["activate"] == "ReLU" and "flatten" not in y
+            assert y.get("max_pool") == (layer.pool[0] if layer.is_pooled else None)
+            assert y.get("pool_stride") == (layer.pool_stride[0] if layer.is_pooled else None)
+            assert y.get("quantization", 8) == layer.weight_bits
+            assert y["processors"] == lay.processors == ((1 << lay.placement.processors) - 1) << lay.placement.first_processor
+            assert (y["in_offset"], y["out_offset"]) == (lay.in_offset, lay.out_offset)
+            assert (y.get("data_format") == "CHW") == (i == 0)
+        card = (d / "model_card.md").read_text()
+        for word in ("licence", "float", "quantised", "cycles", "weight memory", "nas qat ex", "initialisation",
+                     "quantize.py"):
+            assert word in card, word
+
+
+def test_onnx_int8_matches_pytorch_fake_quant(tmp_path: Path) -> None:
+    from search_spaces._fbnet_torch import prepare_int8_qat
+
+    torch.manual_seed(0)
+    space = get_space("fbnet", in_channels=1, num_classes=10, input_size=16)
+    model = space.build("7818488874147327324245")
+    model.train()
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.rand(8, 1, 16, 16) * 2 - 1)
+    q = prepare_int8_qat(model)
+    q.train()
+    with torch.no_grad():  # calibrate activation ranges
+        for _ in range(3):
+            q(torch.rand(8, 1, 16, 16) * 2 - 1)
+    path = export_onnx_int8(q, tmp_path / "m.onnx", (1, 16, 16))
+    x = (np.random.default_rng(0).random((32, 1, 16, 16), dtype=np.float32) * 2 - 1).astype(np.float32)
+    agr = onnx_agreement(q, path, x)
+    assert agr["max_abs_diff"] <= ONNX_ATOL and agr["argmax_agreement"] == 1.0
+    assert agr["quantize_linear"] >= 50 and agr["quantize_linear"] == agr["dequantize_linear"]
+    import onnx
+
+    g = onnx.load(str(path)).graph
+    zps = {i.name: i for i in g.initializer}
+    int8 = [n for n in g.node if n.op_type == "QuantizeLinear" and len(n.input) > 2 and n.input[2] in zps
+            and zps[n.input[2]].data_type == onnx.TensorProto.INT8]
+    assert int8  # int8 zero points (per-channel weights among them)
