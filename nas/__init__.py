@@ -9,8 +9,15 @@ Search API (what ``nas search`` runs)::
 
 from __future__ import annotations
 
-from ._accuracy import AccuracyResult, Estimator, Naswot, ShortTraining, make_estimator
-from ._data import DataError, Dataset, load_dataset, load_mnist5k, load_npz
+from ._accuracy import (
+    AccuracyResult,
+    Estimator,
+    Naswot,
+    ShortTraining,
+    SupernetAccuracy,
+    make_estimator,
+)
+from ._data import DataError, Dataset, load_dataset, load_image_folder, load_mnist5k, load_npz
 from ._search import (
     SearchConfig,
     SearchProgress,
@@ -18,6 +25,13 @@ from ._search import (
     default_run_name,
     run_search,
     validate,
+)
+from ._supernet import (
+    LoadedSupernet,
+    SupernetCacheError,
+    SupernetSettings,
+    get_supernet,
+    inherited_module,
 )
 
 __all__ = [
@@ -30,6 +44,13 @@ __all__ = [
     "SearchProgress",
     "SearchResult",
     "ShortTraining",
+    "SupernetAccuracy",
+    "SupernetCacheError",
+    "SupernetSettings",
+    "LoadedSupernet",
+    "get_supernet",
+    "inherited_module",
+    "load_image_folder",
     "default_run_name",
     "load_dataset",
     "load_mnist5k",

@@ -594,7 +594,8 @@ def _record_check(prep: _Prepared, trial: Any, arch_s: str, latency_ms: float, c
     trial.set_user_attr("arch", arch_s)
     trial.set_user_attr("feasible", ok)
     trial.set_user_attr("device", figures)
-    # naswot is cheap: score infeasible candidates too; short training is skipped for them.
+    # naswot is cheap: score infeasible candidates too; short training and the supernet estimate
+    # (about a second each) are skipped for them.
     needs = ok or prep.estimator.key == "naswot"
     return TrialCheck(arch_s=arch_s, latency_ms=latency_ms, feasible=ok, needs_estimate=needs, constraints=cons)
 

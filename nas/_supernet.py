@@ -109,11 +109,11 @@ class SupernetSettings:
 
     max_width: int | None = None
     macs_budget: float = 25e6
-    epochs_largest: int = 2
-    epochs_elastic: int = 6
-    batch_size: int = 64
+    epochs_largest: int = 1
+    epochs_elastic: int = 7
+    batch_size: int = 32
     lr: float = 3e-3
-    random_subnets: int = 1
+    random_subnets: int = 4
     distill: bool = True
     train_images: int = 0
     recal_images: int = 500
@@ -540,6 +540,8 @@ def get_supernet(space: Ai8xSpace, data: Dataset, *, runs_dir: str | Path, seed:
             sn = _load(path, space, ident, settings)
             say(f"supernet: loaded from cache {path}")
             return sn
+        for stale in path.parent.glob(f".{key}.tmp-*"):  # left by a killed training (we hold the lock)
+            shutil.rmtree(stale, ignore_errors=True)
         return _train(space, data, settings, seed, path, ident, say)
 
 

@@ -195,3 +195,22 @@ def test_estimator_scores_and_ships_without_weights(trained, digits, space) -> N
     shipped = pickle.loads(pickle.dumps(est))
     assert shipped._loaded is None and shipped == est  # a Ray worker loads the cache itself
     assert shipped.evaluate(space, space.parse("16k3b8|16k3b4|fcb8"), digits).value == r.value
+
+
+def test_killed_training_leaves_no_cache(tmp_path, digits, space, monkeypatch) -> None:
+    import safetensors.torch
+
+    settings = SupernetSettings(epochs_largest=1, epochs_elastic=0, batch_size=32, recal_images=32, max_width=8)
+
+    def killed(*_a, **_k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(safetensors.torch, "save_file", killed)
+    with pytest.raises(KeyboardInterrupt):
+        get_supernet(space, digits, runs_dir=tmp_path, settings=settings)
+    root = tmp_path / "supernets"
+    assert [p.name for p in root.iterdir() if not p.name.startswith(".")] == []
+    monkeypatch.undo()
+    sn = get_supernet(space, digits, runs_dir=tmp_path, settings=settings)
+    assert sn.trained and (sn.path / "weights.safetensors").is_file()
+    assert not list(root.glob("*.tmp-*"))  # the killed run's folder was cleared
