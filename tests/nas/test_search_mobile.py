@@ -55,6 +55,10 @@ def test_pixel3_search_meets_every_limit(tmp_path: Path) -> None:
     assert {"std_ms", "latency_bound_ms", "peak_ram_bytes"} <= set(rows[0])
     text = (res.run_dir / "report.md").read_text()
     assert "mean + 1.645 x std <= limit" in text and "pixel3" in text
+    # no fbnet supernet yet: NASWOT is the default here, and the report says why
+    assert res.metric.startswith("naswot_logdet_KH") and "supernet" not in res.settings
+    assert "NASWOT is the default on phones" in text and "ai8x space only" in text
+    assert all(r["estimate_metric"] == res.metric for r in rows)
 
 
 def test_cli_pixel3(tmp_path: Path) -> None:
