@@ -245,3 +245,19 @@ def test_cli_accuracy_proxy_and_deprecated_estimate(tmp_path, capsys) -> None:
     assert "deprecated" in cap.err and "resuming" in cap.err and cap.out.strip().endswith(f"{run}/")
     assert main([*base, "--estimate", "naswot", "--accuracy", "proxy"]) == 2
     assert "--accuracy only" in capsys.readouterr().err
+
+
+def test_cli_image_folder(tmp_path, capsys) -> None:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for cls in ("a", "b", "c"):
+        (tmp_path / "imgs" / cls).mkdir(parents=True)
+        for i in range(10):
+            Image.fromarray(rng.integers(0, 256, (12, 12), dtype=np.uint8)).save(tmp_path / "imgs" / cls / f"{i}.png")
+    code = main(["search", "--device", "max78000", "--budget", "20KB", "--trials", "2", "--accuracy", "proxy",
+                 "--data", str(tmp_path / "imgs"), "--data-image-size", "8x8", "--runs-dir", str(tmp_path / "runs")])
+    cap = capsys.readouterr()
+    assert code == 0, cap.err
+    assert "imgs: 18 train / 6 validation / 6 test, input 1x8x8, 3 classes" in cap.err
+    assert cap.out.strip().endswith(f"{tmp_path / 'runs' / 'max78000-20KB-imgs-proxy'}/")
