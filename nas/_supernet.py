@@ -45,7 +45,9 @@ Sub-network evaluation: :meth:`LoadedSupernet.inherited_module` builds the stand
 ``space.build(arch)`` (an ``Ai8xNet``), copies the inherited weights into it, recalibrates the
 BatchNorm statistics on the first ``recal_images`` training images, and returns it in eval
 mode; :func:`inherited_module` does the same from the cache (training it if missing). Its
-``state_dict`` has the keys of ``space.build(arch)``.
+``state_dict`` has the keys of ``space.build(arch)``. To find the supernet a search used, pass
+``settings=settings_from_run(pareto_json["settings"])``, ``seed=settings["data_seed"]`` and the
+search's ``runs_dir`` (``settings["supernet"]["cache"]`` names the folder).
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ from ._data import Dataset
 
 __all__ = [
     "SupernetSettings", "LoadedSupernet", "SupernetCacheError", "get_supernet", "inherited_module",
-    "covered_space", "width_cap", "supernet_key", "FORMAT_VERSION",
+    "covered_space", "width_cap", "supernet_key", "settings_from_run", "FORMAT_VERSION",
 ]
 
 FORMAT_VERSION = 1
@@ -543,6 +545,18 @@ def get_supernet(space: Ai8xSpace, data: Dataset, *, runs_dir: str | Path, seed:
         for stale in path.parent.glob(f".{key}.tmp-*"):  # left by a killed training (we hold the lock)
             shutil.rmtree(stale, ignore_errors=True)
         return _train(space, data, settings, seed, path, ident, say)
+
+
+def settings_from_run(run_settings: dict[str, Any]) -> SupernetSettings:
+    """The supernet settings a search used, from its ``settings`` (``pareto.json`` or the study's
+    user_attrs), so that ``nas qat`` finds the same cache; the defaults when the search used
+    another estimate."""
+    from ._accuracy import SupernetAccuracy
+
+    est = dict(run_settings.get("estimator") or {})
+    if est.pop("estimator", None) != "supernet":
+        return SupernetSettings()
+    return SupernetAccuracy(**est).supernet_settings()
 
 
 def inherited_module(space: Ai8xSpace, arch: Any, data: Dataset, *, runs_dir: str | Path, seed: int = 0,

@@ -214,3 +214,14 @@ def test_killed_training_leaves_no_cache(tmp_path, digits, space, monkeypatch) -
     sn = get_supernet(space, digits, runs_dir=tmp_path, settings=settings)
     assert sn.trained and (sn.path / "weights.safetensors").is_file()
     assert not list(root.glob("*.tmp-*"))  # the killed run's folder was cleared
+
+
+def test_settings_from_run_finds_the_search_cache(trained, digits, space) -> None:
+    from nas._supernet import settings_from_run
+
+    runs, sn, _ = trained
+    est = SupernetAccuracy(epochs_largest=1, epochs_elastic=1, batch_size=32, recal_images=64)
+    got = settings_from_run({"estimator": est.to_dict()})
+    assert got == TINY
+    assert get_supernet(space, digits, runs_dir=runs, settings=got, train=False).path == sn.path
+    assert settings_from_run({"estimator": {"estimator": "naswot", "batch": 8}}) == SupernetSettings()
