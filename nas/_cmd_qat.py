@@ -20,8 +20,8 @@ def register(subparsers: Any) -> None:
         "qat",
         help="fine-tune a search's best networks with quantisation-aware training and export them",
         description=(
-            "For the --top K feasible Pareto networks of RUN with the highest search estimate: initialise "
-            "from the supernet when one is available (else from scratch), fine-tune in float, fold "
+            "For the --top K distinct feasible Pareto networks of RUN with the highest search estimate: "
+            "initialise from the supernet when the search used it (else from scratch), fine-tune in float, fold "
             "BatchNorm and train in the target's arithmetic (MAX78000: the vendor's QAT, per-layer "
             "output shift and 1/2/4/8-bit weights; phones: int8 weights and activations). Prints float "
             "and quantised test accuracy with the device's figures; writes RUN/qat/summary.json, "
@@ -62,7 +62,7 @@ def _qat(args: argparse.Namespace) -> int:
     _validate_cfg(cfg)  # input errors before anything is written
     run = load_run(args.run, args.runs_dir)
     err = Console(stderr=True)
-    n = min(cfg.top, len(run.rows))
+    n = min(cfg.top, len({r["arch"] for r in run.rows}))
     err.print(f"[bold]nas qat[/] {run.name}: {n} network(s), {cfg.epochs} float + {cfg.qat_epochs} QAT epochs each")
     with Progress(TextColumn("[bold]{task.fields[net]}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=err) as bar:

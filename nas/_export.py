@@ -225,6 +225,10 @@ def export_network(model: Any, net: Any, out_dir: Path, *, settings: dict[str, A
     return files
 
 
+ACCURACY_FLAG = {"naswot": "proxy", "short_qat": "short-qat", "supernet": "supernet"}
+"""``nas search --accuracy`` value of each estimator key."""
+
+
 def _search_command(settings: dict[str, Any], run_name: str) -> str:
     parts = ["nas search", f"--device {settings['device']}"]
     if settings.get("space") not in (None, "ai8x"):
@@ -240,7 +244,7 @@ def _search_command(settings: dict[str, Any], run_name: str) -> str:
         parts.append(f"--data {src[len('user file '):]}")
     est = settings.get("estimator", {}).get("estimator")
     if est:
-        parts.append(f"--estimate {est.replace('_', '-')}")
+        parts.append(f"--accuracy {ACCURACY_FLAG.get(est, est.replace('_', '-'))}")
     parts += [f"--seed {settings.get('data_seed', 0)}", f"--name {run_name}"]
     return " ".join(parts)
 

@@ -1,7 +1,8 @@
 """``nas qat``: quantisation-aware fine-tuning of a search's winners, then export.
 
-For each chosen Pareto network of a run (:func:`choose_rows`: the ``top`` feasible Pareto rows
-with the highest search estimate; ties go to the lower latency, then the lower trial number):
+For each chosen Pareto network of a run (:func:`choose_rows`: the ``top`` distinct architectures
+among the feasible Pareto rows with the highest search estimate; ties go to the lower latency,
+then the lower trial number):
 
 1. initialise it from the weight-sharing supernet (``nas._supernet.inherited_module``) when the
    run's search used the supernet estimate (``init="auto"``) or when asked (``init="supernet"``),
@@ -194,9 +195,17 @@ def load_run(run: str | Path, runs_dir: str | Path = "runs") -> _Run:
 
 
 def choose_rows(rows: list[dict[str, Any]], top: int) -> list[dict[str, Any]]:
-    """The ``top`` rows with the highest estimate (ties: lower latency, then lower trial)."""
-    return sorted(rows, key=lambda r: (-float(r["estimate"]), float(r.get("latency_ms", 0.0)),
-                                       int(r.get("trial", 0))))[:top]
+    """The ``top`` distinct architectures with the highest estimate (ties: lower latency, then
+    lower trial; a Pareto front can hold the same architecture from several trials: the first
+    of them in that order stands for it)."""
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for r in sorted(rows, key=lambda r: (-float(r["estimate"]), float(r.get("latency_ms", 0.0)),
+                                         int(r.get("trial", 0)))):
+        if r["arch"] not in seen:
+            seen.add(r["arch"])
+            out.append(r)
+    return out[:top]
 
 
 def run_data(settings: dict[str, Any], seed: int) -> Dataset:
@@ -497,8 +506,8 @@ def run_qat(run: str | Path, cfg: QatConfig | None = None, *, runs_dir: str | Pa
     settings = {"run": r.name, "device": r.settings["device"], "space": r.settings["space"],
                 "data": data.summary(), "split_seed": int(r.settings.get("data_seed", 0)),
                 "metric": r.settings.get("metric"), "qat": _cfg_dict(cfg, seed),
-                "choice": f"the {cfg.top} feasible Pareto rows with the highest search estimate "
-                          "(ties: lower latency, then lower trial)"}
+                "choice": f"the {cfg.top} distinct architectures among the feasible Pareto rows with the highest "
+                          "search estimate (ties: lower latency, then lower trial)"}
     summary = qat_dir / "summary.json"
     payload = {**settings, "networks": [network_dict(n) for n in nets]}
     _write(summary, json.dumps(payload, indent=1))
@@ -564,8 +573,10 @@ def qat_markdown(payload: dict[str, Any]) -> str:
            if payload["space"] == "ai8x" and min(q["anneal_epochs"], q["qat_epochs"] - 1) > 0 else "")
         + f"); batch {q['batch_size']}, seed {q['seed']}; each phase keeps its best-validation epoch (QAT: among "
         "epochs in the exact quantised arithmetic); test accuracy is scored once at the end",
-        "- arithmetic: " + ("the vendor's MAX78000 QAT (BN folded, per-layer power-of-two output shift, weights at "
-                            "their searched bits, 8-bit bias, activations clamped to [-1, 127/128] and 8-bit)"
+        "- arithmetic: " + ("the vendor's MAX78000 QAT (BN folded, per-layer power-of-two output shift from the "
+                            "1.0 quantile of |w, b| (0.99 for 2- and 1-bit layers), weights at their searched bits "
+                            "(1-bit: {-1, 0} as the vendor's formula gives), 8-bit bias, activations clamped to "
+                            "[-1, 127/128] and 8-bit)"
                             if payload["space"] == "ai8x" else
                             "int8 per-channel weights, int8 per-tensor activations, BN folded"),
         "- latency: " + ("the vendor's cycle model at 50 MHz (CNN only)" if payload["space"] == "ai8x"

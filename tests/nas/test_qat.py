@@ -74,8 +74,9 @@ def test_choice_rule() -> None:
     rows = [{"arch": "a", "estimate": 1.0, "latency_ms": 2.0, "trial": 3},
             {"arch": "b", "estimate": 3.0, "latency_ms": 5.0, "trial": 1},
             {"arch": "c", "estimate": 1.0, "latency_ms": 1.0, "trial": 7},
-            {"arch": "d", "estimate": 2.0, "latency_ms": 4.0, "trial": 2}]
-    assert [r["arch"] for r in choose_rows(rows, 3)] == ["b", "d", "c"]
+            {"arch": "d", "estimate": 2.0, "latency_ms": 4.0, "trial": 2},
+            {"arch": "b", "estimate": 3.0, "latency_ms": 5.0, "trial": 0}]  # the same network from another trial
+    assert [(r["arch"], r["trial"]) for r in choose_rows(rows, 3)] == [("b", 0), ("d", 2), ("c", 7)]
     assert [r["arch"] for r in choose_rows(rows, 10)] == ["b", "d", "c", "a"]
 
 
