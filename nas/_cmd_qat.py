@@ -38,7 +38,8 @@ def register(subparsers: Any) -> None:
                    help=f"quantisation-aware epochs after them (default {DEFAULT_QAT_EPOCHS})")
     p.add_argument("--seed", type=int, help="seed of initialisation and batch order (default: the run's seed)")
     p.add_argument("--init", default="auto", choices=["auto", "supernet", "scratch"],
-                   help="initialisation: auto (the supernet when available, else scratch; default), supernet, scratch")
+                   help="initialisation: auto (the supernet when the search used it, else scratch; default), supernet (trains "
+                   "and caches one when missing), scratch")
     p.add_argument("--runs-dir", default="runs", help="directory holding the runs (default runs)")
     p.set_defaults(func=_qat)
 

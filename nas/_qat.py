@@ -227,6 +227,17 @@ def run_data(settings: dict[str, Any], seed: int) -> Dataset:
     return data
 
 
+def _supernet_settings(settings: dict[str, Any]) -> Any:
+    """The supernet settings the run's search used (so its cache is found), or None (defaults)."""
+    try:
+        from ._accuracy import make_estimator
+
+        opts = {k: v for k, v in (settings.get("estimator") or {}).items() if k != "estimator"}
+        return make_estimator("supernet", **opts).supernet_settings()
+    except (ImportError, AttributeError, TypeError, InputError):
+        return None
+
+
 def _validate_cfg(cfg: QatConfig) -> None:
     for key in ("top", "epochs", "batch_size"):
         v = getattr(cfg, key)
@@ -320,7 +331,8 @@ def _tensors(data: Dataset, max_train: int | None, max_eval: int | None = None) 
 
 
 def _initial(space: Any, arch: str, data: Dataset, cfg: QatConfig, seed: int, runs_dir: Path,
-             search_used_supernet: bool = True) -> tuple[Any, str]:
+             search_used_supernet: bool = True, supernet_seed: int | None = None,
+             supernet_settings: Any = None) -> tuple[Any, str]:
     """The float module to fine-tune and a sentence saying how it was initialised.
 
     ``init="auto"``: the supernet when the run's search used it (its cache then exists), else
@@ -332,7 +344,9 @@ def _initial(space: Any, arch: str, data: Dataset, cfg: QatConfig, seed: int, ru
         try:
             from ._supernet import inherited_module  # written by the supernet work (issue 5)
 
-            inherited = inherited_module(space, arch, data, runs_dir=runs_dir, seed=seed)
+            inherited = inherited_module(space, arch, data, runs_dir=runs_dir,
+                                         seed=seed if supernet_seed is None else supernet_seed,
+                                         settings=supernet_settings)
         except (ImportError, AttributeError) as e:
             if cfg.init == "supernet":
                 raise InputError(f"--init supernet: no supernet available ({e.__class__.__name__}: {e})") from None
@@ -348,7 +362,8 @@ def _initial(space: Any, arch: str, data: Dataset, cfg: QatConfig, seed: int, ru
 def train_network(network_or_arch: Any, data: Dataset, cfg: QatConfig, *, space: Any = None, seed: int = 0,
                   runs_dir: Path | None = None, name: str = "net",
                   progress: Callable[[QatProgress], None] | None = None, index: int = 0, count: int = 1,
-                  mobile: bool = False, search_used_supernet: bool = True) -> tuple[Any, dict[str, Any]]:
+                  mobile: bool = False, search_used_supernet: bool = True,
+                  supernet_seed: int | None = None, supernet_settings: Any = None) -> tuple[Any, dict[str, Any]]:
     """Float fine-tuning then QAT of one network; returns (quantised model, figures).
 
     ``network_or_arch``: an architecture string of ``space``, or (MAX78000 only, ``space=None``)
@@ -367,7 +382,8 @@ def train_network(network_or_arch: Any, data: Dataset, cfg: QatConfig, *, space:
         torch.manual_seed(seed)
         model, init = build_module(network_or_arch, quantize=False), f"scratch (PyTorch default initialisation, seed {seed})"
     else:
-        model, init = _initial(space, network_or_arch, data, cfg, seed, runs_dir or Path("runs"), search_used_supernet)
+        model, init = _initial(space, network_or_arch, data, cfg, seed, runs_dir or Path("runs"), search_used_supernet,
+                               supernet_seed, supernet_settings)
 
     def cb(phase: str, total: int) -> Callable[[int, float], None]:
         def f(epoch: int, acc: float) -> None:
@@ -485,7 +501,9 @@ def run_qat(run: str | Path, cfg: QatConfig | None = None, *, runs_dir: str | Pa
         network = None if r.mobile else space.network(row["arch"])
         model, fig = train_network(row["arch"], data, cfg, space=space, seed=seed, runs_dir=Path(runs_dir), name=name,
                                    progress=progress, index=i, count=len(chosen), mobile=r.mobile,
-                                   search_used_supernet=used_supernet)
+                                   search_used_supernet=used_supernet,
+                                   supernet_seed=int(r.settings.get("data_seed", 0)),
+                                   supernet_settings=_supernet_settings(r.settings) if used_supernet else None)
         dev = device_figures(r.settings, row["arch"], network)
         net = QatNetwork(
             name=name, arch=row["arch"], trial=row.get("trial"), init=fig["init"],
