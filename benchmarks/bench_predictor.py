@@ -109,20 +109,22 @@ def timing(space: str, n: int = 100_000) -> dict:
     archs = [sp.random_arch(rng) for _ in range(n)]
     if space == "nasbench201":
         archs = [table.archs[i] for i in rng.integers(0, len(table.archs), n)]  # all 15,625 exist
-    tp = []
+    tp, cp, tps, cps = [], [], [], []
     for _ in range(3):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = q.predict(archs)
         tp.append(time.perf_counter() - t0)
+        cp.append(time.process_time() - c0)
     assert out.shape == (n,)
-    tps = []
     for _ in range(3):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         q.predict(archs, return_std=True)
         tps.append(time.perf_counter() - t0)
+        cps.append(time.process_time() - c0)
     return {"load_avg_1min": os.getloadavg()[0], "cpus": os.cpu_count(),
             "adapt_s": float(np.median(ts)), "predict_s": float(np.median(tp)),
-            "predict_std_s": float(np.median(tps)), "n": n}
+            "predict_std_s": float(np.median(tps)), "predict_cpu_s": float(np.median(cp)),
+            "predict_std_cpu_s": float(np.median(cps)), "n": n}
 
 
 def fmt(vals: list[float], digits: int = 3) -> str:
@@ -151,7 +153,10 @@ def report(space: str, out: dict, tm: dict, seeds: list[int]) -> str:
     lines += ["LatencyPredictor settings for this space (`predictors._model.SPACE_DEFAULTS`, chosen on the "
               f"meta-valid devices): closed-form head features `{params['gp_features']}` "
               "(`h`: last hidden layer; `hc`: plus standardised log-MACs and log-params), "
-              f"share of synthetic mixture devices per meta-training batch {params['mix_devices']}.", ""]
+              f"share of synthetic mixture devices per meta-training batch {params['mix_devices']}, "
+              f"device-mixture basis in the head {'on' if params['device_basis'] else 'off'} (per meta-train "
+              "device a ridge model of its log-latency, linear in the architecture features; prior scale "
+              "chosen per device by the ten samples' marginal likelihood).", ""]
     help_row = HELP_ROW.get(space, {})
     for metric, title, digits in (("spearman", "Spearman ρ", 3), ("kendall", "Kendall τ", 3),
                                   ("mape", "MAPE (%)", 1), ("within10", "within ±10% (%)", 1)):
@@ -175,15 +180,36 @@ def report(space: str, out: dict, tm: dict, seeds: list[int]) -> str:
                   "Mean share within ±10% on them: " + "; ".join(
                       f"{m} {np.mean([np.mean([r['within10'] for r in res[m][d]]) for d in fine]):.1f}%"
                       for m in res) + ".", ""]
-    lines += ["## Time (shipped predictor, this machine)", "",
-              f"Machine: {tm['cpus']} CPU cores shared with other jobs; 1-minute load average "
-              f"{tm['load_avg_1min']:.1f} when timed (a load above the core count slows these figures).", "",
-              f"- adapt to a device from 10 samples: {tm['adapt_s'] * 1000:.1f} ms (median of 5)",
-              f"- predict {tm['n']:,} architectures (from their arch values, encoding included): "
-              f"{tm['predict_s']:.3f} s; with return_std: {tm['predict_std_s']:.3f} s (median of 3)",
-              "- meta-training time per seed: " + ", ".join(
-                  f"{m} {out['times'][m]['fit_s']:.0f} s" for m in res), ""]
+    lines += timing_lines(tm) + ["- meta-training time per seed: " + ", ".join(
+        f"{m} {out['times'][m]['fit_s']:.0f} s" for m in res), ""]
     return "\n".join(lines)
+
+
+def timing_lines(tm: dict) -> list[str]:
+    """The report's timing section (without the meta-training times)."""
+    return ["## Time (shipped predictor, this machine)", "",
+            f"Machine: {tm['cpus']} CPU cores shared with other jobs; 1-minute load average "
+            f"{tm['load_avg_1min']:.1f} when timed (a load above the core count slows these figures); "
+            f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}.", "",
+            f"- adapt to a device from 10 samples: {tm['adapt_s'] * 1000:.1f} ms (median of 5)",
+            f"- predict {tm['n']:,} architectures (from their arch values, encoding included): "
+            f"{tm['predict_s']:.3f} s; with return_std: {tm['predict_std_s']:.3f} s (median of 3, wall clock; "
+            f"process CPU time {tm.get('predict_cpu_s', float('nan')):.3f} s and "
+            f"{tm.get('predict_std_cpu_s', float('nan')):.3f} s)"]
+
+
+def retime(space: str) -> None:
+    """Re-measure the timing section of an existing report; the accuracy tables are kept."""
+    path = RESULTS / f"predictor_{space}.md"
+    text = path.read_text()
+    head, tail = text.split("## Time (shipped predictor, this machine)", 1)
+    train = [ln for ln in tail.splitlines() if ln.startswith("- meta-training time per seed")]
+    tm = timing(space)
+    print(f"  timing: {tm}", flush=True)
+    note = (f"Timing re-measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} (`--retime`) with the "
+            "current inference code; the accuracy tables above are from the run named at the top (the code "
+            "changes since then do not change this space's predictions beyond float rounding).")
+    path.write_text(head + "\n".join(timing_lines(tm) + train + ["", note, ""]))
 
 
 def main() -> None:
@@ -195,11 +221,17 @@ def main() -> None:
     ap.add_argument("--json", help="also dump raw results to this file ({space} is replaced)")
     ap.add_argument("--merge", help="raw results (--json of an earlier run, {space} replaced) whose "
                     "methods not rerun now are added to the report")
+    ap.add_argument("--retime", action="store_true",
+                    help="only re-measure the timing section of the existing reports")
     ap.add_argument("--report-only", metavar="JSON",
                     help="rewrite the report from raw results ({space} replaced) without rerunning "
                          "(timings are measured again)")
     args = ap.parse_args()
     seeds = list(range(args.seeds))
+    if args.retime:
+        for space in args.space or list(predictors.SPACES):
+            retime(space)
+        return
     if args.report_only:
         for space in args.space or list(predictors.SPACES):
             out = json.loads(Path(args.report_only.format(space=space)).read_text())

@@ -18,10 +18,11 @@ from ._errors import ArtefactError, UnknownSpaceError
 __all__ = ["save_predictor", "load_file", "load", "list_pretrained", "FORMAT", "FORMAT_VERSION"]
 
 FORMAT = "hw-nas/latency-predictor"
-FORMAT_VERSION = 2
-# Version 2 (gp_features "hc"): arrays "cost_mean"/"cost_std" and member key "log_sc". Version-1
-# files (no such entries) are read unchanged; a version-1 reader refuses version-2 files. Files
-# without cost features are still written as version 1.
+FORMAT_VERSION = 3
+# Version 2 (gp_features "hc"): arrays "cost_mean"/"cost_std" and member key "log_sc". Version 3
+# (device_basis): arrays "basis_w"/"basis_b" and the parameter "device_basis". Older files (no
+# such entries) are read unchanged (device_basis off); an older reader refuses newer files. A
+# file is written with the oldest version that holds its entries.
 _META = "__meta__"
 
 
@@ -43,7 +44,7 @@ def save_predictor(pred: Any, path: str | os.PathLike[str]) -> str:
     meta: dict[str, Any] = {
         "format": FORMAT,
         # the oldest version that holds everything written, so older readers keep working
-        "format_version": FORMAT_VERSION if hasattr(pred, "cost_mean_") else 1,
+        "format_version": 3 if getattr(pred, "device_basis", False) else 2 if hasattr(pred, "cost_mean_") else 1,
         "written_by": f"hw-nas {_package_version()}",
         "kind": type(pred).__name__,
         "space": pred.space,
@@ -61,6 +62,10 @@ def save_predictor(pred: Any, path: str | os.PathLike[str]) -> str:
     if hasattr(pred, "cost_mean_"):
         arrays["cost_mean"] = np.asarray(pred.cost_mean_)
         arrays["cost_std"] = np.asarray(pred.cost_std_)
+    if getattr(pred, "device_basis", False):
+        arrays["basis_w"] = np.asarray(pred.basis_w_)
+        arrays["basis_b"] = np.asarray(pred.basis_b_)
+        meta["basis_devices"] = list(pred.basis_devices_)
     for m, member in enumerate(pred.members_):
         for k, v in member.items():
             arrays[f"m{m}/{k}"] = np.asarray(v)
@@ -116,13 +121,19 @@ def load_file(path: str | os.PathLike[str]) -> Any:
     if meta.get("kind") != "LatencyPredictor":
         raise ArtefactError(f"{path!r} holds a {meta.get('kind')!r}, which this version cannot load")
     try:
-        pred = LatencyPredictor(**meta["params"])
+        params = dict(meta["params"])
+        params.setdefault("device_basis", False)  # files before version 3 have no device basis
+        pred = LatencyPredictor(**params)
         pred.x_mean_ = arrays["x_mean"]
         pred.x_std_ = arrays["x_std"]
         pred.std_scale_ = float(arrays["std_scale"][0]) if "std_scale" in arrays else 1.0
         if pred.gp_features == "hc":
             pred.cost_mean_ = arrays["cost_mean"]
             pred.cost_std_ = arrays["cost_std"]
+        if pred.device_basis:
+            pred.basis_w_ = arrays["basis_w"]
+            pred.basis_b_ = arrays["basis_b"]
+            pred.basis_devices_ = meta.get("basis_devices", [])
         pred.members_ = [{k: arrays[f"m{m}/{k}"] for k in meta["member_keys"]}
                          for m in range(meta["n_members"])]
         space = get_space(pred.space)

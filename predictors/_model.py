@@ -22,10 +22,13 @@ _EPS_MS = 1e-3
 # see predictors/README.md). Saved files store the resolved values, so changing a default here
 # never changes how an existing file is read.
 SPACE_DEFAULTS: dict[str, dict[str, Any]] = {
-    "nasbench201": {"gp_features": "h", "mix_devices": 0.25},
-    "fbnet": {"gp_features": "hc", "mix_devices": 0.25},
-    "ofa_mbv3": {"gp_features": "h", "mix_devices": 0.5},
+    "nasbench201": {"gp_features": "h", "mix_devices": 0.25, "device_basis": False},
+    "fbnet": {"gp_features": "hc", "mix_devices": 0.25, "device_basis": False},
+    "ofa_mbv3": {"gp_features": "h", "mix_devices": 0.5, "device_basis": True},
 }
+# Prior scales of the device basis tried at adaptation; the one with the highest marginal
+# likelihood of the samples (summed over the ensemble members) is used (0 = no basis).
+BASIS_SCALES: tuple[float, ...] = (0.0, 0.3, 1.0, 3.0, 10.0)
 
 
 def check_samples(latencies_ms: Sequence[float] | np.ndarray, n_archs: int) -> np.ndarray:
@@ -108,6 +111,12 @@ class LatencyPredictor:
             (hidden layer and the standardised log-MACs and log-parameters, with a learned prior
             scale, so ten samples can fit a slope on the analytic cost). None: the space's default
             (``SPACE_DEFAULTS``).
+        device_basis: add a "device mixture" basis to the closed-form head: for each meta-train
+            device, a ridge-regression model of its log-latency that is linear in the
+            architecture features (fitted at meta-training), standardised on the references; the
+            new device's residuals are regressed on them with a Gaussian prior whose scale is
+            chosen at adaptation by the samples' marginal likelihood (``BASIS_SCALES``, 0 = off).
+            None: the space's default (``SPACE_DEFAULTS``).
         use_level: feed the mean log-latency of the references (the device's absolute speed) to
             the network; when False the prediction is exactly proportional to the samples' scale.
         train_rows: meta-train devices' rows used: "pool" (HELP's train pool) or "all" (all rows
@@ -133,6 +142,7 @@ class LatencyPredictor:
         adapt_head: str = "gp",
         linear_rank: int = 0,
         gp_features: str | None = None,
+        device_basis: bool | None = None,
         use_level: bool = True,
         train_rows: str = "all",
         seed: int = 0,
@@ -158,6 +168,9 @@ class LatencyPredictor:
         if gp_features not in ("h", "hx", "hc"):
             raise ValueError(f"gp_features must be 'h', 'hx' or 'hc', got {gp_features!r}")
         self.gp_features = gp_features
+        if device_basis is None:
+            device_basis = SPACE_DEFAULTS.get(space, {}).get("device_basis", False)
+        self.device_basis = bool(device_basis)
         self.use_level = use_level
         self.train_rows = train_rows
         self.seed = seed
@@ -168,7 +181,7 @@ class LatencyPredictor:
         """Constructor hyperparameters."""
         keys = ("space", "hidden", "n_layers", "n_members", "n_steps", "batch_devices", "n_query",
                 "lr", "weight_decay", "mix_devices", "mix_space", "adapt_head", "linear_rank",
-                "gp_features", "use_level", "train_rows", "seed")
+                "gp_features", "device_basis", "use_level", "train_rows", "seed")
         return {k: getattr(self, k) for k in keys}
 
     @property
@@ -176,13 +189,41 @@ class LatencyPredictor:
         """Whether :meth:`adapt` has given this predictor a device."""
         return hasattr(self, "support_y_")
 
-    def _features(self, archs: Sequence[Any] | np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """(standardised features, standardised cost features or None)."""
+    def _features(self, archs: Sequence[Any] | np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """(standardised features, standardised cost features or None, device basis or None)."""
         if isinstance(archs, np.ndarray) and archs.dtype.kind == "f" and archs.ndim == 2:
             x = archs  # already encoded
         else:
             x = get_space(self.space).encode_many(list(archs))
-        return ((x - self.x_mean_) / self.x_std_).astype(np.float32), self._cost(x)
+        return ((x - self.x_mean_) / self.x_std_).astype(np.float32), self._cost(x), self._basis(x)
+
+    def _basis(self, x_raw: np.ndarray) -> np.ndarray | None:
+        """Device-mixture basis (N, K) of raw features (see ``device_basis``), or None."""
+        if not self.device_basis:
+            return None
+        return x_raw.astype(np.float64) @ self.basis_w_ + self.basis_b_
+
+    def fit_device_basis(self, table: LatencyTable, devices: Sequence[str], ridge: float = 1e-2
+                         ) -> LatencyPredictor:
+        """Fit the device basis: per device, ridge regression of its log-latency on the
+        standardised features (rows of ``train_rows`` and the references), folded to act on raw
+        features and scaled to zero mean and unit std on the reference architectures."""
+        from ._train import train_rows
+
+        x = table.features()
+        rows = np.union1d(train_rows(table, self.train_rows), table.ref_index)
+        a = np.concatenate([(x[rows] - self.x_mean_) / self.x_std_, np.ones((len(rows), 1))], 1)
+        tgt = np.log(np.maximum(np.stack([table.device(d)[rows] for d in devices], 1), _EPS_MS))
+        coef = np.linalg.solve(a.T @ a + ridge * np.eye(a.shape[1]), a.T @ tgt)  # (D + 1, K)
+        w = coef[:-1] / self.x_std_[:, None]
+        b = coef[-1] - (self.x_mean_ / self.x_std_) @ coef[:-1]
+        on_refs = x[table.ref_index] @ w + b
+        mu, sd = on_refs.mean(0), np.maximum(on_refs.std(0), 1e-6)
+        self.basis_w_ = w / sd
+        self.basis_b_ = (b - mu) / sd
+        self.basis_devices_ = list(devices)
+        return self
 
     def _cost(self, x_raw: np.ndarray) -> np.ndarray | None:
         """Standardised (log-MACs, log-params) (N, 2) of raw features, or None if not used."""
@@ -226,6 +267,8 @@ class LatencyPredictor:
             lc = np.log(np.maximum(flops_params(self.space, x_all[pool]), 1e-6))
             self.cost_mean_ = lc.mean(0)
             self.cost_std_ = np.maximum(lc.std(0), 1e-6)
+        if self.device_basis:
+            self.fit_device_basis(table, devices)
         self.ref_archs_ = list(table.ref_archs)
         self.ref_index_ = np.asarray(table.ref_index)
         self.meta_train_devices_ = devices
@@ -278,8 +321,10 @@ class LatencyPredictor:
         return a
 
     def _base(self, member: dict[str, np.ndarray], x: np.ndarray, emb: np.ndarray,
-              cost: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(z0 (N,), phi (N, P)) of one member: the mean and the features of the closed-form head."""
+              cost: np.ndarray | None = None, basis: np.ndarray | None = None
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """(z0 (N,), phi (N, P)) of one member: the mean and the features of the closed-form head
+        (``basis``: the device basis already multiplied by its prior scale)."""
         h = self._hidden(member, x, emb)
         z = h @ member["w_out"] + member["b_out"][0]
         parts = [h * np.float32(1 / np.sqrt(h.shape[1]))]
@@ -292,20 +337,28 @@ class LatencyPredictor:
             parts.append(x * np.float32(np.exp(member["log_sx"][0]) / np.sqrt(x.shape[1])))
         if self.gp_features == "hc":
             parts.append(cost * np.float32(np.exp(member["log_sc"][0]) / np.sqrt(cost.shape[1])))
+        if basis is not None:
+            parts.append(basis.astype(np.float32))
         parts.append(np.ones((h.shape[0], 1), np.float32))
         return z, np.concatenate(parts, 1)
 
-    def _member_support_state(self, member: dict[str, np.ndarray], emb: np.ndarray,
-                              xs: np.ndarray, cs: np.ndarray | None, zs: np.ndarray) -> dict[str, np.ndarray]:
-        z0, phi = self._base(member, xs, emb, cs)
+    def _member_support_state(self, member: dict[str, np.ndarray], emb: np.ndarray, xs: np.ndarray,
+                              cs: np.ndarray | None, zs: np.ndarray, bs: np.ndarray | None = None
+                              ) -> tuple[dict[str, np.ndarray], float]:
+        """(closed-form head state, log marginal likelihood of the samples) of one member."""
+        z0, phi = self._base(member, xs, emb, cs, bs)
         z0 = z0.astype(np.float64)
         phi = phi.astype(np.float64)
         state: dict[str, np.ndarray] = {}
+        log_ev = 0.0
         if self.adapt_head == "gp":
             sw2 = float(np.exp(2 * member["log_sw"][0]))
             sn2 = float(np.exp(2 * member["log_sn"][0]))
             k = sw2 * phi @ phi.T + sn2 * np.eye(phi.shape[0])
             kinv = np.linalg.inv(k)
+            r = zs - z0
+            log_ev = float(-0.5 * r @ kinv @ r - 0.5 * np.linalg.slogdet(k)[1]
+                           - 0.5 * len(r) * np.log(2 * np.pi))
             # GP with kernel sw2 * phi.phi' + noise: mean correction sw2 k_q' alpha,
             # variance sw2 |phi_q|^2 - sw2^2 k_q' Kinv k_q + sn2, with k_q = phi_s phi_q
             state["phi_s"] = phi.astype(np.float32)
@@ -313,7 +366,7 @@ class LatencyPredictor:
             state["kinv"] = (sw2 * sw2 * kinv).astype(np.float32)
             state["sw2"] = np.asarray(sw2)
             state["sn2"] = np.asarray(sn2)
-        return state
+        return state, log_ev
 
     def adapt(self, archs: Sequence[Any], latencies_ms: Sequence[float] | np.ndarray) -> LatencyPredictor:
         """A new predictor adapted to a device from its measured samples; ``self`` is unchanged.
@@ -352,9 +405,17 @@ class LatencyPredictor:
         new.sd_ = float(sd)
         new.support_archs_ = archs
         new.support_y_ = y
-        xs, cs = self._features(archs)
+        xs, cs, bs = self._features(archs)
         zs = (np.log(np.maximum(y, _EPS_MS)) - mu) / sd
-        new.support_state_ = [self._member_support_state(m, emb, xs, cs, zs) for m in self.members_]
+        best: tuple[float, float, list[dict[str, np.ndarray]]] | None = None
+        for scale in (BASIS_SCALES if bs is not None else (0.0,)):
+            bsc = None if bs is None else bs * (scale / np.sqrt(bs.shape[1]))
+            out = [self._member_support_state(m, emb, xs, cs, zs, bsc) for m in self.members_]
+            ev = float(sum(e for _, e in out))
+            if best is None or ev > best[0]:
+                best = (ev, scale, [st for st, _ in out])
+        assert best is not None
+        new.log_evidence_, new.basis_scale_, new.support_state_ = best
         return new
 
     def _encode_unique(self, archs: Sequence[Any] | np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -367,39 +428,79 @@ class LatencyPredictor:
             if len(codes) > 2000:
                 uniq, inv = np.unique(codes, return_inverse=True)
                 return _nb201_table()[uniq], inv
-        return get_space(self.space).encode_many(list(archs)), None
+        return self._encode_raw(archs), None
 
     def _folded(self) -> tuple[np.ndarray, list[np.ndarray]]:
-        """First-layer weights of all members with the feature standardisation folded in."""
+        """First-layer weights of all members with the feature standardisation folded in, and
+        the device basis' weights as extra columns (one matmul gives both)."""
         cache = self.__dict__.get("_fold_cache")
         if cache is None:
             inv_std = 1.0 / self.x_std_
             ws = [(m["W0x"] * inv_std[:, None]).astype(np.float32) for m in self.members_]
             bs = [(m["b0"] - (self.x_mean_ * inv_std) @ m["W0x"]).astype(np.float32) for m in self.members_]
+            if self.device_basis:
+                ws.append(self.basis_w_.astype(np.float32))
+                bs.append(self.basis_b_.astype(np.float32))
             cache = (np.concatenate(ws, 1), bs)
             self.__dict__["_fold_cache"] = cache
         return cache
 
-    def _folded_heads(self) -> list[tuple[np.ndarray, np.float32, np.ndarray]]:
-        """Per member (w_eff, b_eff, c_eff): the output layer with the adapted closed-form mean
-        correction ``phi . phi_s' alpha`` folded in (mean predictions need no ``phi``)."""
+    def _folded_heads(self) -> list[dict[str, Any]]:
+        """Per member, the adapted closed-form head in the form the fast path uses.
+
+        ``phi = [h / sqrt(H), e * s_e, 1]`` with ``e`` the extra features (the standardised cost
+        features and the device basis, ``s_e`` their prior scales). ``w``/``b``/``c``: the output
+        layer with the closed-form mean correction ``phi . phi_s' alpha`` folded in (mean
+        predictions need no ``phi``); for the variance, ``ph`` (H, S) = the support features'
+        hidden part over ``sqrt(H)`` (``k_q`` from one matmul), ``pe`` (E, S) their extra part
+        times ``s_e``, ``p1`` (S,) their constant part, ``se2`` = ``s_e^2``, and ``kinv``,
+        ``sw2``, ``sn2``.
+        """
         cache = self.__dict__.get("_head_cache")
         if cache is None:
             cache = []
             hid = self.hidden
             for member, st in zip(self.members_, self.support_state_):
+                scales = []
+                if self.gp_features == "hc":
+                    scales += [float(np.exp(member["log_sc"][0])) / np.sqrt(2)] * 2
+                if self.device_basis:
+                    k = self.basis_w_.shape[1]
+                    scales += [getattr(self, "basis_scale_", 0.0) / np.sqrt(k)] * k
+                se = np.asarray(scales, dtype=np.float64)
                 w = member["w_out"].astype(np.float64)
                 b = float(member["b_out"][0])
-                c = np.zeros(2)
+                c = np.zeros(len(se))
+                head: dict[str, Any] = {}
                 if st:
-                    v = st["phi_s"].astype(np.float64).T @ st["alpha"].astype(np.float64)
+                    phi_s = st["phi_s"].astype(np.float64)
+                    v = phi_s.T @ st["alpha"].astype(np.float64)
                     w = w + v[:hid] / np.sqrt(hid)
                     b += float(v[-1])
-                    if self.gp_features == "hc":
-                        c = v[hid:hid + 2] * float(np.exp(member["log_sc"][0])) / np.sqrt(2)
-                cache.append((w.astype(np.float32), np.float32(b), c.astype(np.float32)))
+                    c = v[hid:hid + len(se)] * se
+                    head.update(ph=(phi_s[:, :hid].T / np.sqrt(hid)).astype(np.float32),
+                                pe=phi_s[:, hid:hid + len(se)].T * se[:, None], p1=phi_s[:, -1],
+                                se2=se * se, kinv=self._kinv64(member, phi_s), sw2=float(st["sw2"]),
+                                sn2=float(st["sn2"]))
+                head.update(w=w.astype(np.float32), b=np.float32(b), c=c)
+                cache.append(head)
             self.__dict__["_head_cache"] = cache
         return cache
+
+    @staticmethod
+    def _kinv64(member: dict[str, np.ndarray], phi_s: np.ndarray) -> np.ndarray:
+        """``sw2^2 K^-1`` of the support kernel in float64 (the stored state is float32)."""
+        sw2 = float(np.exp(2 * member["log_sw"][0]))
+        sn2 = float(np.exp(2 * member["log_sn"][0]))
+        k = sw2 * phi_s @ phi_s.T + sn2 * np.eye(phi_s.shape[0])
+        return sw2 * sw2 * np.linalg.inv(k)
+
+    def _encode_raw(self, archs: Sequence[Any]) -> np.ndarray:
+        """Raw features of ``archs`` for prediction (float32 where the space can give it)."""
+        space = get_space(self.space)
+        if self.space == "ofa_mbv3":
+            return space.encode_many(list(archs), dtype=np.float32)  # type: ignore[call-arg]
+        return space.encode_many(list(archs))
 
     def predict_z(self, archs: Sequence[Any] | np.ndarray, return_var: bool = True
                   ) -> tuple[np.ndarray, np.ndarray]:
@@ -413,50 +514,61 @@ class LatencyPredictor:
         n_m = len(self.members_)
         means = np.empty((n_m, n))
         variances = np.zeros((n_m, n))
-        chunk = 8192
-        fast = self.gp_features in ("h", "hc") and not self.linear_rank
-        if fast:
+        chunk = 4096
+        n_m_hid = n_m * self.hidden
+        if self.gp_features in ("h", "hc") and not self.linear_rank:
             w_all, b_all = self._folded()
             emb = self.embedding_.astype(np.float32)
             hid = self.hidden
             bias0 = [b_all[i] + emb @ m["W0e"] for i, m in enumerate(self.members_)]
             heads = self._folded_heads()
-        for lo in range(0, n, chunk):
-            xc = x[lo:lo + chunk]
-            cc = self._cost(xc)
-            if fast:
+            for lo in range(0, n, chunk):
+                xc = x[lo:lo + chunk]
                 pre = xc.astype(np.float32, copy=False) @ w_all
-            else:
-                xs = ((xc - self.x_mean_) / self.x_std_).astype(np.float32)
-            for i, (member, st) in enumerate(zip(self.members_, self.support_state_)):
-                if fast:
-                    a = _relu(pre[:, i * hid:(i + 1) * hid] + bias0[i])
+                extra = []  # the head's extra features, before their prior scales
+                cc = self._cost(xc)
+                if cc is not None:
+                    extra.append(cc.astype(np.float64))
+                if self.device_basis:
+                    extra.append(pre[:, n_m_hid:].astype(np.float64) + self.basis_b_)
+                ex = np.concatenate(extra, 1) if extra else None
+                for i, (member, hd) in enumerate(zip(self.members_, heads)):
+                    a = _relu(np.add(pre[:, i * hid:(i + 1) * hid], bias0[i]))
                     for k in range(1, self.n_layers + 1):
                         a = _relu(a @ member[f"W{k}"] + member[f"b{k}"])
-                    if not return_var:
-                        # mean only: the closed-form correction is folded into the output layer
-                        w_eff, b_eff, c_eff = heads[i]
-                        z = a @ w_eff + b_eff
-                        if cc is not None:
-                            z += cc @ c_eff
-                        means[i, lo:lo + chunk] = z
-                        continue
-                    z = a @ member["w_out"] + member["b_out"][0]
-                    parts = [a * np.float32(1 / np.sqrt(hid))]
-                    if cc is not None:
-                        parts.append(cc * np.float32(np.exp(member["log_sc"][0]) / np.sqrt(cc.shape[1])))
-                    parts.append(np.ones((a.shape[0], 1), np.float32))
-                    phi = np.concatenate(parts, 1)
-                else:
-                    z, phi = self._base(member, xs, self.embedding_, cc)
-                if st:
-                    kq = phi @ st["phi_s"].T
-                    z = z + kq @ st["alpha"]
-                    if return_var:
-                        var = (st["sw2"] * np.einsum("ij,ij->i", phi, phi)
-                               - np.einsum("ij,ij->i", kq @ st["kinv"], kq) + st["sn2"])
+                    z = (a @ hd["w"]).astype(np.float64) + float(hd["b"])
+                    if ex is not None:
+                        z += ex @ hd["c"]
+                    means[i, lo:lo + chunk] = z
+                    if return_var and "ph" in hd:
+                        # k_q = phi_q phi_s', |phi_q|^2 = |a|^2 / H + |e s_e|^2 + 1; float64 from
+                        # here (the variance is a small difference of two terms)
+                        kq = (a @ hd["ph"]).astype(np.float64) + hd["p1"]
+                        sq = np.einsum("ij,ij->i", a, a, dtype=np.float64) / hid + 1
+                        if ex is not None:
+                            kq += ex @ hd["pe"]
+                            sq += (ex * ex) @ hd["se2"]
+                        var = hd["sw2"] * sq - np.einsum("ij,ij->i", kq @ hd["kinv"], kq) + hd["sn2"]
                         variances[i, lo:lo + chunk] = np.maximum(var, 0)
-                means[i, lo:lo + chunk] = z
+        else:
+            scale = getattr(self, "basis_scale_", 0.0)
+            for lo in range(0, n, chunk):
+                xc = x[lo:lo + chunk]
+                cc = self._cost(xc)
+                bc = self._basis(xc)
+                if bc is not None:
+                    bc = bc * (scale / np.sqrt(bc.shape[1]))
+                xs = ((xc - self.x_mean_) / self.x_std_).astype(np.float32)
+                for i, (member, st) in enumerate(zip(self.members_, self.support_state_)):
+                    z, phi = self._base(member, xs, self.embedding_, cc, bc)
+                    if st:
+                        kq = phi @ st["phi_s"].T
+                        z = z + kq @ st["alpha"]
+                        if return_var:
+                            var = (st["sw2"] * np.einsum("ij,ij->i", phi, phi)
+                                   - np.einsum("ij,ij->i", kq @ st["kinv"], kq) + st["sn2"])
+                            variances[i, lo:lo + chunk] = np.maximum(var, 0)
+                    means[i, lo:lo + chunk] = z
         if inv is not None:
             means, variances = means[:, inv], variances[:, inv]
         return means, variances

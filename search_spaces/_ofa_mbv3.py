@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import chain
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -40,6 +42,17 @@ def _layer_geometry() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 
 
 _CIN, _COUT, _DIN, _DOUT = _layer_geometry()
+_N_FEAT = 60 + 60 + 25 + 15 + 2 + 20 + 5
+
+
+def _code(allowed: tuple[int, ...]) -> np.ndarray:
+    """Lookup table value -> position in ``allowed`` (validated values only)."""
+    lut = np.zeros(max(allowed) + 1, dtype=np.int64)
+    lut[list(allowed)] = np.arange(len(allowed))
+    return lut
+
+
+_KS_CODE, _ES_CODE, _DS_CODE, _RS_CODE = _code(_KS), _code(_ES), _code(_DS), _code(_RS)
 
 
 def _member(values: np.ndarray, allowed: tuple[int, ...]) -> np.ndarray:
@@ -120,23 +133,30 @@ class OFAMobileNetV3Space(SearchSpace):
         return f"ks={j(map(str, a['ks']))} e={j(map(str, a['e']))} d={j(map(str, a['d']))} r={a['r']}"
 
     def arrays(self, archs: list[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(ks (N,20), e (N,20), d (N,5), r (N,)) of many architectures, validated."""
+        """(ks (N,20), e (N,20), d (N,5), r (N,)) of many architectures, validated.
+
+        Dicts of integer sequences take a vectorised path (one ``bytes`` buffer per key, no
+        per-architecture array); anything else (floats, strings, other types, out-of-range
+        values) is parsed one by one, with its precise messages.
+        """
         archs = list(archs)
         n = len(archs)
         if n == 0:
             z = np.zeros((0, _N_LAYERS), np.int64)
             return z, z.copy(), np.zeros((0, 5), np.int64), np.zeros(0, np.int64)
         try:
-            if not all(type(a) is dict for a in archs):
+            if not all(type(a) is dict and len(a) == 4 for a in archs):
                 raise ValueError
-            ks = np.array([a["ks"] for a in archs], dtype=np.int64)
-            e = np.array([a["e"] for a in archs], dtype=np.int64)
-            d = np.array([a["d"] for a in archs], dtype=np.int64)
-            r = np.array([a["r"] for a in archs], dtype=np.int64)
-            ok = (ks.shape == (n, _N_LAYERS) and e.shape == (n, _N_LAYERS) and d.shape == (n, 5)
-                  and r.shape == (n,) and all(len(a) == 4 for a in archs))
-            if not ok:
-                raise ValueError
+            cols = []
+            for key, width in (("ks", _N_LAYERS), ("e", _N_LAYERS), ("d", 5)):
+                lists = list(map(itemgetter(key), archs))
+                if not all(len(v) == width for v in lists):
+                    raise ValueError
+                # bytes() takes integers 0-255 only (a float or a string raises TypeError)
+                flat = np.frombuffer(bytes(chain.from_iterable(lists)), dtype=np.uint8)
+                cols.append(flat.reshape(n, width).astype(np.int64))
+            cols.append(np.frombuffer(bytes(map(itemgetter("r"), archs)), dtype=np.uint8).astype(np.int64))
+            ks, e, d, r = cols
             valid = (_member(ks, _KS).all(1) & _member(e, _ES).all(1) & _member(d, _DS).all(1)
                      & _member(r, _RS))
             if not valid.all():
@@ -151,36 +171,52 @@ class OFAMobileNetV3Space(SearchSpace):
         """Feature vector: see :meth:`features`."""
         return self.encode_many([arch])[0]
 
-    def encode_many(self, archs: list[Any]) -> np.ndarray:
-        """Feature matrix of many architectures."""
-        return self.features(*self.arrays(archs))
+    def encode_many(self, archs: list[Any], dtype: type = np.float64) -> np.ndarray:
+        """Feature matrix of many architectures (``dtype``: float64, or float32 for speed; the
+        float32 matrix equals the float64 one rounded to float32)."""
+        return self.features(*self.arrays(archs), dtype=dtype)
 
     @staticmethod
-    def features(ks: np.ndarray, e: np.ndarray, d: np.ndarray, r: np.ndarray) -> np.ndarray:
+    def features(ks: np.ndarray, e: np.ndarray, d: np.ndarray, r: np.ndarray,
+                 dtype: type = np.float64) -> np.ndarray:
         """Features: HELP's masked one-hot ks (60) and e (60) and one-hot r (25), one-hot depth
         per stage (15), r/224 and its square, per-layer MACs (20, zero when inactive), total MACs,
         its log, total block params, number of active layers, 1.
+
+        Written column block by column block into one preallocated ``dtype`` matrix; the numeric
+        columns are computed in float64 and rounded once.
         """
         n = ks.shape[0]
+        out = np.zeros((n, _N_FEAT), dtype=dtype)
+        rows = np.arange(n)[:, None]
         active = (np.arange(4)[None, None, :] < d[:, :, None]).reshape(n, _N_LAYERS)
-        ks_oh = (ks[:, :, None] == np.array(_KS)[None, None, :]) & active[:, :, None]
-        e_oh = (e[:, :, None] == np.array(_ES)[None, None, :]) & active[:, :, None]
-        d_oh = d[:, :, None] == np.array(_DS)[None, None, :]
-        r_oh = r[:, None] == np.array(_RS)[None, :]
-        rr = r.astype(float)[:, None]
+        layer = np.arange(_N_LAYERS)[None, :]
+        # one-hots by scatter: masked ks (cols 0-59) and e (60-119) of active layers only
+        ks_col = np.where(active, layer * 3 + _KS_CODE[ks], -1)
+        e_col = np.where(active, 60 + layer * 3 + _ES_CODE[e], -1)
+        for cols in (ks_col, e_col):
+            rr_i, cc_i = np.nonzero(cols >= 0)
+            out[rr_i, cols[rr_i, cc_i]] = 1
+        out[rows[:, 0], 120 + _RS_CODE[r]] = 1  # one-hot r (120-144)
+        out[rows, 145 + np.arange(5)[None, :] * 3 + _DS_CODE[d]] = 1  # one-hot depth (145-159)
+        rr = r.astype(np.float64)[:, None]
+        out[:, 160] = rr[:, 0] / 224
+        out[:, 161] = (rr[:, 0] / 224) ** 2
         mid = _CIN[None, :] * e
         hin = (rr / _DIN[None, :]) ** 2
         hout = np.ceil(rr / _DOUT[None, :]) ** 2
         macs = (hin * _CIN * mid + hout * mid * ks**2 + hout * mid * _COUT) * active / 1e6
+        out[:, 162:182] = macs
         params = (_CIN * mid + mid * ks**2 + mid * _COUT) * active / 1e6
         stem = (rr[:, 0] / 2) ** 2 * (3 * 16 * 9 + 16 * 9 + 16 * 16) / 1e6
         head = (np.ceil(rr[:, 0] / 32) ** 2) * (160 * 960) / 1e6 + 960 * 1280 / 1e6
         tot = macs.sum(1) + stem + head
-        return np.concatenate([
-            ks_oh.reshape(n, -1), e_oh.reshape(n, -1), r_oh, d_oh.reshape(n, -1),
-            rr / 224, (rr / 224) ** 2, macs,
-            np.stack([tot / 100, np.log(tot), params.sum(1), active.sum(1) / 20, np.ones(n)], 1),
-        ], 1).astype(np.float64)
+        out[:, 182] = tot / 100
+        out[:, 183] = np.log(tot)
+        out[:, 184] = params.sum(1)
+        out[:, 185] = active.sum(1) / 20
+        out[:, 186] = 1
+        return out
 
     def random_arch(self, rng: np.random.Generator) -> dict[str, Any]:
         """A uniformly drawn architecture."""

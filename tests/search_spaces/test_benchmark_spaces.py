@@ -106,3 +106,48 @@ def test_nb201_effective_ops() -> None:
     full = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
     y = space.encode(full)
     assert y[38] == 6 and y[40] == 1
+
+
+def _ofa_features_reference(arch: dict) -> np.ndarray:
+    """The OFA feature vector of one architecture, written out plainly (the encoding before it was
+    vectorised): masked one-hot ks/e, one-hot r and depth, r terms, per-layer MACs, totals."""
+    from search_spaces import _ofa_mbv3 as m
+
+    a = get_space("ofa_mbv3").parse(arch)
+    ks, e, d, r = np.array(a["ks"]), np.array(a["e"]), np.array(a["d"]), float(a["r"])
+    active = np.array([k < d[s] for s in range(5) for k in range(4)])
+    ks_oh = np.array([[ks[i] == v and active[i] for v in (3, 5, 7)] for i in range(20)], float)
+    e_oh = np.array([[e[i] == v and active[i] for v in (3, 4, 6)] for i in range(20)], float)
+    r_oh = np.array([r == v for v in range(128, 225, 4)], float)
+    d_oh = np.array([[d[s] == v for v in (2, 3, 4)] for s in range(5)], float)
+    mid = m._CIN * e
+    macs = ((r / m._DIN) ** 2 * m._CIN * mid + np.ceil(r / m._DOUT) ** 2 * mid * ks**2
+            + np.ceil(r / m._DOUT) ** 2 * mid * m._COUT) * active / 1e6
+    params = (m._CIN * mid + mid * ks**2 + mid * m._COUT) * active / 1e6
+    tot = macs.sum() + (r / 2) ** 2 * (3 * 16 * 9 + 16 * 9 + 16 * 16) / 1e6 \
+        + np.ceil(r / 32) ** 2 * 160 * 960 / 1e6 + 960 * 1280 / 1e6
+    return np.concatenate([ks_oh.ravel(), e_oh.ravel(), r_oh, d_oh.ravel(), [r / 224, (r / 224) ** 2], macs,
+                           [tot / 100, np.log(tot), params.sum(), active.sum() / 20, 1.0]])
+
+
+def test_ofa_vectorised_encoding_equals_per_arch() -> None:
+    space = get_space("ofa_mbv3")
+    rng = np.random.default_rng(7)
+    archs = [space.random_arch(rng) for _ in range(300)]
+    x = space.encode_many(archs)
+    assert x.dtype == np.float64
+    ref = np.stack([_ofa_features_reference(a) for a in archs])
+    np.testing.assert_allclose(x, ref, rtol=1e-12, atol=1e-12)
+    x32 = space.encode_many(archs, dtype=np.float32)
+    assert x32.dtype == np.float32 and np.array_equal(x32, x.astype(np.float32))
+    # other spellings of the same architectures (tuples, numpy integers, strings) take the
+    # per-architecture path and encode the same
+    other = [{"ks": tuple(a["ks"]), "e": np.array(a["e"]), "d": a["d"], "r": np.int64(a["r"])} for a in archs[:5]]
+    other.append(space.format(archs[5]))
+    np.testing.assert_array_equal(space.encode_many(other), x[:6])
+    # a float where an integer belongs is refused, as by parse (it was silently truncated before)
+    bad = dict(archs[0], ks=[3.7] + archs[0]["ks"][1:])
+    with pytest.raises(ArchitectureError, match="ks"):
+        space.encode_many([archs[1], bad])
+    with pytest.raises(ArchitectureError):
+        space.encode_many([archs[1], dict(archs[0], r=True)])
