@@ -57,6 +57,10 @@ def register(subparsers: Any) -> None:
                    "and 1.6 s per trial on a busy 2-core machine), proxy (training-free NASWOT score; the "
                    "default on phones, host-cpu and registered devices) or short-qat (validation accuracy after "
                    "a short quantisation-aware training from scratch)")
+    p.add_argument("--supernet-max-width", type=int,
+                   help="--accuracy supernet: widest channel count it covers and the search draws (default: "
+                   "the widest whose largest sub-network needs at most 25 M MACs per image: 32 at 28x28; "
+                   "training time grows about with the square of the width)")
     p.add_argument("--estimate", choices=["naswot", "short-qat"],
                    help="deprecated alias of --accuracy (naswot = proxy)")
     p.add_argument("--data-image-size", dest="image_size",
@@ -99,6 +103,12 @@ def _config(args: argparse.Namespace) -> Any:
             if val < 1:
                 raise InputError(f"invalid --{key.replace('_', '-')} {val}: it must be at least 1")
             opts[key] = val
+    if args.supernet_max_width is not None:
+        if accuracy not in ("supernet", "auto"):
+            raise InputError("--supernet-max-width applies to --accuracy supernet only")
+        if args.supernet_max_width < 1:
+            raise InputError(f"invalid --supernet-max-width {args.supernet_max_width}: it must be at least 1")
+        opts["max_width"] = args.supernet_max_width
     return SearchConfig(
         device=args.device, budget_bytes=budget, latency_ms=latency, trials=args.trials, seed=args.seed,
         name=args.name, runs_dir=args.runs_dir, data=args.data, estimator=accuracy.replace("-", "_"),

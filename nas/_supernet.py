@@ -175,7 +175,7 @@ def width_cap(space: Ai8xSpace, settings: SupernetSettings) -> tuple[int, str]:
         if not ok:
             raise InputError(f"supernet max_width {settings.max_width} is below the space's smallest width "
                              f"{space.widths[0]}")
-        return ok[-1], f"max_width {settings.max_width} given"
+        return ok[-1], f"widths capped at {ok[-1]}: max_width {settings.max_width} given"
     h0, w0 = _unit_dims(space)[0]
     best = space.widths[0]
     for w in space.widths:

@@ -4,6 +4,7 @@ import csv
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -163,6 +164,9 @@ def test_sigkill_loses_at_most_the_trial_in_flight(tmp_path) -> None:
         (["--device", "max78000", "--epochs", "2"], "short-qat"),
         (["--device", "max78000", "--data", "EMPTYDIR"], "no images"),
         (["--device", "max78000", "--data-image-size", "8x8"], "image folder"),
+        (["--device", "max78000", "--accuracy", "proxy", "--supernet-max-width", "48"], "--accuracy supernet only"),
+        (["--device", "max78000", "--supernet-max-width", "0"], "--supernet-max-width"),
+        (["--device", "max78000", "--supernet-max-width", "8"], "below the space's smallest width"),
         (["--device", "pixel3", "--space", "fbnet", "--accuracy", "supernet"], "ai8x space only"),
     ],
 )
@@ -261,3 +265,15 @@ def test_cli_image_folder(tmp_path, capsys) -> None:
     assert code == 0, cap.err
     assert "imgs: 18 train / 6 validation / 6 test, input 1x8x8, 3 classes" in cap.err
     assert cap.out.strip().endswith(f"{tmp_path / 'runs' / 'max78000-20KB-imgs-proxy'}/")
+
+
+def test_cli_supernet_max_width_limits_the_searched_widths(tmp_path, capsys) -> None:
+    rng = np.random.default_rng(0)
+    data = tmp_path / "tiny.npz"
+    np.savez(data, x=rng.integers(0, 256, (60, 8, 8), dtype=np.uint8), y=np.arange(60) % 3)
+    assert main(["search", "--device", "max78000", "--budget", "20KB", "--trials", "2", "--data", str(data),
+                 "--supernet-max-width", "20", "--runs-dir", str(tmp_path / "runs")]) == 0
+    assert "searched widths [16] (widths capped at 16: max_width 20 given)" in capsys.readouterr().err
+    payload = json.loads((tmp_path / "runs" / "max78000-20KB-tiny" / "pareto.json").read_text())
+    assert payload["settings"]["supernet"]["searched_widths"] == [16]
+    assert all(w == "16" for r in payload["pareto"] for w in re.findall(r"(\d+)k", r["arch"]))
