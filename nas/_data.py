@@ -56,6 +56,9 @@ class Dataset:
             [-1, 127/128] and int64 labels ``0..num_classes-1``.
         conv1d: the data are sequences ``[N, C, L, 1]`` (searched with Conv1d units).
         fingerprint: a short hash of the data, to recognise the same data when resuming.
+        class_names: the class of each label.
+        path: the user's ``.npz`` file or image folder (None for the built-in set); with
+            ``image_size`` (image folders), what :func:`load_dataset` needs to load it again.
     """
 
     name: str
@@ -70,6 +73,10 @@ class Dataset:
     conv1d: bool = False
     fingerprint: str = ""
     class_names: list[str] = field(default_factory=list)
+    path: str | None = None
+    """The user's file or image folder (None: built in), as given."""
+    image_size: list[int] | None = None
+    """Image folders: the ``[H, W]`` every image was resized to."""
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -94,7 +101,8 @@ class Dataset:
             "name": self.name, "source": self.source, "licence": self.licence,
             "input_shape": list(self.input_shape), "num_classes": self.num_classes,
             "train": len(self.y_train), "val": len(self.y_val), "test": len(self.y_test),
-            "conv1d": self.conv1d, "fingerprint": self.fingerprint,
+            "conv1d": self.conv1d, "fingerprint": self.fingerprint, "path": self.path,
+            "image_size": self.image_size,
         }
 
 
@@ -207,8 +215,10 @@ def load_npz(path: str | Path, seed: int = 0) -> Dataset:
         lo, hi = xf.min(), xf.max()
         x01 = (xf - lo) / (hi - lo) if hi > lo else np.zeros_like(xf)
     conv1d = x.shape[3] == 1 and x.shape[2] > 1
-    return _make(p.name, f"user file {p}", "as given by the user", to_vendor_range(x01), yi.astype(np.int64),
-                 seed, conv1d, [str(c) for c in classes])
+    d = _make(p.name, f"user file {p}", "as given by the user", to_vendor_range(x01), yi.astype(np.int64),
+              seed, conv1d, [str(c) for c in classes])
+    d.path = str(path)
+    return d
 
 
 def _parse_size(size: str | tuple[int, int] | list[int] | None) -> tuple[int, int] | None:
@@ -283,8 +293,10 @@ def load_image_folder(path: str | Path, seed: int = 0, image_size: str | tuple[i
     y = np.array([ci for _, ci in files], dtype=np.int64)
     _, yi = np.unique(y, return_inverse=True)
     names = [classes[c] for c in used]
-    return _make(root.name, f"user image folder {root} ({len(files)} images, {mode}, resized to {h}x{w})",
-                 "as given by the user", to_vendor_range(arr / 255.0), yi.astype(np.int64), seed, False, names)
+    d = _make(root.name, f"user image folder {root} ({len(files)} images, {mode}, resized to {h}x{w})",
+              "as given by the user", to_vendor_range(arr / 255.0), yi.astype(np.int64), seed, False, names)
+    d.path, d.image_size = str(path), [h, w]
+    return d
 
 
 def load_dataset(data: str | Path | None, seed: int = 0, image_size: str | tuple[int, int] | None = None) -> Dataset:

@@ -100,6 +100,10 @@ def test_image_folder_gray_rgb_and_sizes(tmp_path) -> None:
     assert np.array_equal(again.x_train, d.x_train) and again.fingerprint == d.fingerprint  # seeded split
     sized = load_dataset(root, image_size="8x8")
     assert sized.input_shape == (1, 8, 8)
+    info = sized.summary()
+    assert info["path"] == str(root) and info["image_size"] == [8, 8]
+    reloaded = load_dataset(info["path"], image_size=info["image_size"])  # what nas qat needs
+    assert reloaded.fingerprint == sized.fingerprint
     # one colour image makes the set RGB
     _png(root / "cat" / "color.png", rng.integers(0, 256, (10, 12, 3), dtype=np.uint8))
     rgb = load_dataset(root)
