@@ -278,9 +278,7 @@ def _make_module(space: Ai8xSpace) -> Any:
             self.fc_dims: dict[int, tuple[int, int]] = {}
             for n in range(space.min_units, space.max_units + 1):
                 h, w = dims[n - 1]
-                if not space.conv1d:
-                    pass
-                self.fc_dims[n] = (h, w)
+                self.fc_dims[n] = (h, w)  # the last unit's output size (stride 1, "same" padding)
                 lin = nn.Linear(wmax * h * w, space.num_classes)
                 self.weights[f"fc{n}_weight"] = nn.Parameter(lin.weight.detach().clone())
                 self.weights[f"fc{n}_bias"] = nn.Parameter(lin.bias.detach().clone())
