@@ -67,6 +67,8 @@ def main() -> int:
     ap.add_argument("--no-latency-limit", action="store_true", help="search at 400KB without ai85net5's latency")
     ap.add_argument("--accuracy", default=None, choices=["supernet", "proxy", "short-qat"],
                     help="the search's accuracy estimate (default: nas search's default)")
+    ap.add_argument("--bits", type=int, nargs="+", choices=[1, 2, 4, 8],
+                    help="restrict the searched weight bit widths (ai8x space option; default all of 1/2/4/8)")
     ap.add_argument("--also-proxy", action="store_true",
                     help="also search with --accuracy proxy (NASWOT) and QAT its winners, for comparison")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "qat_mnist5k.md"))
@@ -98,8 +100,11 @@ def main() -> int:
     sections: list[str] = []
     verdicts: list[str] = []
     for acc in [args.accuracy] + (["proxy"] if args.also_proxy and args.accuracy != "proxy" else []):
-        name = "bench-qat-400KB" + ("" if latency is None else "-ai85net5-latency") + (f"-{acc}" if acc else "")
-        extra = {} if acc is None else {"estimator": acc.replace("-", "_")}
+        name = "bench-qat-400KB" + ("" if latency is None else "-ai85net5-latency") + (f"-{acc}" if acc else "") \
+            + ("-bits" + "".join(map(str, args.bits)) if args.bits else "")
+        extra: dict = {} if acc is None else {"estimator": acc.replace("-", "_")}
+        if args.bits:
+            extra["space_options"] = {"bits": sorted(args.bits)}
         scfg = SearchConfig(device="max78000", budget_bytes=400_000, budget_text="400KB", latency_ms=latency,
                             trials=args.trials, seed=args.seed, runs_dir=Path(args.runs_dir), name=name, **extra)
         t0 = time.perf_counter()
@@ -130,7 +135,9 @@ def main() -> int:
             f"## Search with {label}: {res.metric}",
             "",
             "- `nas search --device max78000 --budget 400KB" + (f" --latency {latency:.5f}ms" if latency else "")
-            + f" --trials {args.trials} --seed {args.seed}" + (f" --accuracy {acc}" if acc else "") + "`: "
+            + f" --trials {args.trials} --seed {args.seed}" + (f" --accuracy {acc}" if acc else "") + "`"
+            + (f" over the ai8x space restricted to {'/'.join(map(str, sorted(args.bits)))}-bit weights (space option "
+               "`bits`)" if args.bits else "") + ": "
             f"estimate **{res.metric}** (`{est.get('estimator')}`){cover}; {res.n_complete} trials, {res.n_feasible} "
             f"feasible, {len(res.pareto)} on the front ({len({r['arch'] for r in res.pareto})} distinct); search "
             f"{t_search:.0f} s, QAT {t_qat:.0f} s",
