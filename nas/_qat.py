@@ -592,7 +592,7 @@ def qat_markdown(payload: dict[str, Any]) -> str:
         + f"); batch {q['batch_size']}, seed {q['seed']}; each phase keeps its best-validation epoch (QAT: among "
         "epochs in the exact quantised arithmetic); test accuracy is scored once at the end",
         "- arithmetic: " + ("the vendor's MAX78000 QAT (BN folded, per-layer power-of-two output shift from the "
-                            "1.0 quantile of |w, b| (0.99 for 2- and 1-bit layers), weights at their searched bits "
+                            "1.0 quantile of |w, b| (0.99 for 4-, 2- and 1-bit layers), weights at their searched bits "
                             "(1-bit: {-1, 0} as the vendor's formula gives), 8-bit bias, activations clamped to "
                             "[-1, 127/128] and 8-bit)"
                             if payload["space"] == "ai8x" else

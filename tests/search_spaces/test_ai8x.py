@@ -157,7 +157,7 @@ def test_vendor_weight_quantisation_each_bit_width(bits: int, expected: list[flo
 def test_output_shift_uses_weights_and_bias_and_clamps() -> None:
     from search_spaces._ai8x import output_shift, quantize_bias, shift_quantile
 
-    assert [shift_quantile(b) for b in (8, 4, 2, 1)] == [1.0, 1.0, 0.99, 0.99]
+    assert [shift_quantile(b) for b in (8, 4, 2, 1)] == [1.0, 0.99, 0.99, 0.99]
     # with the bias 1.5: 1/1.5 -> log2 = -0.58 -> floor -1 -> shift +1 (values halved)
     assert float(output_shift(W, torch.tensor([1.5]))) == 1.0
     assert float(output_shift(W * 0 + 1.0)) == 0.0  # max exactly 1: no shift
@@ -168,7 +168,7 @@ def test_output_shift_uses_weights_and_bias_and_clamps() -> None:
     x = torch.tensor([4.0, 0.3, 0.2, 0.1])
     assert float(output_shift(x, quantile=0.5)) == -2.0
     assert float(quantize_weight(x, 8, quantile=0.5)[0]) == 127 / 128 / 4
-    # 2-bit layers use the 0.99 quantile: of 1000 values, the single large one (a folded bias,
+    # 4-, 2- and 1-bit layers use the 0.99 quantile: of 1000 values, the single large one (a folded bias,
     # say) is clipped instead of setting the shift
     y = torch.cat([torch.full((999,), 0.2), torch.tensor([3.0])])
     assert float(output_shift(y)) == 2.0 and float(output_shift(y, quantile=0.99)) == -2.0
