@@ -209,17 +209,23 @@ def choose_rows(rows: list[dict[str, Any]], top: int) -> list[dict[str, Any]]:
 
 
 def run_data(settings: dict[str, Any], seed: int) -> Dataset:
-    """The run's dataset and split (built-in MNIST subset or the user's file), checked by fingerprint."""
+    """The run's dataset and split (built-in MNIST subset, the user's ``.npz`` or image folder),
+    checked by fingerprint."""
     info = settings["data"]
     name = info.get("name")
     src = str(info.get("source", ""))
-    if name == "mnist5k":
+    kwargs: dict[str, Any] = {}
+    if info.get("path"):
+        where: str | None = str(info["path"])
+        if info.get("image_size"):
+            kwargs["image_size"] = tuple(int(v) for v in info["image_size"])
+    elif name == "mnist5k":
         where = None
     elif src.startswith("user file "):
         where = src[len("user file "):]
     else:
         raise InputError(f"cannot tell where the run's data {name!r} comes from ({src!r}); re-run the search")
-    data = load_dataset(where, seed=seed)
+    data = load_dataset(where, seed=seed, **kwargs)
     fp = info.get("fingerprint")
     if fp and fp != data.fingerprint:
         raise InputError(f"the run's data {name!r} changed since the search (fingerprint {fp} -> {data.fingerprint}); "
@@ -230,10 +236,9 @@ def run_data(settings: dict[str, Any], seed: int) -> Dataset:
 def _supernet_settings(settings: dict[str, Any]) -> Any:
     """The supernet settings the run's search used (so its cache is found), or None (defaults)."""
     try:
-        from ._accuracy import make_estimator
+        from ._supernet import settings_from_run
 
-        opts = {k: v for k, v in (settings.get("estimator") or {}).items() if k != "estimator"}
-        return make_estimator("supernet", **opts).supernet_settings()
+        return settings_from_run(settings)
     except (ImportError, AttributeError, TypeError, InputError):
         return None
 
@@ -471,7 +476,8 @@ def run_qat(run: str | Path, cfg: QatConfig | None = None, *, runs_dir: str | Pa
     Args:
         run: a run name under ``runs_dir`` or a run directory.
         cfg: the settings (default :class:`QatConfig()`).
-        runs_dir: where runs live (and where the supernet cache is looked up).
+        runs_dir: where runs live (a RUN given by name is looked up there); the supernet cache
+            is looked up in the run directory's parent, the search's runs folder.
         progress: called at each network's start and after every epoch.
 
     Raises:
@@ -499,7 +505,8 @@ def run_qat(run: str | Path, cfg: QatConfig | None = None, *, runs_dir: str | Pa
     for i, row in enumerate(chosen):
         name = Path(str(row.get("network_file") or f"trial-{int(row.get('trial', i)):04d}")).stem
         network = None if r.mobile else space.network(row["arch"])
-        model, fig = train_network(row["arch"], data, cfg, space=space, seed=seed, runs_dir=Path(runs_dir), name=name,
+        # the supernet cache sits in the search's runs folder, the run directory's parent
+        model, fig = train_network(row["arch"], data, cfg, space=space, seed=seed, runs_dir=r.run_dir.parent, name=name,
                                    progress=progress, index=i, count=len(chosen), mobile=r.mobile,
                                    search_used_supernet=used_supernet,
                                    supernet_seed=int(r.settings.get("data_seed", 0)),
