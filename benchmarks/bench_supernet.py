@@ -5,7 +5,10 @@ spanning weight bit widths, within the widths the default supernet covers; train
 scratch (float, then with fake quantisation: same data, same epochs, same seed for all) and
 scores its validation accuracy; compares with the supernet estimate ``val_acc_supernet`` (the
 default of ``nas search``, trained or loaded from ``--runs-dir``) by Kendall tau and Spearman
-rho (``scipy.stats``, with p-values). Also scores one architecture at 8/4/2/1-bit hidden layers
+rho (``scipy.stats``, with p-values), on the drawn networks and with 5 fixed deeper/wider ones
+added (``EXTRA``: 3-4 units, up to 7 layers, 32 wide, so depth is represented), both for the
+default estimate (inherited weights + ``finetune_steps`` Adam steps) and for the inherited
+weights alone (``finetune_steps=0``). Also scores one architecture at 8/4/2/1-bit hidden layers
 both ways. Prints the tables and writes ``benchmarks/results/supernet_mnist5k.md``.
 
     .venv/bin/python benchmarks/bench_supernet.py [--n 10] [--float-epochs 2] [--qat-epochs 1]
@@ -56,6 +59,11 @@ def _train_standalone(space, arch, data, float_epochs: int, qat_epochs: int, see
     net.set_quantize(True)
     acc, _ = accuracy(net, data.x_val, data.y_val)
     return acc, time.perf_counter() - t0
+
+
+EXTRA = ["32k3b8,32k3b8|32k3b8,32k3b8|32k3b8|fcb8", "32k3b8|32k3b8|32k3b8|32k3b8|fcb8", "16k1b8|16k1b8|fcb8",
+         "16k3b8,16k3b8|16k3b8|fcb8", "32k3b8,32k3b8,32k3b8|32k3b8,32k3b8|32k3b8,32k3b8|24k3b8|fcb8"]
+"""Fixed networks added to the drawn ones: deep and wide (3-4 units) next to two small ones."""
 
 
 def _cell(text: str) -> str:
@@ -112,33 +120,40 @@ def main() -> None:
     full = get_space("ai8x", input_shape=data.input_shape, num_classes=data.num_classes)
     est = SupernetAccuracy(threads=args.threads)
     est.bind(full, data, args.runs_dir, seed=args.seed)
+    inh = SupernetAccuracy(threads=args.threads, finetune_steps=0)
+    inh.bind(full, data, args.runs_dir, seed=args.seed)
     space = est.covered
     t0 = time.perf_counter()
     sn = est.prepare(print)
     sn_seconds = time.perf_counter() - t0
     device = get_device("max78000")
     archs = _draw(space, device, 400_000, args.n, args.seed)
+    n_drawn = len(archs)
+    archs += [a for a in EXTRA if a not in archs]
     base = "32k3b8,32k3b{b}|32k3b{b},32k3b{b}|32k3b{b}|fcb8"
     sweep = [base.format(b=b) for b in (8, 4, 2, 1)]
     rows = []
     for i, a in enumerate(archs + sweep):
         r = est.evaluate(space, space.parse(a), data, seed=args.seed)
+        r0 = inh.evaluate(space, space.parse(a), data, seed=args.seed)
         nw = Naswot(threads=args.threads).evaluate(space, space.parse(a), data, seed=args.seed)
         acc, secs = _train_standalone(space, space.parse(a), data, args.float_epochs, args.qat_epochs, args.seed)
         rep = device.report(space.network(a))
         rows.append({"arch": a, "supernet": r.value, "est_s": r.seconds, "standalone": acc, "train_s": secs,
+                     "inherited": r0.value, "inh_s": r0.seconds, "drawn": i < n_drawn,
                      "naswot": nw.value,
                      "weight_bytes": rep.weight_bytes, "latency_ms": rep.latency_ms, "sweep": i >= len(archs)})
-        print(f"{a:60s} supernet {r.value:.4f} ({r.seconds:.2f} s)  naswot {nw.value:.1f}  stand-alone {acc:.4f} "
+        print(f"{a:60s} supernet {r.value:.4f} ({r.seconds:.2f} s) inherited {r0.value:.4f}  naswot {nw.value:.1f}  stand-alone {acc:.4f} "
               f"({secs:.0f} s)", flush=True)
     main_rows = [r for r in rows if not r["sweep"]]
-    sup = [r["supernet"] for r in main_rows]
-    sta = [r["standalone"] for r in main_rows]
-    kt = kendalltau(sup, sta)
-    sp = spearmanr(sup, sta)
-    nws = [r["naswot"] for r in main_rows]
-    kt_nw = kendalltau(nws, sta)
-    sp_nw = spearmanr(nws, sta)
+
+    def agree(col: str, sel: list[dict]) -> str:
+        a, b = [r[col] for r in sel], [r["standalone"] for r in sel]
+        kt, sp = kendalltau(a, b), spearmanr(a, b)
+        return (f"Kendall tau = {kt.statistic:.3f} (p = {kt.pvalue:.3g}), Spearman rho = {sp.statistic:.3f} "
+                f"(p = {sp.pvalue:.3g})")
+
+    drawn = [r for r in main_rows if r["drawn"]]
     total = time.perf_counter() - t_all
     load1 = os.getloadavg()
     origin = "trained in this run" if sn.trained else "loaded from the cache"
@@ -160,23 +175,28 @@ def main() -> None:
         "batch 32, seed 0), validation accuracy fake-quantised at its bit widths",
         f"- networks: {len(main_rows)} drawn with seed {args.seed} from the searched space "
         f"(widths {list(space.widths)}), each fits the MAX78000 with <= 400,000 weight bytes; at most "
-        f"{-(-args.n // 4)} per lowest hidden bit width",
+        f"{-(-args.n // 4)} per lowest hidden bit width; plus {len(main_rows) - len(drawn)} fixed ones (`EXTRA`)",
         "",
         "## Ranking agreement",
         "",
-        f"- Kendall tau = {kt.statistic:.3f} (p = {kt.pvalue:.3g})",
-        f"- Spearman rho = {sp.statistic:.3f} (p = {sp.pvalue:.3g})",
-        f"- for comparison, the NASWOT proxy (`--accuracy proxy`) on the same networks: Kendall tau = "
-        f"{kt_nw.statistic:.3f} (p = {kt_nw.pvalue:.3g}), Spearman rho = {sp_nw.statistic:.3f} (p = {sp_nw.pvalue:.3g})",
-        f"- mean time per supernet estimate {np.mean([r['est_s'] for r in rows]):.2f} s; per stand-alone "
+        f"- default estimate (`val_acc_supernet`, {est.finetune_steps} fine-tuning steps), {len(drawn)} drawn "
+        f"networks: {agree('supernet', drawn)}",
+        f"- the same, all {len(main_rows)} networks (drawn + fixed deep/wide): {agree('supernet', main_rows)}",
+        f"- inherited weights only (`finetune_steps=0`), drawn: {agree('inherited', drawn)}; all: "
+        f"{agree('inherited', main_rows)}",
+        f"- NASWOT proxy (`--accuracy proxy`), drawn: {agree('naswot', drawn)}; all: {agree('naswot', main_rows)}",
+        f"- mean time per supernet estimate {np.mean([r['est_s'] for r in rows]):.2f} s (inherited only "
+        f"{np.mean([r['inh_s'] for r in rows]):.2f} s); per stand-alone "
         f"training {np.mean([r['train_s'] for r in rows]):.0f} s; whole benchmark {total / 60:.1f} min",
         "",
-        "| # | architecture | weight bytes | latency ms | val_acc_supernet | NASWOT | stand-alone val acc |",
-        "|---:|---|---:|---:|---:|---:|---:|",
+        "| # | architecture | weight bytes | latency ms | val_acc_supernet | inherited only | NASWOT | "
+        "stand-alone val acc |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for i, r in enumerate(main_rows):
-        lines.append(f"| {i} | `{_cell(r['arch'])}` | {r['weight_bytes']:,} | {r['latency_ms']:.3f} | "
-                     f"{r['supernet']:.4f} | {r['naswot']:.1f} | {r['standalone']:.4f} |")
+        tag = str(i) if r["drawn"] else f"{i} (fixed)"
+        lines.append(f"| {tag} | `{_cell(r['arch'])}` | {r['weight_bytes']:,} | {r['latency_ms']:.3f} | "
+                     f"{r['supernet']:.4f} | {r['inherited']:.4f} | {r['naswot']:.1f} | {r['standalone']:.4f} |")
     lines += [
         "",
         "## Weight bit widths (same architecture, hidden layers at 8/4/2/1 bits)",

@@ -225,6 +225,10 @@ def make_estimator(name: str, **kwargs: Any) -> Estimator:
     raise InputError(f"unknown accuracy estimate {name!r}; use supernet, proxy (naswot) or short-qat")
 
 
+FINETUNE_STEPS = 60
+"""Default fine-tuning steps of a sub-network before it is scored (benchmarks/bench_supernet.py)."""
+
+
 @dataclass(frozen=True)
 class SupernetAccuracy(Estimator):
     """Validation accuracy of a sub-network of the weight-sharing supernet (``nas._supernet``).
@@ -237,8 +241,11 @@ class SupernetAccuracy(Estimator):
         val_images: validation images scored (0: the whole validation split).
         recal_images: training images that recalibrate BatchNorm (the first ones of the split).
         threads: torch intra-op threads of the per-trial evaluation.
+        finetune_steps: Adam steps (batch 64, lr ``finetune_lr``) each sub-network takes from its
+            inherited weights before it is scored (0: scored as inherited); not part of the cache.
+        finetune_lr: their learning rate.
         max_width, macs_budget, epochs_largest, epochs_elastic, batch_size, lr, random_subnets,
-            distill, train_images, train_threads: the supernet's settings
+            distill, train_images, train_threads, schedule, min_side: the supernet's settings
             (:class:`nas._supernet.SupernetSettings`; ``train_threads`` is its ``threads``).
     """
 
@@ -246,6 +253,8 @@ class SupernetAccuracy(Estimator):
     val_images: int = 0
     recal_images: int = 500
     threads: int = 1
+    finetune_steps: int = FINETUNE_STEPS
+    finetune_lr: float = 1e-3
     max_width: int | None = None
     macs_budget: float = 25e6
     epochs_largest: int = 1
@@ -256,10 +265,14 @@ class SupernetAccuracy(Estimator):
     distill: bool = True
     train_images: int = 0
     train_threads: int = 1
+    schedule: str = "progressive"
+    min_side: int = 3
 
     def __post_init__(self) -> None:
         if self.val_images < 0 or self.recal_images < 2:
             raise InputError("supernet estimate: val_images must be >= 0 and recal_images >= 2")
+        if self.finetune_steps < 0 or not self.finetune_lr > 0:
+            raise InputError("supernet estimate: finetune_steps must be >= 0 and finetune_lr positive")
         self.supernet_settings()  # checks the training settings
         object.__setattr__(self, "_bound", None)
         object.__setattr__(self, "_loaded", None)
@@ -271,7 +284,8 @@ class SupernetAccuracy(Estimator):
             max_width=self.max_width, macs_budget=self.macs_budget, epochs_largest=self.epochs_largest,
             epochs_elastic=self.epochs_elastic, batch_size=self.batch_size, lr=self.lr,
             random_subnets=self.random_subnets, distill=self.distill, train_images=self.train_images,
-            recal_images=self.recal_images, threads=self.train_threads,
+            recal_images=self.recal_images, threads=self.train_threads, schedule=self.schedule,
+            min_side=self.min_side,
         )
 
     def bind(self, space: SearchSpace, data: Dataset, runs_dir: str | Path, seed: int = 0) -> None:
@@ -338,9 +352,11 @@ class SupernetAccuracy(Estimator):
         n_val = ("the whole validation split" if b is None
                  else f"the validation split ({b['n_val']} images)")
         return (
-            f"validation accuracy of the sub-network of a once-for-all style weight-sharing supernet "
-            f"(trained once on the training split, then cached): weights inherited from the supernet, "
-            f"BatchNorm statistics recalibrated on {n_recal} training images, weights fake-quantised at the "
+            "validation accuracy of the sub-network of a once-for-all style weight-sharing supernet "
+            "(trained once on the training split, then cached): weights inherited from the supernet"
+            + (f", then {self.finetune_steps} Adam steps (lr {self.finetune_lr:g}, batch 64) on the training split"
+               if self.finetune_steps else "")
+            + f", BatchNorm statistics recalibrated on {n_recal} training images, weights fake-quantised at the "
             f"sub-network's per-layer bit widths with the vendor's rounding and activations at 8 bits, scored on "
             f"{n_val}. It ranks candidates; it is not the accuracy of the network trained on its own "
             f"(nas qat trains the winners)."
@@ -356,13 +372,16 @@ class SupernetAccuracy(Estimator):
         if self._bound is None:  # type: ignore[attr-defined]
             raise RuntimeError("SupernetAccuracy.bind(space, data, runs_dir) must be called first")
         sn = self.prepare(train=False) if self._loaded is None else self._loaded  # type: ignore[attr-defined]
-        from ._supernet import accuracy
+        from ._supernet import accuracy, finetune
 
         net = sn.inherited_module(arch, data, recal_images=self.recal_images)
+        if self.finetune_steps:
+            torch.manual_seed(seed)
+            finetune(net, data, self.finetune_steps, lr=self.finetune_lr, seed=seed, recal_images=self.recal_images)
         acc, n = accuracy(net, data.x_val, data.y_val, self.val_images)
         return AccuracyResult(value=acc, seconds=time.perf_counter() - t0,
                               details={"n_val": n, "recal_images": min(self.recal_images, len(data.y_train)),
-                                       "supernet": sn.path.name})
+                                       "finetune_steps": self.finetune_steps, "supernet": sn.path.name})
 
 
 def estimate_accuracy(space: SearchSpace, arch: Any, data: Dataset, cfg: ShortTraining, seed: int = 0) -> AccuracyResult:

@@ -17,15 +17,21 @@ own ai8x-training NAS follows OFA):
 * Training (:func:`get_supernet`): phase ``largest`` trains the largest sub-network (full
   depth, widest, 3x3, 8-bit; the number of units cycles over its choices step by step, since
   each unit count has its own classifier and the deepest plain network trains slowest) for
-  ``epochs_largest`` epochs; then the output channels of
-  every unit are re-ordered by importance (L1 norm of the unit's weights, one permutation per
-  unit since every layer of a unit can feed the next unit; the largest network's function is
-  unchanged); phase ``elastic`` uses the sandwich rule: per step the largest network at that
-  step's unit count (cross entropy), the smallest and ``random_subnets`` random sub-networks (random units, depth,
-  width, kernel, bits), the latter with in-place distillation from the largest network's
-  output. Adam, cosine learning rate. We chose the sandwich rule over OFA's multi-phase
-  progressive shrinking because it trains all dimensions (bits included) in one phase, which
-  fits the ~8-minute budget on 2 CPU cores (measured in ``benchmarks/bench_supernet.py``).
+  ``epochs_largest`` epochs; then the output channels of every unit are re-ordered by
+  importance (L1 norm of the unit's weights, one permutation per unit since every layer of a
+  unit can feed the next unit; the largest network's function is unchanged). Then, by default
+  (``schedule="progressive"``), OFA's progressive shrinking: the elastic epochs are split over
+  the stages ``kernel+depth``, ``width`` and ``bits``; each stage samples sub-networks from every
+  choice unlocked so far (the others at the largest: widest, 8-bit). Per step the largest
+  network at that step's unit count (cross entropy) and ``random_subnets`` random sub-networks,
+  the latter with in-place distillation from the largest network's output. Adam, cosine
+  learning rate per stage. ``schedule="sandwich"`` (the first version) samples every choice at
+  once and adds the smallest sub-network each step; it over-trained the smallest networks
+  (their estimates beat larger ones that train better on their own), so the search preferred
+  tiny networks (benchmarks/results/supernet_mnist5k.md, bench_qat.md).
+* Units: a plain chain pooled down to 1x1 (5 units at 28x28) trains poorly on its own and
+  drags the shared weights; the supernet covers (and the search draws) unit counts whose last
+  unit runs at >= ``min_side`` pixels per side (:func:`unit_cap`; 28x28: 4 units, 3x3).
 * Width cap: the space's widths go to 256, but training cost on a CPU grows with the largest
   sub-network. The supernet covers the space's widths up to a cap: the largest width whose
   largest sub-network (all units at full depth, 3x3) needs at most ``macs_budget`` MACs per
@@ -41,7 +47,11 @@ temporary folder renamed into place, so a killed training leaves no half cache. 
 cache raises :class:`SupernetCacheError` naming the file and the fix (delete the folder); it is
 not rebuilt silently.
 
-Sub-network evaluation: :meth:`LoadedSupernet.inherited_module` builds the stand-alone
+Sub-network evaluation (the search's estimate, :class:`nas._accuracy.SupernetAccuracy`): the
+inherited weights, then ``finetune_steps`` Adam steps (:func:`finetune`; default 60, batch 64),
+BatchNorm recalibrated, scored on the validation split. Inherited weights alone rank deep
+sub-networks too low; the few steps raised Kendall tau vs stand-alone training on 15 networks
+(benchmarks/results/supernet_mnist5k.md). :meth:`LoadedSupernet.inherited_module` builds the stand-alone
 ``space.build(arch)`` (an ``Ai8xNet``), copies the inherited weights into it, recalibrates the
 BatchNorm statistics on the first ``recal_images`` training images, and returns it in eval
 mode; :func:`inherited_module` does the same from the cache (training it if missing). Its
@@ -75,7 +85,7 @@ from ._data import Dataset
 
 __all__ = [
     "SupernetSettings", "LoadedSupernet", "SupernetCacheError", "get_supernet", "inherited_module",
-    "covered_space", "width_cap", "supernet_key", "settings_from_run", "FORMAT_VERSION",
+    "covered_space", "width_cap", "unit_cap", "supernet_key", "settings_from_run", "finetune", "FORMAT_VERSION",
 ]
 
 FORMAT_VERSION = 1
@@ -83,8 +93,14 @@ WEIGHTS = "weights.safetensors"
 CONFIG = "config.json"
 TRAIN_LOG = "train_log.csv"
 HALF_INSTANCE_BYTES = 16 * 1024
-TRAINING = "largest(cycled units)+sort+sandwich(kd)/v1"
+TRAINING = "largest(cycled units)+sort+{schedule}(kd)/v2"
 """Names the training procedure in the cache key: a change of procedure must change the key."""
+
+
+SCHEDULES = ("progressive", "sandwich")
+PROGRESSIVE_STAGES = ("kernel+depth", "width", "bits")
+"""Choices each stage of the ``progressive`` schedule unlocks (units are elastic throughout:
+the largest network cycles over them and every unit count has its own classifier)."""
 
 
 class SupernetCacheError(InputError):
@@ -99,7 +115,7 @@ class SupernetSettings:
         max_width: widest channel count covered (None: :func:`width_cap` from ``macs_budget``).
         macs_budget: most MACs per image of the largest sub-network (training cost cap).
         epochs_largest: epochs of the ``largest`` phase.
-        epochs_elastic: epochs of the ``elastic`` (sandwich rule) phase.
+        epochs_elastic: epochs of the elastic phase (split over the stages of ``progressive``).
         batch_size: mini-batch size.
         lr: Adam learning rate (cosine-decayed in each phase).
         random_subnets: random sub-networks per step besides the largest and smallest.
@@ -107,6 +123,11 @@ class SupernetSettings:
         train_images: training images used (0: the whole training split).
         recal_images: training images used to recalibrate BatchNorm of a sub-network.
         threads: torch intra-op threads while training (0 leaves torch's default).
+        schedule: ``progressive`` (OFA-style stages unlocking kernel and depth, then width, then
+            bits; each samples from every choice unlocked so far) or ``sandwich`` (all choices
+            at once, plus the smallest sub-network every step).
+        min_side: fewest pixels (or samples) per side the last unit may run at; units that
+            would pool below it are not covered (28x28: 4 units, 3x3; the 5th would be 1x1).
     """
 
     max_width: int | None = None
@@ -120,6 +141,8 @@ class SupernetSettings:
     train_images: int = 0
     recal_images: int = 500
     threads: int = 1
+    schedule: str = "progressive"
+    min_side: int = 3
 
     def __post_init__(self) -> None:
         if self.epochs_largest < 0 or self.epochs_elastic < 0 or self.epochs_largest + self.epochs_elastic < 1:
@@ -131,6 +154,10 @@ class SupernetSettings:
             raise InputError("supernet lr and macs_budget must be positive")
         if self.max_width is not None and self.max_width < 1:
             raise InputError(f"supernet max_width must be positive, got {self.max_width}")
+        if self.schedule not in SCHEDULES:
+            raise InputError(f"unknown supernet schedule {self.schedule!r}; use one of {', '.join(SCHEDULES)}")
+        if self.min_side < 1:
+            raise InputError(f"supernet min_side must be at least 1, got {self.min_side}")
 
     def training_dict(self) -> dict[str, Any]:
         """The settings that change the trained weights (the cache key's part)."""
@@ -188,14 +215,23 @@ def width_cap(space: Ai8xSpace, settings: SupernetSettings) -> tuple[int, str]:
                   f"{h0 * w0 * math.ceil(best / 64) * 4} B <= {HALF_INSTANCE_BYTES} B of data memory")
 
 
+def unit_cap(space: Ai8xSpace, settings: SupernetSettings) -> int:
+    """Most units covered: the last unit runs at >= ``min_side`` per side (never below the
+    space's ``min_units``). A plain chain pooled to 1x1 scores near chance in the supernet and
+    trains poorly on its own (benchmarks/results/supernet_mnist5k.md)."""
+    dims = _unit_dims(space)
+    ok = [u + 1 for u, (h, w) in enumerate(dims) if min(h, w) >= settings.min_side or (space.conv1d and h >= settings.min_side)]
+    return max(space.min_units, max(ok, default=space.min_units))
+
+
 def covered_space(space: Ai8xSpace, settings: SupernetSettings | None = None) -> Ai8xSpace:
-    """``space`` restricted to the widths the supernet covers."""
+    """``space`` restricted to the widths and unit counts the supernet covers."""
     settings = settings or SupernetSettings()
     cap, _ = width_cap(space, settings)
     return Ai8xSpace(
         input_shape=space.input_shape, num_classes=space.num_classes, conv1d=space.conv1d,
         widths=[w for w in space.widths if w <= cap], kernels=space.kernels, bits=space.bits,
-        max_units=space.max_units, min_units=space.min_units, max_depth=space.max_depth,
+        max_units=unit_cap(space, settings), min_units=space.min_units, max_depth=space.max_depth,
         first_last_8bit=space.first_last_8bit,
     )
 
@@ -220,7 +256,7 @@ def _data_dict(data: Dataset, settings: SupernetSettings) -> dict[str, Any]:
 def supernet_key(space: Ai8xSpace, data: Dataset, settings: SupernetSettings, seed: int) -> tuple[str, dict[str, Any]]:
     """The cache key and the JSON it hashes (covered space, data, training settings, seed)."""
     cov = covered_space(space, settings)
-    ident = {"format": FORMAT_VERSION, "training": TRAINING, "space": _space_dict(cov), "data": _data_dict(data, settings),
+    ident = {"format": FORMAT_VERSION, "training": TRAINING.format(schedule=settings.schedule), "space": _space_dict(cov), "data": _data_dict(data, settings),
              "settings": settings.training_dict(), "seed": int(seed)}
     key = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
     return key, ident
@@ -434,6 +470,35 @@ def recalibrate_bn(net: Any, data: Dataset, n_images: int, batch: int = 250) -> 
     net.eval()
 
 
+def finetune(net: Any, data: Dataset, steps: int, *, lr: float = 1e-3, batch: int = 64, seed: int = 0,
+             recal_images: int = 500) -> None:
+    """``steps`` Adam steps of ``net`` (inherited weights, fake-quantised) on random mini-batches of
+    the training split, then BatchNorm recalibrated on the first ``recal_images`` training
+    images; eval mode (nothing when ``steps`` is 0).
+
+    Inherited weights rank deep plain sub-networks too low (the layers after a skipped one see
+    other inputs than in the largest network); a few steps let each sub-network adapt
+    (measured in benchmarks/results/supernet_mnist5k.md)."""
+    import torch
+    from torch.nn import functional as F
+
+    if steps <= 0:
+        return
+    gen = torch.Generator().manual_seed(seed)
+    n = len(data.y_train)
+    x = torch.from_numpy(np.ascontiguousarray(data.x_train))
+    y = torch.from_numpy(np.ascontiguousarray(data.y_train))
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    net.train()
+    for _ in range(steps):
+        idx = torch.randperm(n, generator=gen)[: min(batch, n)]
+        loss = F.cross_entropy(net(x[idx]), y[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    recalibrate_bn(net, data, recal_images)
+
+
 def accuracy(net: Any, x: np.ndarray, y: np.ndarray, n: int = 0) -> tuple[float, int]:
     """Top-1 accuracy of ``net`` (eval mode) on the first ``n`` samples (0: all)."""
     import torch
@@ -566,6 +631,18 @@ def inherited_module(space: Ai8xSpace, arch: Any, data: Dataset, *, runs_dir: st
     return sn.inherited_module(space.parse(arch), data)
 
 
+def _restrict(space: Ai8xSpace, arch: dict[str, Any], stage: str) -> dict[str, Any]:
+    """``arch`` with the choices a ``progressive`` stage has not unlocked yet set to the largest
+    (widest, 8 or the space's most bits); ``all``, ``bits``: unchanged."""
+    if stage in ("all", "bits"):
+        return arch
+    wmax, bmax = space.widths[-1], max(space.bits)
+    units = [[{"width": wmax if stage == "kernel+depth" else l["width"], "kernel": l["kernel"],
+               "bits": 8 if (space.first_last_8bit and u == 0 and i == 0) else bmax}
+              for i, l in enumerate(unit)] for u, unit in enumerate(arch["units"])]
+    return {"units": units, "fc_bits": 8 if space.first_last_8bit else bmax}
+
+
 def _train(space: Ai8xSpace, data: Dataset, settings: SupernetSettings, seed: int, path: Path,
            ident: dict[str, Any], say: Callable[[str], None]) -> LoadedSupernet:
     import torch
@@ -608,13 +685,23 @@ def _train(space: Ai8xSpace, data: Dataset, settings: SupernetSettings, seed: in
     # and every classifier (one per unit count) needs training.
     bigs = [cov.parse({"units": big["units"][:u], "fc_bits": big["fc_bits"]})
             for u in range(cov.min_units, cov.max_units + 1)]
+    phases: list[tuple[str, int, str]] = [("largest", settings.epochs_largest, "")]
+    if settings.schedule == "sandwich":
+        phases.append(("elastic", settings.epochs_elastic, "all"))
+    else:  # progressive: split the elastic epochs over the stages, later stages first to get the extra
+        n_st = len(PROGRESSIVE_STAGES)
+        split = [settings.epochs_elastic // n_st + (1 if i >= n_st - settings.epochs_elastic % n_st else 0)
+                 for i in range(n_st)]
+        phases += [(f"elastic:{st}", e, st) for st, e in zip(PROGRESSIVE_STAGES, split, strict=True)]
     gstep = 0
     epoch = 0
-    for phase, n_epochs in (("largest", settings.epochs_largest), ("elastic", settings.epochs_elastic)):
+    sorted_once = False
+    for phase, n_epochs, stage in phases:
         if n_epochs == 0:
             continue
-        if phase == "elastic" and settings.epochs_largest > 0:
+        if phase != "largest" and settings.epochs_largest > 0 and not sorted_once:
             model.sort_channels()
+            sorted_once = True
         opt = torch.optim.Adam(model.parameters(), lr=settings.lr)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=n_epochs * steps)
         for _ in range(n_epochs):
@@ -631,9 +718,11 @@ def _train(space: Ai8xSpace, data: Dataset, settings: SupernetSettings, seed: in
                 loss = F.cross_entropy(out, yb)
                 loss.backward()
                 loss_sum += float(loss.detach())
-                if phase == "elastic":
+                if stage:
                     soft = out.detach().softmax(1)
-                    subs = [small] + [cov.random_arch(rng) for _ in range(settings.random_subnets)]
+                    subs = [_restrict(cov, cov.random_arch(rng), stage) for _ in range(settings.random_subnets)]
+                    if stage == "all":
+                        subs.insert(0, small)
                     for sub in subs:
                         o = model(xb, cov.parse(sub))
                         sl = F.cross_entropy(o, yb)

@@ -16,9 +16,12 @@ from nas._supernet import (
     SupernetSettings,
     _largest_arch,
     _make_module,
+    _restrict,
     covered_space,
     get_supernet,
     inherited_module,
+    supernet_key,
+    unit_cap,
     width_cap,
 )
 from search_spaces import InputError, get_space
@@ -61,10 +64,10 @@ def test_trains_caches_and_reuses(trained, digits, space) -> None:
     assert not [p for p in (runs / "supernets").iterdir() if ".tmp" in p.name]  # renamed into place
     log = (sn.path / "train_log.csv").read_text().splitlines()
     assert log[0] == "epoch,phase,loss,val_acc_largest,val_acc_smallest,seconds"
-    assert [row.split(",")[1] for row in log[1:]] == ["largest", "elastic"]
+    assert [row.split(",")[1] for row in log[1:]] == ["largest", "elastic:bits"]  # 1 elastic epoch: the last stage
     assert any("training" in line for line in lines)
     cfg = json.loads((sn.path / "config.json").read_text())
-    assert cfg["format"] == 1 and cfg["ident"]["data"]["fingerprint"] == digits.fingerprint
+    assert cfg["format"] == 1 and "progressive" in cfg["ident"]["training"] and cfg["ident"]["data"]["fingerprint"] == digits.fingerprint
     mtime = (sn.path / "weights.safetensors").stat().st_mtime_ns
     again_lines: list[str] = []
     again = get_supernet(space, digits, runs_dir=runs, seed=0, settings=TINY, progress=again_lines.append)
@@ -154,6 +157,34 @@ def test_width_cap_follows_the_budget() -> None:
     assert covered_space(sp).widths == (16, 24, 32)
 
 
+def test_unit_cap_drops_units_below_min_side() -> None:
+    sp = get_space("ai8x", input_shape=(1, 28, 28), num_classes=10)  # units at 28, 14, 7, 3, 1
+    assert sp.max_units == 5
+    assert unit_cap(sp, SupernetSettings()) == 4 and covered_space(sp).max_units == 4
+    assert unit_cap(sp, SupernetSettings(min_side=1)) == 5
+    assert unit_cap(sp, SupernetSettings(min_side=7)) == 3
+    assert unit_cap(sp, SupernetSettings(min_side=100)) == sp.min_units  # never below the space's minimum
+    seq = get_space("ai8x", input_shape=(2, 32, 1), num_classes=3, conv1d=True)  # lengths 32, 16, 8, 4, 2
+    assert unit_cap(seq, SupernetSettings()) == min(seq.max_units, 4)
+    with pytest.raises(InputError, match="min_side"):
+        SupernetSettings(min_side=0)
+    with pytest.raises(InputError, match="schedule"):
+        SupernetSettings(schedule="random")
+
+
+def test_progressive_stages_restrict_choices_and_key_changes(digits, space) -> None:
+    cov = covered_space(space, TINY)
+    arch = cov.parse("8k1b8,8k3b2|16k1b4|fcb8")
+    kd = _restrict(cov, arch, "kernel+depth")
+    assert cov.format(cov.parse(kd)) == "16k1b8,16k3b8|16k1b8|fcb8"  # widest, 8-bit; kernels and depth kept
+    assert cov.format(cov.parse(_restrict(cov, arch, "width"))) == "8k1b8,8k3b8|16k1b8|fcb8"
+    assert _restrict(cov, arch, "bits") == arch
+    k_prog, id_prog = supernet_key(space, digits, TINY, 0)
+    k_sand, id_sand = supernet_key(space, digits, SupernetSettings(**{**TINY.__dict__, "schedule": "sandwich"}), 0)
+    assert k_prog != k_sand and id_prog["training"] != id_sand["training"]
+    assert supernet_key(space, digits, TINY, 0)[0] == k_prog
+
+
 def test_conv1d_sequences(tmp_path) -> None:
     rng = np.random.default_rng(0)
     n, length = 120, 32
@@ -195,6 +226,26 @@ def test_estimator_scores_and_ships_without_weights(trained, digits, space) -> N
     shipped = pickle.loads(pickle.dumps(est))
     assert shipped._loaded is None and shipped == est  # a Ray worker loads the cache itself
     assert shipped.evaluate(space, space.parse("16k3b8|16k3b4|fcb8"), digits).value == r.value
+
+
+def test_finetune_steps_adapt_the_subnetwork_deterministically(trained, digits, space) -> None:
+    runs, _, _ = trained
+    kw = {"epochs_largest": 1, "epochs_elastic": 1, "batch_size": 32, "recal_images": 64}
+    arch = space.parse("16k3b8,8k1b4|16k3b4|fcb8")
+    r = {}
+    for steps in (0, 10):
+        est = SupernetAccuracy(finetune_steps=steps, **kw)
+        est.bind(space, digits, runs, seed=0)
+        r[steps] = est.evaluate(space, arch, digits)
+        assert r[steps].details["finetune_steps"] == steps
+        assert ("Adam steps" in est.describe()) == (steps > 0)
+    assert r[0].value != r[10].value  # 10 steps from the inherited weights change the scored network
+    est = SupernetAccuracy(finetune_steps=10, **kw)
+    est.bind(space, digits, runs, seed=0)
+    assert r[0].details["supernet"] == r[10].details["supernet"]  # the same supernet (not in the cache key)
+    assert est.evaluate(space, arch, digits).value == r[10].value  # seeded: the same score again
+    with pytest.raises(InputError, match="finetune_steps"):
+        SupernetAccuracy(finetune_steps=-1)
 
 
 def test_killed_training_leaves_no_cache(tmp_path, digits, space, monkeypatch) -> None:
