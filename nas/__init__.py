@@ -5,6 +5,12 @@ Search API (what ``nas search`` runs)::
     >>> from nas import SearchConfig, run_search
     >>> result = run_search(SearchConfig(device="max78000", budget_bytes=400_000, trials=60))
     >>> result.pareto[0]["latency_ms"], result.run_dir
+
+QAT and export of the winners (what ``nas qat`` runs)::
+
+    >>> from nas import QatConfig, run_qat
+    >>> qat = run_qat(result.run_dir, QatConfig(top=3))
+    >>> [(n.arch, n.float_test_acc, n.quant_test_acc) for n in qat.networks]
 """
 
 from __future__ import annotations
@@ -18,6 +24,14 @@ from ._accuracy import (
     make_estimator,
 )
 from ._data import DataError, Dataset, load_dataset, load_image_folder, load_mnist5k, load_npz
+from ._export import (
+    checkpoint_state,
+    export_network,
+    export_onnx_int8,
+    load_checkpoint,
+    synthesis_yaml,
+)
+from ._qat import QatConfig, QatNetwork, QatResult, run_qat
 from ._search import (
     SearchConfig,
     SearchProgress,
@@ -58,4 +72,13 @@ __all__ = [
     "make_estimator",
     "run_search",
     "validate",
+    "QatConfig",
+    "QatNetwork",
+    "QatResult",
+    "run_qat",
+    "export_network",
+    "export_onnx_int8",
+    "checkpoint_state",
+    "load_checkpoint",
+    "synthesis_yaml",
 ]

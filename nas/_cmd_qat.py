@@ -45,26 +45,29 @@ def register(subparsers: Any) -> None:
 
 
 def _qat(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-    from rich.table import Table
-
-    from ._qat import (
-        TABLE_HEADER,
-        QatConfig,
-        _validate_cfg,
-        load_run,
-        network_dict,
-        run_qat,
-        table_rows,
-    )
+    from ._qat import QatConfig, _validate_cfg, load_run
 
     cfg = QatConfig(top=args.top, epochs=args.epochs, qat_epochs=args.qat_epochs, seed=args.seed, init=args.init)
     _validate_cfg(cfg)  # input errors before anything is written
     run = load_run(args.run, args.runs_dir)
+    run_and_print(run.run_dir, cfg, runs_dir=args.runs_dir)
+    return 0
+
+
+def run_and_print(run: Any, cfg: Any, *, runs_dir: Any = "runs", command: str = "nas qat") -> Any:
+    """Run :func:`nas._qat.run_qat` with a rich progress bar and print its table (also used at the
+    end of ``nas search``); returns the ``QatResult``."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from ._qat import TABLE_HEADER, load_run, network_dict, run_qat, table_rows
+
+    loaded = load_run(run, runs_dir)
     err = Console(stderr=True)
-    n = min(cfg.top, len({r["arch"] for r in run.rows}))
-    err.print(f"[bold]nas qat[/] {run.name}: {n} network(s), {cfg.epochs} float + {cfg.qat_epochs} QAT epochs each")
+    n = min(cfg.top, len({r["arch"] for r in loaded.rows}))
+    err.print(f"[bold]{command}[/] {loaded.name}: {n} network(s), {cfg.epochs} float + {cfg.qat_epochs} QAT epochs each",
+              highlight=False)
     with Progress(TextColumn("[bold]{task.fields[net]}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=err) as bar:
         task = bar.add_task("qat", total=n * (cfg.epochs + cfg.qat_epochs), net="", info="")
@@ -75,9 +78,9 @@ def _qat(args: argparse.Namespace) -> int:
             bar.update(task, completed=done, net=f"{p.network} ({p.index + 1}/{p.count})",
                        info=f"{p.phase} epoch {p.epoch}/{p.epochs}{acc}")
 
-        result = run_qat(run.run_dir, cfg, runs_dir=args.runs_dir, progress=on_progress)
+        result = run_qat(loaded.run_dir, cfg, runs_dir=runs_dir, progress=on_progress)
     out = Console() if Console().is_terminal else Console(width=160)
-    table = Table(title=f"QAT of {run.name} (test split)", title_justify="left")
+    table = Table(title=f"QAT of {loaded.name} (test split)", title_justify="left")
     for h in TABLE_HEADER:
         table.add_column(h, justify="left" if h in ("network", "device check", "weights") else "right")
     payload = {"networks": [network_dict(x) for x in result.networks]}
@@ -87,4 +90,4 @@ def _qat(args: argparse.Namespace) -> int:
     for x in result.networks:
         out.print(f"{x.name}: {x.arch}; initialisation: {x.init}" + (f"; exported to {x.export_dir}/" if x.export_dir else ""))
     print(f"{result.summary_path}")
-    return 0
+    return result

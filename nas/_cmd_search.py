@@ -67,6 +67,16 @@ def register(subparsers: Any) -> None:
                    help="--data FOLDER: resize every image to HxW (e.g. 28x28; default: the most common size)")
     p.add_argument("--epochs", type=int, help="short-qat: training epochs (default 2)")
     p.add_argument("--train-images", type=int, help="short-qat: training images (default 1000)")
+    p.add_argument("--bits", help="MAX78000: weight bit widths the hidden layers may use, e.g. 2,4,8 (default "
+                   "2,4,8; the first layer and the classifier stay 8-bit). 1 is allowed but not offered by default: "
+                   "the MAX78000's 1-bit weights are two's complement {-1, 0}, and networks with 1-bit layers lost "
+                   "most of their accuracy in QAT here (benchmarks/results/qat_mnist5k.md)")
+    p.add_argument("--no-qat", action="store_true",
+                   help="stop after the search (default: run 'nas qat' on the winners: float fine-tuning, "
+                   "quantisation-aware training in the device's arithmetic and export)")
+    p.add_argument("--qat-top", type=int, default=3, help="networks 'nas qat' fine-tunes after the search (default 3)")
+    p.add_argument("--qat-epochs", type=int, help="float fine-tuning epochs of that QAT (default: nas qat's)")
+    p.add_argument("--qat-quant-epochs", type=int, help="quantisation-aware epochs of that QAT (default: nas qat's)")
     p.add_argument("--runs-dir", default="runs", help="directory holding the runs (default runs)")
     p.add_argument("--storage", help="an RDB URL for the study instead of RUN/study.journal, e.g. "
                    "postgresql://user:pass@host/db (several machines) or sqlite:///nas.db")
@@ -109,8 +119,11 @@ def _config(args: argparse.Namespace) -> Any:
         if args.supernet_max_width < 1:
             raise InputError(f"invalid --supernet-max-width {args.supernet_max_width}: it must be at least 1")
         opts["max_width"] = args.supernet_max_width
+    space_options: dict[str, Any] = {}
+    if args.bits is not None:
+        space_options["bits"] = _parse_bits(args.bits)
     return SearchConfig(
-        device=args.device, budget_bytes=budget, latency_ms=latency, trials=args.trials, seed=args.seed,
+        device=args.device, space_options=space_options, budget_bytes=budget, latency_ms=latency, trials=args.trials, seed=args.seed,
         name=args.name, runs_dir=args.runs_dir, data=args.data, estimator=accuracy.replace("-", "_"),
         image_size=args.image_size,
         estimator_options=opts, budget_text=args.budget.strip() if args.budget else None,
@@ -121,6 +134,32 @@ def _config(args: argparse.Namespace) -> Any:
     )
 
 
+def _parse_bits(text: str) -> tuple[int, ...]:
+    from search_spaces import InputError
+
+    try:
+        bits = tuple(sorted({int(t) for t in text.replace(" ", "").split(",") if t}))
+    except ValueError:
+        bits = ()
+    if not bits or any(b not in (1, 2, 4, 8) for b in bits):
+        raise InputError(f"invalid --bits {text!r}: give weight bit widths from 1, 2, 4, 8 separated by commas, e.g. 2,4,8")
+    return bits
+
+
+def _qat_config(args: argparse.Namespace) -> Any:
+    """The settings of the QAT that follows the search (checked before the search starts)."""
+    from ._qat import QatConfig, _validate_cfg
+
+    kw: dict[str, Any] = {"top": args.qat_top}
+    if args.qat_epochs is not None:
+        kw["epochs"] = args.qat_epochs
+    if args.qat_quant_epochs is not None:
+        kw["qat_epochs"] = args.qat_quant_epochs
+    cfg = QatConfig(**kw)
+    _validate_cfg(cfg)
+    return cfg
+
+
 def _search(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -129,6 +168,7 @@ def _search(args: argparse.Namespace) -> int:
     from ._search import run_search, validate
 
     cfg = _config(args)
+    qat_cfg = None if args.no_qat else _qat_config(args)
     prep = validate(cfg)  # every input error is raised here, before anything is written
     if cfg.backend == "ray":
         from ._ray import connect
@@ -195,4 +235,8 @@ def _search(args: argparse.Namespace) -> int:
     out.print(f"{result.n_new} new trials in {result.seconds:.1f} s "
               f"(device checks {result.device_seconds:.2f} s, estimates {result.estimate_seconds:.1f} s)")
     print(f"{result.run_dir}/")
+    if qat_cfg is not None and result.pareto:
+        from ._cmd_qat import run_and_print
+
+        run_and_print(result.run_dir, qat_cfg, runs_dir=cfg.runs_dir, command="nas search: qat")
     return 0

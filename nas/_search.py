@@ -66,7 +66,8 @@ class SearchConfig:
             accuracy of the weight-sharing supernet's sub-network), ``naswot`` (also ``proxy``: the
             training-free score) or ``short_qat`` (short training from scratch).
         estimator_options: keyword settings of the estimator (e.g. ``{"epochs": 1}``).
-        space_options: extra keyword options of the ``ai8x`` space (e.g. ``{"max_units": 4}``).
+        space_options: extra keyword options of the ``ai8x`` space (e.g. ``{"max_units": 4}``); MAX78000
+            searches default ``bits`` to :data:`MAX78000_DEFAULT_BITS` (2, 4, 8).
         sampler: ``tpe`` (multi-objective TPE with constraints) or ``nsga2``.
         budget_text: how the budget was written (for the run name), e.g. ``400KB``.
         latency_text: how the latency limit was written, e.g. ``2ms``.
@@ -141,6 +142,8 @@ def resolve_estimator(name: str, mobile: bool) -> str:
     return key
 FBNET_NASWOT_BATCH = 32
 DEFAULT_LATENCY_MARGIN = 1.645
+MAX78000_DEFAULT_BITS = (2, 4, 8)
+"""Hidden-layer weight bit widths a MAX78000 search offers unless ``space_options["bits"]`` says otherwise."""
 
 
 def _front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -377,6 +380,13 @@ def validate(cfg: SearchConfig) -> _Prepared:
     runs_dir = Path(cfg.runs_dir)
     if runs_dir.exists() and not runs_dir.is_dir():
         raise InputError(f"{runs_dir} exists and is not a directory; remove it or choose another runs directory")
+    space_options = dict(cfg.space_options)
+    if mobile and "bits" in space_options:
+        raise InputError(f"--bits applies to MAX78000 devices; {cfg.device!r} searches int8 {space_name} networks")
+    if not mobile:
+        # 1-bit weights are {-1, 0} on the MAX78000 (two's complement); networks with 1-bit layers
+        # lost most of their accuracy in QAT (benchmarks/results/qat_mnist5k.md): opt-in only.
+        space_options.setdefault("bits", MAX78000_DEFAULT_BITS)
     data = load_dataset(cfg.data, seed=cfg.seed, image_size=cfg.image_size)
     if cfg.max_train_images is not None and cfg.max_train_images < len(data.y_train):
         data.x_train = data.x_train[: cfg.max_train_images]
@@ -393,7 +403,7 @@ def validate(cfg: SearchConfig) -> _Prepared:
             input_shape=data.input_shape,
             num_classes=data.num_classes,
             conv1d=data.conv1d,
-            **cfg.space_options,
+            **space_options,
         )
     supernet_info: dict[str, Any] | None = None
     if est_key == "supernet":
@@ -407,7 +417,7 @@ def validate(cfg: SearchConfig) -> _Prepared:
         "budget_bytes": budget,
         "latency_ms": cfg.latency_ms,
         "space": space_name,
-        "space_options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.space_options.items()},
+        "space_options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in space_options.items()},
         "data": data.summary(),
         "estimator": estimator.to_dict(),
         "metric": estimator.metric_name(),

@@ -198,7 +198,7 @@ def test_cli_default_estimate_is_the_supernet(tmp_path, capsys, shape: tuple[int
     data = tmp_path / "tiny.npz"
     np.savez(data, x=rng.integers(0, 256, shape, dtype=np.uint8), y=np.arange(60) % 3)
     args = ["search", "--device", "max78000", "--budget", "20KB", "--trials", "3", "--data", str(data),
-            "--runs-dir", str(tmp_path / "runs")]
+            "--runs-dir", str(tmp_path / "runs"), "--qat-top", "1", "--qat-epochs", "1", "--qat-quant-epochs", "1"]
     code = main(args)
     cap = capsys.readouterr()
     out = cap.out
@@ -206,8 +206,18 @@ def test_cli_default_estimate_is_the_supernet(tmp_path, capsys, shape: tuple[int
     assert "val_acc_supernet" in out and "Pareto front" in out
     assert "supernet: training on 36 images" in cap.err and "supernet: trained in" in cap.err
     run = tmp_path / "runs" / "max78000-20KB-tiny"
-    assert out.strip().splitlines()[-1] == f"{run}/"
+    # the search prints its run directory, then QAT of the best network follows (unless --no-qat)
+    lines = out.strip().splitlines()
+    assert f"{run}/" in lines and lines[-1] == f"{run / 'qat' / 'summary.json'}"
+    assert lines.index(f"{run}/") < lines.index(f"{run / 'qat' / 'summary.json'}")
+    qat = json.loads((run / "qat" / "summary.json").read_text())
+    assert len(qat["networks"]) == 1 and qat["qat"]["epochs"] == 1 and qat["qat"]["qat_epochs"] == 1
+    net = qat["networks"][0]
+    assert net["init"].startswith("supernet") and (run / net["export_dir"]).is_dir()
+    assert any(f.endswith("_qat.pth.tar") for f in os.listdir(run / net["export_dir"]))
+    assert "## Quantisation-aware training (`nas qat`)" in (run / "report.md").read_text()
     payload = json.loads((run / "pareto.json").read_text())
+    assert payload["settings"]["space_options"]["bits"] == [2, 4, 8]
     rows = payload["pareto"]
     assert rows and all(r["device_report"]["fits"] for r in rows)
     assert all(r["estimate_metric"] == "val_acc_supernet" and 0 <= r["estimate"] <= 1 for r in rows)
@@ -232,7 +242,7 @@ def test_cli_accuracy_proxy_and_deprecated_estimate(tmp_path, capsys) -> None:
     data = tmp_path / "tiny.npz"
     np.savez(data, x=rng.integers(0, 256, (60, 8, 8), dtype=np.uint8), y=np.arange(60) % 3)
     base = ["search", "--device", "max78000", "--budget", "20KB", "--trials", "2", "--data", str(data),
-            "--runs-dir", str(tmp_path / "runs")]
+            "--runs-dir", str(tmp_path / "runs"), "--no-qat"]
     assert main([*base, "--accuracy", "proxy"]) == 0
     cap = capsys.readouterr()
     assert "naswot_logdet_KH" in cap.out and "supernet" not in cap.err
@@ -260,7 +270,8 @@ def test_cli_image_folder(tmp_path, capsys) -> None:
         for i in range(10):
             Image.fromarray(rng.integers(0, 256, (12, 12), dtype=np.uint8)).save(tmp_path / "imgs" / cls / f"{i}.png")
     code = main(["search", "--device", "max78000", "--budget", "20KB", "--trials", "2", "--accuracy", "proxy",
-                 "--data", str(tmp_path / "imgs"), "--data-image-size", "8x8", "--runs-dir", str(tmp_path / "runs")])
+                 "--data", str(tmp_path / "imgs"), "--data-image-size", "8x8", "--runs-dir", str(tmp_path / "runs"),
+                 "--no-qat"])
     cap = capsys.readouterr()
     assert code == 0, cap.err
     assert "imgs: 18 train / 6 validation / 6 test, input 1x8x8, 3 classes" in cap.err
@@ -272,8 +283,30 @@ def test_cli_supernet_max_width_limits_the_searched_widths(tmp_path, capsys) -> 
     data = tmp_path / "tiny.npz"
     np.savez(data, x=rng.integers(0, 256, (60, 8, 8), dtype=np.uint8), y=np.arange(60) % 3)
     assert main(["search", "--device", "max78000", "--budget", "20KB", "--trials", "2", "--data", str(data),
-                 "--supernet-max-width", "20", "--runs-dir", str(tmp_path / "runs")]) == 0
+                 "--supernet-max-width", "20", "--runs-dir", str(tmp_path / "runs"), "--no-qat"]) == 0
     assert "searched widths [16] (widths capped at 16: max_width 20 given)" in capsys.readouterr().err
     payload = json.loads((tmp_path / "runs" / "max78000-20KB-tiny" / "pareto.json").read_text())
     assert payload["settings"]["supernet"]["searched_widths"] == [16]
     assert all(w == "16" for r in payload["pareto"] for w in re.findall(r"(\d+)k", r["arch"]))
+
+
+def test_cli_bits(tmp_path, capsys) -> None:
+    rng = np.random.default_rng(0)
+    data = tmp_path / "tiny.npz"
+    np.savez(data, x=rng.integers(0, 256, (60, 8, 8), dtype=np.uint8), y=np.arange(60) % 3)
+    base = ["search", "--device", "max78000", "--budget", "20KB", "--trials", "4", "--data", str(data),
+            "--runs-dir", str(tmp_path / "runs"), "--no-qat", "--accuracy", "proxy"]
+    assert main([*base, "--bits", "1,2"]) == 0
+    capsys.readouterr()
+    payload = json.loads((tmp_path / "runs" / "max78000-20KB-tiny-proxy" / "pareto.json").read_text())
+    assert payload["settings"]["space_options"]["bits"] == [1, 2]
+    hidden = [int(b) for r in payload["pareto"] for b in re.findall(r"b(\d+)", r["arch"].split("|fc")[0])[1:]]
+    assert hidden and set(hidden) <= {1, 2}
+    for bad in ("3", "2,x", ""):
+        assert main([*base, "--name", "other", "--bits", bad]) == 2
+        assert "--bits" in capsys.readouterr().err
+    assert not (tmp_path / "runs" / "other").exists()
+    # a phone searches int8 networks: --bits is refused
+    assert main(["search", "--device", "pixel3", "--latency", "20ms", "--bits", "4", "--no-qat",
+                 "--runs-dir", str(tmp_path / "runs")]) == 2
+    assert "--bits applies to MAX78000" in capsys.readouterr().err

@@ -64,7 +64,7 @@ def test_pixel3_search_meets_every_limit(tmp_path: Path) -> None:
 def test_cli_pixel3(tmp_path: Path) -> None:
     out = subprocess.run(
         [sys.executable, "-m", "nas", "search", "--device", "pixel3", "--space", "fbnet", "--latency", "20ms",
-         "--budget", "4MB", "--ram", "2MB", "--trials", "3", "--runs-dir", str(tmp_path), "--name", "cli"],
+         "--budget", "4MB", "--ram", "2MB", "--trials", "3", "--runs-dir", str(tmp_path), "--name", "cli", "--no-qat"],
         capture_output=True, text=True, cwd=REPO, timeout=120,
     )
     assert out.returncode == 0, out.stderr
