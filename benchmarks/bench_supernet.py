@@ -173,7 +173,7 @@ def main() -> None:
         f"- stand-alone: each network from scratch on the same {len(data.y_train)} training images, "
         f"{args.float_epochs} float epoch(s) then {args.qat_epochs} fake-quantised epoch(s) (Adam 3e-3, cosine, "
         "batch 32, seed 0), validation accuracy fake-quantised at its bit widths",
-        f"- networks: {len(main_rows)} drawn with seed {args.seed} from the searched space "
+        f"- networks: {len(drawn)} drawn with seed {args.seed} from the searched space "
         f"(widths {list(space.widths)}), each fits the MAX78000 with <= 400,000 weight bytes; at most "
         f"{-(-args.n // 4)} per lowest hidden bit width; plus {len(main_rows) - len(drawn)} fixed ones (`EXTRA`)",
         "",
