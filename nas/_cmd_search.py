@@ -53,8 +53,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--accuracy", choices=["supernet", "proxy", "short-qat"],
                    help="accuracy estimate: supernet (default on MAX78000: validation accuracy of the sub-network "
                    "of a weight-sharing supernet trained once per space and data, then cached under "
-                   "RUNS_DIR/supernets/; searches the widths it covers; on MNIST 5k measured 291 s to train once "
-                   "and 1.6 s per trial on a busy 2-core machine), proxy (training-free NASWOT score; the "
+                   "RUNS_DIR/supernets/; searches the widths and unit counts it covers; on MNIST 5k measured "
+                   "261-326 s to train once on 1 thread of a busy 2-core machine and ~4 s per trial, 60 "
+                   "fine-tuning steps included), proxy (training-free NASWOT score; the "
                    "default on phones, host-cpu and registered devices) or short-qat (validation accuracy after "
                    "a short quantisation-aware training from scratch)")
     p.add_argument("--supernet-max-width", type=int,
