@@ -462,6 +462,14 @@ def _torch_classes() -> dict[str, Any]:
         shift_quantile: float
         soft: float = 0.0
 
+        def __init__(self, layer: Layer, quantize: bool) -> None:
+            super().__init__()
+            self.hw = layer
+            self.quantize = quantize
+            self.folded = False
+            self.shift_quantile = shift_quantile(layer.weight_bits)
+            self.weight_bits = layer.weight_bits
+
         def output_shift(self) -> int:
             """The layer's current output shift (from ``|w, b|`` once folded, else ``|w|``)."""
             b = self.op.bias if self.folded else None
@@ -493,12 +501,7 @@ def _torch_classes() -> dict[str, Any]:
         """One hardware conv layer: optional fused pool, conv, BN (until folded), activation."""
 
         def __init__(self, layer: Layer, quantize: bool) -> None:
-            super().__init__()
-            self.hw = layer
-            self.quantize = quantize
-            self.folded = False
-            self.shift_quantile = shift_quantile(layer.weight_bits)
-            self.weight_bits = layer.weight_bits
+            super().__init__(layer, quantize)
             self.conv1d = layer.op == "conv1d"
             self.activation = layer.activation
             if self.conv1d:
@@ -560,12 +563,7 @@ def _torch_classes() -> dict[str, Any]:
         """The flattening linear layer (no activation, 32-bit output, no BN to fold)."""
 
         def __init__(self, layer: Layer, quantize: bool) -> None:
-            super().__init__()
-            self.hw = layer
-            self.quantize = quantize
-            self.folded = False
-            self.shift_quantile = shift_quantile(layer.weight_bits)
-            self.weight_bits = layer.weight_bits
+            super().__init__(layer, quantize)
             hp, wp = layer.pooled_dim
             self.op = nn.Linear(layer.in_channels * hp * wp, layer.out_channels, bias=layer.bias)
 
