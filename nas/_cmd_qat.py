@@ -45,12 +45,11 @@ def register(subparsers: Any) -> None:
 
 
 def _qat(args: argparse.Namespace) -> int:
-    from ._qat import QatConfig, _validate_cfg, load_run
+    from ._qat import QatConfig, _validate_cfg
 
     cfg = QatConfig(top=args.top, epochs=args.epochs, qat_epochs=args.qat_epochs, seed=args.seed, init=args.init)
-    _validate_cfg(cfg)  # input errors before anything is written
-    run = load_run(args.run, args.runs_dir)
-    run_and_print(run.run_dir, cfg, runs_dir=args.runs_dir)
+    _validate_cfg(cfg)  # input errors before anything is written (the run is checked next, also before)
+    run_and_print(args.run, cfg, runs_dir=args.runs_dir)
     return 0
 
 
