@@ -1,7 +1,7 @@
 """``nas qat``: quantisation-aware fine-tuning and export of a search's winners (over ``nas._qat``).
 
     nas qat RUN [--top K] [--epochs E] [--qat-epochs Q] [--seed S] [--init auto|supernet|scratch]
-                [--runs-dir DIR]
+                [--augment none|vendor] [--runs-dir DIR]
 """
 
 from __future__ import annotations
@@ -40,6 +40,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--init", default="auto", choices=["auto", "supernet", "scratch"],
                    help="initialisation: auto (the supernet when the search used it, else scratch; default), supernet (trains "
                    "and caches one when missing), scratch")
+    p.add_argument("--augment", default="none", metavar="none|vendor",
+                   help="training-image augmentation: none (default) or vendor (ai8x-training's MNIST recipe: random "
+                   "crop with 4-pixel padding, rotation up to 20 degrees, 10%% translation, 5-degree shear; "
+                   "it helps long trainings, not the default 10 + 6 epochs: benchmarks/results/qat_mnist5k.md)")
     p.add_argument("--runs-dir", default="runs", help="directory holding the runs (default runs)")
     p.set_defaults(func=_qat)
 
@@ -47,7 +51,8 @@ def register(subparsers: Any) -> None:
 def _qat(args: argparse.Namespace) -> int:
     from ._qat import QatConfig, _validate_cfg
 
-    cfg = QatConfig(top=args.top, epochs=args.epochs, qat_epochs=args.qat_epochs, seed=args.seed, init=args.init)
+    cfg = QatConfig(top=args.top, epochs=args.epochs, qat_epochs=args.qat_epochs, seed=args.seed, init=args.init,
+                    augment=args.augment)
     _validate_cfg(cfg)  # input errors before anything is written (the run is checked next, also before)
     run_and_print(args.run, cfg, runs_dir=args.runs_dir)
     return 0

@@ -42,6 +42,7 @@ import numpy as np
 
 from search_spaces import InputError, get_space
 
+from ._augment import AUGMENT_CHOICES
 from ._data import Dataset, load_dataset
 
 __all__ = ["QatConfig", "QatNetwork", "QatProgress", "QatResult", "run_qat", "choose_rows", "load_run",
@@ -73,6 +74,8 @@ class QatConfig:
             quick checks only, the summary records the counts).
         threads: torch intra-op threads (1: safe on a shared machine).
         export: write ``runs/RUN/export/<network>/``.
+        augment: "none" or "vendor" (training images get ai8x-training's MNIST augmentation, see
+            :mod:`nas._augment`; sequences never do).
     """
 
     top: int = 3
@@ -88,6 +91,7 @@ class QatConfig:
     max_eval_images: int | None = None
     threads: int = 1
     export: bool = True
+    augment: str = "none"
 
 
 @dataclass
@@ -252,6 +256,8 @@ def _validate_cfg(cfg: QatConfig) -> None:
         raise InputError(f"invalid --qat-epochs {cfg.qat_epochs!r}: it must be an integer of at least 1")
     if isinstance(cfg.anneal_epochs, bool) or not isinstance(cfg.anneal_epochs, int) or cfg.anneal_epochs < 0:
         raise InputError(f"invalid anneal_epochs {cfg.anneal_epochs!r}: it must be an integer >= 0")
+    if cfg.augment not in AUGMENT_CHOICES:
+        raise InputError(f"unknown --augment {cfg.augment!r}; use {' or '.join(AUGMENT_CHOICES)}")
     if cfg.init not in ("auto", "supernet", "scratch"):
         raise InputError(f"unknown --init {cfg.init!r}; use auto, supernet or scratch")
     if not (cfg.lr > 0 and cfg.qat_lr > 0):
@@ -275,19 +281,24 @@ def _accuracy(model: Any, x: Any, y: Any, batch: int = 256) -> float:
 
 
 def _fit(model: Any, xs: tuple[Any, ...], epochs: int, lr: float, batch: int, seed: int,
-         on_epoch: Callable[[int, float], None] | None, anneal_epochs: int = 0) -> tuple[float, int]:
+         on_epoch: Callable[[int, float], None] | None, anneal_epochs: int = 0,
+         augment: Any = None) -> tuple[float, int]:
     """Adam + cosine decay for ``epochs``; keep the state of the best validation epoch.
 
     ``anneal_epochs`` > 0 (MAX78000 QAT): ``model.set_soft`` goes linearly from 1 to 0 over
     the first ``anneal_epochs`` epochs; only later epochs (pure quantised arithmetic) can be
-    kept as the best. Returns (best validation accuracy, its epoch, 1-based; 0 = the starting
-    weights).
+    kept as the best. ``augment`` (an :class:`~nas._augment.Augment`): training batches are
+    randomly transformed (seeded). Returns (best validation accuracy, its epoch, 1-based; 0 =
+    the starting weights).
     """
     import torch
     from torch.nn import functional as F
 
+    from ._augment import random_affine
+
     x_tr, y_tr, x_va, y_va = xs
     gen = np.random.default_rng(seed)
+    tgen = torch.Generator().manual_seed(seed)
     n = len(y_tr)
     steps = max(1, -(-n // batch))
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
@@ -303,7 +314,8 @@ def _fit(model: Any, xs: tuple[Any, ...], epochs: int, lr: float, batch: int, se
             idx = order[s * batch : (s + 1) * batch]
             if len(idx) < 2:  # BatchNorm needs two samples
                 continue
-            loss = F.cross_entropy(model(x_tr[idx]), y_tr[idx])
+            xb = x_tr[idx] if augment is None else random_affine(x_tr[idx], tgen, augment)
+            loss = F.cross_entropy(model(xb), y_tr[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -364,6 +376,16 @@ def _initial(space: Any, arch: str, data: Dataset, cfg: QatConfig, seed: int, ru
     return space.build(arch, quantize=False), f"scratch (PyTorch default initialisation, seed {seed})"
 
 
+def _augment_of(cfg: QatConfig, x_train: Any) -> Any:
+    """The :class:`~nas._augment.Augment` of ``cfg.augment`` for this data (None: none; sequences
+    are never augmented)."""
+    from ._augment import Augment
+
+    if cfg.augment == "none" or x_train.dim() != 4:
+        return None
+    return Augment()
+
+
 def train_network(network_or_arch: Any, data: Dataset, cfg: QatConfig, *, space: Any = None, seed: int = 0,
                   runs_dir: Path | None = None, name: str = "net",
                   progress: Callable[[QatProgress], None] | None = None, index: int = 0, count: int = 1,
@@ -398,7 +420,8 @@ def train_network(network_or_arch: Any, data: Dataset, cfg: QatConfig, *, space:
 
     if progress:
         progress(QatProgress(name, index, count, "float", 0, cfg.epochs, None))
-    fv, fe = _fit(model, xs[:4], cfg.epochs, cfg.lr, cfg.batch_size, seed, cb("float", cfg.epochs))
+    aug = _augment_of(cfg, xs[0])
+    fv, fe = _fit(model, xs[:4], cfg.epochs, cfg.lr, cfg.batch_size, seed, cb("float", cfg.epochs), augment=aug)
     ft = _accuracy(model, xs[4], xs[5])
     if mobile:
         from search_spaces._fbnet_torch import prepare_int8_qat
@@ -414,7 +437,7 @@ def train_network(network_or_arch: Any, data: Dataset, cfg: QatConfig, *, space:
     ptq = _accuracy(model, xs[2], xs[3])
     anneal = 0 if mobile else max(0, min(cfg.anneal_epochs, cfg.qat_epochs - 1))
     qv, qe = _fit(model, xs[:4], cfg.qat_epochs, cfg.qat_lr, cfg.batch_size, seed + 1, cb("qat", cfg.qat_epochs),
-                  anneal_epochs=anneal)
+                  anneal_epochs=anneal, augment=aug)
     qt = _accuracy(model, xs[4], xs[5])
     figures = {
         "init": init, "float_val_acc": fv, "float_test_acc": ft, "quant_val_acc": qv, "quant_test_acc": qt,
@@ -598,6 +621,9 @@ def qat_markdown(payload: dict[str, Any]) -> str:
            if payload["space"] == "ai8x" and min(q["anneal_epochs"], q["qat_epochs"] - 1) > 0 else "")
         + f"); batch {q['batch_size']}, seed {q['seed']}; each phase keeps its best-validation epoch (QAT: among "
         "epochs in the exact quantised arithmetic); test accuracy is scored once at the end",
+        "- augmentation: " + ("ai8x-training's MNIST recipe on training images (random crop with 4-pixel padding, "
+                              "rotation up to 20 degrees, 10% translation, 5-degree shear, black fill)"
+                              if q.get("augment", "none") == "vendor" else "none"),
         "- arithmetic: " + ("the vendor's MAX78000 QAT (BN folded, per-layer power-of-two output shift from the "
                             "1.0 quantile of |w, b| (0.99 for 4-, 2- and 1-bit layers), weights at their searched bits "
                             "(1-bit: {-1, 0} as the vendor's formula gives), 8-bit bias, activations clamped to "

@@ -70,6 +70,21 @@ def test_qat_is_deterministic_and_rewrites_its_section(tiny_run: Path, tmp_path:
     assert (copy / "report.md").read_text().count("## Quantisation-aware training") == 1
 
 
+def test_vendor_augmentation_changes_training_and_is_recorded(tiny_run: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "tiny"
+    shutil.copytree(tiny_run, copy, ignore=shutil.ignore_patterns("qat", "export"))
+    run_qat(copy, QatConfig(**{**TINY.__dict__, "top": 1, "augment": "vendor", "export": False}), runs_dir=tmp_path)
+    s = json.loads((copy / "qat" / "summary.json").read_text())
+    assert s["qat"]["augment"] == "vendor"
+    assert "random crop with 4-pixel padding" in (copy / "qat" / "qat.md").read_text()
+    a = json.loads((tiny_run / "qat" / "summary.json").read_text())["networks"][0]
+    b = s["networks"][0]
+    assert a["arch"] == b["arch"]
+    # same seed and data, different training images: the weights (hence validation accuracy) differ
+    assert (a["float_val_acc"], a["quant_val_acc"]) != (b["float_val_acc"], b["quant_val_acc"])
+    assert b["float_test_acc"] > 0.3
+
+
 def test_choice_rule() -> None:
     rows = [{"arch": "a", "estimate": 1.0, "latency_ms": 2.0, "trial": 3},
             {"arch": "b", "estimate": 3.0, "latency_ms": 5.0, "trial": 1},
@@ -96,6 +111,7 @@ def test_bad_inputs_exit_2_and_write_nothing(tiny_run: Path, tmp_path: Path, cap
     assert "no such run" in _cli_bad(capsys, runs, "nope")
     assert "--top" in _cli_bad(capsys, runs, "ok", "--top", "0")
     assert "--epochs" in _cli_bad(capsys, runs, "ok", "--epochs", "0")
+    assert "--augment" in _cli_bad(capsys, runs, "ok", "--augment", "flip")
     shutil.copytree(runs / "ok", runs / "broken")
     (runs / "broken" / "pareto.json").write_text('{"pareto": [')
     assert "not readable JSON" in _cli_bad(capsys, runs, "broken")
