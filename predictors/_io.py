@@ -18,12 +18,20 @@ from ._errors import ArtefactError, UnknownSpaceError
 __all__ = ["save_predictor", "load_file", "load", "list_pretrained", "FORMAT", "FORMAT_VERSION"]
 
 FORMAT = "hw-nas/latency-predictor"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 # Version 2 (gp_features "hc"): arrays "cost_mean"/"cost_std" and member key "log_sc". Version 3
 # (device_basis): arrays "basis_w"/"basis_b" and the parameter "device_basis". Older files (no
 # such entries) are read unchanged (device_basis off); an older reader refuses newer files. A
-# file is written with the oldest version that holds its entries.
+# file is written with the oldest version that holds its entries. Version 4: the parameter
+# "basis_fit" ("nnls": the basis enters the prior mean); files before it read as "gp".
 _META = "__meta__"
+
+
+def _version_of(pred: Any) -> int:
+    """The oldest format version that holds everything ``pred`` writes."""
+    if getattr(pred, "device_basis", False):
+        return 4 if getattr(pred, "basis_fit", "gp") != "gp" else 3
+    return 2 if hasattr(pred, "cost_mean_") else 1
 
 
 def _package_version() -> str:
@@ -44,7 +52,7 @@ def save_predictor(pred: Any, path: str | os.PathLike[str]) -> str:
     meta: dict[str, Any] = {
         "format": FORMAT,
         # the oldest version that holds everything written, so older readers keep working
-        "format_version": 3 if getattr(pred, "device_basis", False) else 2 if hasattr(pred, "cost_mean_") else 1,
+        "format_version": _version_of(pred),
         "written_by": f"hw-nas {_package_version()}",
         "kind": type(pred).__name__,
         "space": pred.space,
@@ -123,6 +131,7 @@ def load_file(path: str | os.PathLike[str]) -> Any:
     try:
         params = dict(meta["params"])
         params.setdefault("device_basis", False)  # files before version 3 have no device basis
+        params.setdefault("basis_fit", "gp")  # nor do files before version 4 fit it by NNLS
         pred = LatencyPredictor(**params)
         pred.x_mean_ = arrays["x_mean"]
         pred.x_std_ = arrays["x_std"]

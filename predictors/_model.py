@@ -24,7 +24,7 @@ _EPS_MS = 1e-3
 SPACE_DEFAULTS: dict[str, dict[str, Any]] = {
     "nasbench201": {"gp_features": "h", "mix_devices": 0.25, "device_basis": False},
     "fbnet": {"gp_features": "hc", "mix_devices": 0.25, "device_basis": False},
-    "ofa_mbv3": {"gp_features": "h", "mix_devices": 0.5, "device_basis": True},
+    "ofa_mbv3": {"gp_features": "h", "mix_devices": 0.5, "device_basis": True, "basis_fit": "nnls"},
 }
 # Prior scales of the device basis tried at adaptation; the one with the highest marginal
 # likelihood of the samples (summed over the ensemble members) is used (0 = no basis).
@@ -117,6 +117,12 @@ class LatencyPredictor:
             new device's residuals are regressed on them with a Gaussian prior whose scale is
             chosen at adaptation by the samples' marginal likelihood (``BASIS_SCALES``, 0 = off).
             None: the space's default (``SPACE_DEFAULTS``).
+        basis_fit: how adaptation uses the device basis: "gp" (extra columns of the closed-form
+            head, Gaussian prior, scale by marginal likelihood) or "nnls" (a non-negative
+            combination of the member's own prediction ``z0`` and the basis columns plus a
+            constant, fitted to the samples by non-negative least squares, is the prior mean;
+            the closed-form head on ``[h, 1]`` then fits the residuals). None: the space's
+            default (``SPACE_DEFAULTS``; "gp" where unset).
         use_level: feed the mean log-latency of the references (the device's absolute speed) to
             the network; when False the prediction is exactly proportional to the samples' scale.
         train_rows: meta-train devices' rows used: "pool" (HELP's train pool) or "all" (all rows
@@ -143,6 +149,7 @@ class LatencyPredictor:
         linear_rank: int = 0,
         gp_features: str | None = None,
         device_basis: bool | None = None,
+        basis_fit: str | None = None,
         use_level: bool = True,
         train_rows: str = "all",
         seed: int = 0,
@@ -171,6 +178,13 @@ class LatencyPredictor:
         if device_basis is None:
             device_basis = SPACE_DEFAULTS.get(space, {}).get("device_basis", False)
         self.device_basis = bool(device_basis)
+        if basis_fit is None:
+            basis_fit = SPACE_DEFAULTS.get(space, {}).get("basis_fit", "gp")
+        if basis_fit not in ("gp", "nnls"):
+            raise ValueError(f"basis_fit must be 'gp' or 'nnls', got {basis_fit!r}")
+        if basis_fit == "nnls" and (linear_rank or gp_features == "hx" or adapt_head != "gp"):
+            raise ValueError("basis_fit='nnls' needs adapt_head='gp', linear_rank=0 and gp_features 'h' or 'hc'")
+        self.basis_fit = basis_fit
         self.use_level = use_level
         self.train_rows = train_rows
         self.seed = seed
@@ -181,7 +195,7 @@ class LatencyPredictor:
         """Constructor hyperparameters."""
         keys = ("space", "hidden", "n_layers", "n_members", "n_steps", "batch_devices", "n_query",
                 "lr", "weight_decay", "mix_devices", "mix_space", "adapt_head", "linear_rank",
-                "gp_features", "device_basis", "use_level", "train_rows", "seed")
+                "gp_features", "device_basis", "basis_fit", "use_level", "train_rows", "seed")
         return {k: getattr(self, k) for k in keys}
 
     @property
@@ -343,14 +357,29 @@ class LatencyPredictor:
         return z, np.concatenate(parts, 1)
 
     def _member_support_state(self, member: dict[str, np.ndarray], emb: np.ndarray, xs: np.ndarray,
-                              cs: np.ndarray | None, zs: np.ndarray, bs: np.ndarray | None = None
-                              ) -> tuple[dict[str, np.ndarray], float]:
-        """(closed-form head state, log marginal likelihood of the samples) of one member."""
+                              cs: np.ndarray | None, zs: np.ndarray, bs: np.ndarray | None = None,
+                              prior_basis: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], float]:
+        """(closed-form head state, log marginal likelihood of the samples) of one member.
+
+        ``bs``: device basis columns in the head (times their prior scale); ``prior_basis``: basis
+        columns of the non-negative prior mean (``basis_fit="nnls"``).
+        """
+        from scipy.optimize import nnls
+
         z0, phi = self._base(member, xs, emb, cs, bs)
         z0 = z0.astype(np.float64)
         phi = phi.astype(np.float64)
         state: dict[str, np.ndarray] = {}
         log_ev = 0.0
+        if prior_basis is not None:
+            # prior mean a * z0 + B w + c with a, w >= 0 (c of either sign), least squares
+            n = len(zs)
+            a_mat = np.concatenate([z0[:, None], prior_basis.astype(np.float64), np.ones((n, 1)), -np.ones((n, 1))], 1)
+            coef = nnls(a_mat, zs, maxiter=50 * a_mat.shape[1])[0]
+            state["nn_a"] = np.asarray(coef[0])
+            state["nn_w"] = coef[1:-2].copy()
+            state["nn_c"] = np.asarray(coef[-2] - coef[-1])
+            z0 = a_mat @ coef
         if self.adapt_head == "gp":
             sw2 = float(np.exp(2 * member["log_sw"][0]))
             sn2 = float(np.exp(2 * member["log_sn"][0]))
@@ -362,7 +391,7 @@ class LatencyPredictor:
             # GP with kernel sw2 * phi.phi' + noise: mean correction sw2 k_q' alpha,
             # variance sw2 |phi_q|^2 - sw2^2 k_q' Kinv k_q + sn2, with k_q = phi_s phi_q
             state["phi_s"] = phi.astype(np.float32)
-            state["alpha"] = (sw2 * kinv @ (zs - z0)).astype(np.float32)
+            state["alpha"] = (sw2 * kinv @ r).astype(np.float32)
             state["kinv"] = (sw2 * sw2 * kinv).astype(np.float32)
             state["sw2"] = np.asarray(sw2)
             state["sn2"] = np.asarray(sn2)
@@ -408,12 +437,17 @@ class LatencyPredictor:
         xs, cs, bs = self._features(archs)
         zs = (np.log(np.maximum(y, _EPS_MS)) - mu) / sd
         best: tuple[float, float, list[dict[str, np.ndarray]]] | None = None
-        for scale in (BASIS_SCALES if bs is not None else (0.0,)):
-            bsc = None if bs is None else bs * (scale / np.sqrt(bs.shape[1]))
-            out = [self._member_support_state(m, emb, xs, cs, zs, bsc) for m in self.members_]
-            ev = float(sum(e for _, e in out))
-            if best is None or ev > best[0]:
-                best = (ev, scale, [st for st, _ in out])
+        if bs is not None and self.basis_fit == "nnls":
+            # the basis enters the prior mean (non-negative least squares), not the head
+            out = [self._member_support_state(m, emb, xs, cs, zs, None, bs) for m in self.members_]
+            best = (float(sum(e for _, e in out)), 0.0, [st for st, _ in out])
+        else:
+            for scale in (BASIS_SCALES if bs is not None else (0.0,)):
+                bsc = None if bs is None else bs * (scale / np.sqrt(bs.shape[1]))
+                out = [self._member_support_state(m, emb, xs, cs, zs, bsc) for m in self.members_]
+                ev = float(sum(e for _, e in out))
+                if best is None or ev > best[0]:
+                    best = (ev, scale, [st for st, _ in out])
         assert best is not None
         new.log_evidence_, new.basis_scale_, new.support_state_ = best
         return new
@@ -475,11 +509,19 @@ class LatencyPredictor:
                 if st:
                     phi_s = st["phi_s"].astype(np.float64)
                     v = phi_s.T @ st["alpha"].astype(np.float64)
+                    # extra columns present in phi (basis_fit="nnls": the basis is not; its
+                    # prior scale is 0 and its coefficients come from the prior mean)
+                    n_in = phi_s.shape[1] - hid - 1
+                    pe = np.zeros((len(se), phi_s.shape[0]))
+                    pe[:n_in] = phi_s[:, hid:hid + n_in].T * se[:n_in, None]
+                    c[:n_in] = v[hid:hid + n_in] * se[:n_in]
+                    if "nn_a" in st:  # prior mean a * z0 + B w + c
+                        w = w * float(st["nn_a"])
+                        b = b * float(st["nn_a"]) + float(st["nn_c"])
+                        c[len(se) - len(st["nn_w"]):] += st["nn_w"]
                     w = w + v[:hid] / np.sqrt(hid)
                     b += float(v[-1])
-                    c = v[hid:hid + len(se)] * se
-                    head.update(ph=(phi_s[:, :hid].T / np.sqrt(hid)).astype(np.float32),
-                                pe=phi_s[:, hid:hid + len(se)].T * se[:, None], p1=phi_s[:, -1],
+                    head.update(ph=(phi_s[:, :hid].T / np.sqrt(hid)).astype(np.float32), pe=pe, p1=phi_s[:, -1],
                                 se2=se * se, kinv=self._kinv64(member, phi_s), sw2=float(st["sw2"]),
                                 sn2=float(st["sn2"]))
                 head.update(w=w.astype(np.float32), b=np.float32(b), c=c)
