@@ -168,9 +168,7 @@ def report(space: str, out: dict, tm: dict, seeds: list[int]) -> str:
               f"meta-valid devices): closed-form head features `{params['gp_features']}` "
               "(`h`: last hidden layer; `hc`: plus standardised log-MACs and log-params), "
               f"share of synthetic mixture devices per meta-training batch {params['mix_devices']}, "
-              f"device-mixture basis in the head {'on' if params['device_basis'] else 'off'} (per meta-train "
-              "device a ridge model of its log-latency, linear in the architecture features; prior scale "
-              "chosen per device by the ten samples' marginal likelihood).", ""]
+              + _basis_text(params), ""]
     help_row = HELP_ROW.get(space, {})
     for metric, title, digits in (("spearman", "Spearman ρ", 3), ("kendall", "Kendall τ", 3),
                                   ("mape", "MAPE (%)", 1), ("within10", "within ±10% (%)", 1)):
@@ -226,6 +224,19 @@ def retime(space: str) -> None:
             "current inference code; the accuracy tables above are from the run named at the top (the code "
             "changes since then do not change this space's predictions beyond float rounding).")
     path.write_text(head + "\n".join(timing_lines(tm) + train + ["", note, ""]))
+
+
+def _basis_text(params: dict) -> str:
+    """How the predictor uses its device-mixture basis, one sentence."""
+    if not params["device_basis"]:
+        return "device-mixture basis off."
+    what = ("per meta-train device a ridge model of its log-latency, linear in the architecture features; ")
+    if params.get("basis_fit", "gp") == "nnls":
+        return ("device-mixture basis on, in the prior mean (" + what + "each member's prior mean is a "
+                "non-negative combination of its own prediction and these columns plus a constant, fitted to the "
+                "ten samples by non-negative least squares; the closed-form head fits the residuals).")
+    return ("device-mixture basis on, in the head (" + what + "prior scale chosen per device by the ten "
+            "samples' marginal likelihood).")
 
 
 def main() -> None:

@@ -229,7 +229,7 @@ def test_version1_file_still_read(tiny: predictors.LatencyPredictor, table: pred
 @pytest.fixture(scope="module")
 def tiny_cost() -> predictors.LatencyPredictor:
     t = predictors.load_latency_table("fbnet")
-    return predictors.LatencyPredictor("fbnet", seed=0, gp_features="hc", **TINY).fit(t)
+    return predictors.LatencyPredictor("fbnet", seed=0, gp_features="hc", device_basis=False, **TINY).fit(t)
 
 
 def test_cost_features_fit_a_mac_bound_device(tiny_cost: predictors.LatencyPredictor, tmp_path: Path) -> None:
@@ -379,3 +379,29 @@ def test_nnls_basis_fit_recovers_a_positive_device_mixture(tiny_basis: predictor
     assert v3.basis_fit == "gp"
     with pytest.raises(ValueError, match="basis_fit"):
         predictors.LatencyPredictor("nasbench201", basis_fit="lasso")
+
+
+def test_nnls_basis_with_cost_features_fast_path_equals_direct() -> None:
+    """FBNet's defaults (cost features in the head, basis in the prior mean): the folded fast path
+    gives the direct formula's means and variances."""
+    t = predictors.load_latency_table("fbnet")
+    p = predictors.LatencyPredictor("fbnet", seed=0, **TINY).fit(t)
+    assert p.gp_features == "hc" and p.device_basis and p.basis_fit == "nnls"
+    d = t.splits["meta_valid"][1]
+    _, query = predictors.protocol_split(t, d)
+    q = p.adapt(t.ref_archs, t.device(d)[t.ref_index])
+    xq = t.features()[query[:300]]
+    zm, zv = q.predict_z(xq)
+    xs, cq, bq = q._features(xq)
+    for i, (m, st) in enumerate(zip(q.members_, q.support_state_)):
+        z0, phi = q._base(m, xs, q.embedding_, cq)
+        assert phi.shape[1] == q.hidden + 2 + 1  # h, the two cost features, 1: no basis columns
+        phi = phi.astype(np.float64)
+        prior = float(st["nn_a"]) * z0 + bq @ st["nn_w"] + float(st["nn_c"])
+        np.testing.assert_allclose(zm[i], prior + (phi @ st["phi_s"].T.astype(np.float64)) @ st["alpha"], atol=1e-4)
+        sw2, sn2 = float(st["sw2"]), float(st["sn2"])
+        phis = st["phi_s"].astype(np.float64)
+        kq = phi @ phis.T
+        kinv = np.linalg.inv(sw2 * phis @ phis.T + sn2 * np.eye(len(phis)))
+        var = sw2 * (phi * phi).sum(1) - sw2**2 * np.einsum("ij,ij->i", kq @ kinv, kq) + sn2
+        np.testing.assert_allclose(zv[i], var, rtol=1e-3, atol=1e-6)
