@@ -69,7 +69,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--epochs", type=int, help="short-qat: training epochs (default 2)")
     p.add_argument("--train-images", type=int, help="short-qat: training images (default 1000)")
     p.add_argument("--bits", help="MAX78000: weight bit widths the hidden layers may use, e.g. 2,4,8 (default "
-                   "2,4,8; the first layer and the classifier stay 8-bit). 1 is allowed but not offered by default: "
+                   "auto: 8 only when the largest network the search can propose fits the budget at 8 bits, since "
+                   "the MAX78000's latency does not depend on bits; else 2,4,8. The first layer and the classifier "
+                   "stay 8-bit). 1 is allowed but not offered by default: "
                    "the MAX78000's 1-bit weights are two's complement {-1, 0}, and networks with 1-bit layers lost "
                    "most of their accuracy in QAT here (benchmarks/results/qat_mnist5k.md)")
     p.add_argument("--no-qat", action="store_true",

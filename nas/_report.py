@@ -221,6 +221,11 @@ def supernet_files(prep: _Prepared) -> dict[str, Any] | None:
             "searched_widths": info.get("searched_widths"), "width_cap": info.get("width_cap")}
 
 
+def _bits_line(settings: dict[str, Any]) -> str:
+    note = settings.get("bits_auto")
+    return f"\n- weight bits searched: {note}" if note else ""
+
+
 def _estimate_notes(prep: _Prepared) -> str:
     sn = supernet_files(prep)
     if sn is None:
@@ -263,7 +268,7 @@ Written {_dt.datetime.now(_dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}.
 - search space: ai8x ({prep.space.min_units}-{prep.space.max_units} units of 1-{prep.space.max_depth} fused
   (max-pool ->) conv -> BN -> ReLU layers, widths {list(prep.space.widths)}, kernels {list(prep.space.kernels)},
   weight bits {list(prep.space.bits)}{', first conv and classifier 8-bit' if prep.space.first_last_8bit else ''};
-  flattening linear classifier)
+  flattening linear classifier){_bits_line(s)}
 - trials completed: {len(trials)} ({n_feas} feasible); sampler: {prep.cfg.sampler} (seeded), constraints via
   `Trial.set_constraint`: weight bytes - budget, device rule violations, layers - 32{', latency - limit' if s['latency_ms'] is not None else ''}
 

@@ -14,7 +14,7 @@ from nas._search import SearchConfig, run_search
 from nas.cli import main
 from search_spaces import InputError, get_space
 
-SPACE = {"max_units": 3, "widths": [16, 24], "max_depth": 1}
+SPACE = {"max_units": 3, "widths": [16, 24], "max_depth": 1, "bits": [2, 4, 8]}  # low-bit QAT is tested here
 TINY = QatConfig(top=2, epochs=2, qat_epochs=3, anneal_epochs=1, max_train_images=400, init="scratch")
 
 

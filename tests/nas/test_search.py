@@ -213,7 +213,11 @@ def test_cli_default_estimate_is_the_supernet(tmp_path, capsys, shape: tuple[int
     qat = json.loads((run / "qat" / "summary.json").read_text())
     assert len(qat["networks"]) == 1 and qat["qat"]["epochs"] == 1 and qat["qat"]["qat_epochs"] == 1
     net = qat["networks"][0]
-    assert net["init"].startswith("supernet") and (run / net["export_dir"]).is_dir()
+    # init auto after a supernet search: both starts fine-tuned, the higher float validation accuracy kept
+    by_init = net["extra"]["float_val_acc_by_init"]
+    assert set(by_init) == {"supernet", "scratch"} and (run / net["export_dir"]).is_dir()
+    kept = "scratch" if by_init["scratch"] > by_init["supernet"] else "supernet"
+    assert net["init"].startswith(kept) and net["float_val_acc"] == by_init[kept]
     assert any(f.endswith("_qat.pth.tar") for f in os.listdir(run / net["export_dir"]))
     assert "## Quantisation-aware training (`nas qat`)" in (run / "report.md").read_text()
     payload = json.loads((run / "pareto.json").read_text())
@@ -310,3 +314,31 @@ def test_cli_bits(tmp_path, capsys) -> None:
     assert main(["search", "--device", "pixel3", "--latency", "20ms", "--bits", "4", "--no-qat",
                  "--runs-dir", str(tmp_path / "runs")]) == 2
     assert "--bits applies to MAX78000" in capsys.readouterr().err
+
+
+def test_auto_bits_follow_the_memory_budget(tmp_path) -> None:
+    """Without --bits, a MAX78000 search offers only 8-bit weights when the largest network it can
+    propose fits the budget at 8 bits (bits cost no latency on the MAX78000), else 2/4/8."""
+    from nas._search import auto_bits_note
+    from search_spaces import get_space
+
+    dev = get_device("max78000")
+    space = get_space("ai8x", input_shape=(1, 28, 28), num_classes=10, bits=(2, 4, 8), **SMALL_SPACE)
+    largest = dev.report(space.network("32k3b8,32k3b8|32k3b8,32k3b8|32k3b8,32k3b8|fcb8"))
+    assert largest.fits
+    assert auto_bits_note(space, dev, largest.weight_bytes).startswith("8 only (auto)")
+    assert f"{largest.weight_bytes:,} B" in auto_bits_note(space, dev, largest.weight_bytes)
+    low = auto_bits_note(space, dev, largest.weight_bytes - 1)
+    assert low.startswith("2, 4, 8 (auto)") and "exceed" in low
+    rng = np.random.default_rng(0)
+    data = tmp_path / "tiny.npz"
+    np.savez(data, x=rng.integers(0, 256, (60, 8, 8), dtype=np.uint8), y=np.arange(60) % 3)
+    for budget, bits in ((400_000, [8]), (2_000, [2, 4, 8])):
+        res = run_search(SearchConfig(device="max78000", budget_bytes=budget, trials=3, runs_dir=tmp_path / "runs",
+                                      name=f"b{budget}", data=str(data), estimator="naswot", space_options=SMALL_SPACE))
+        payload = json.loads((res.run_dir / "pareto.json").read_text())
+        assert payload["settings"]["space_options"]["bits"] == bits
+        assert payload["settings"]["bits_auto"].startswith("8 only" if bits == [8] else "2, 4, 8")
+        assert "weight bits searched: " + payload["settings"]["bits_auto"][:20] in (res.run_dir / "report.md").read_text()
+        hidden = {int(b) for r in payload["pareto"] for b in re.findall(r"b(\d+)", r["arch"].split("|fc")[0])}
+        assert hidden <= set(bits)
