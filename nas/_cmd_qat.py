@@ -21,7 +21,8 @@ def register(subparsers: Any) -> None:
         help="fine-tune a search's best networks with quantisation-aware training and export them",
         description=(
             "For the --top K distinct feasible Pareto networks of RUN with the highest search estimate: "
-            "initialise from the supernet when the search used it (else from scratch), fine-tune in float, fold "
+            "fine-tune in float from the supernet's weights and from scratch when the search used the supernet (the "
+            "higher float validation accuracy is kept; else from scratch), fold "
             "BatchNorm and train in the target's arithmetic (MAX78000: the vendor's QAT, per-layer "
             "output shift and 1/2/4/8-bit weights; phones: int8 weights and activations). Prints float "
             "and quantised test accuracy with the device's figures; writes RUN/qat/summary.json, "
@@ -38,8 +39,9 @@ def register(subparsers: Any) -> None:
                    help=f"quantisation-aware epochs after them (default {DEFAULT_QAT_EPOCHS})")
     p.add_argument("--seed", type=int, help="seed of initialisation and batch order (default: the run's seed)")
     p.add_argument("--init", default="auto", choices=["auto", "supernet", "scratch"],
-                   help="initialisation: auto (the supernet when the search used it, else scratch; default), supernet (trains "
-                   "and caches one when missing), scratch")
+                   help="initialisation: auto (default: when the search used the supernet, fine-tune from its weights and "
+                   "from scratch and keep the higher float validation accuracy; else scratch), supernet (only the "
+                   "supernet's weights; trains and caches one when missing), scratch")
     p.add_argument("--augment", default="none", metavar="none|vendor",
                    help="training-image augmentation: none (default) or vendor (ai8x-training's MNIST recipe: random "
                    "crop with 4-pixel padding, rotation up to 20 degrees, 10%% translation, 5-degree shear; "
@@ -70,14 +72,18 @@ def run_and_print(run: Any, cfg: Any, *, runs_dir: Any = "runs", command: str = 
     loaded = load_run(run, runs_dir)
     err = Console(stderr=True)
     n = min(cfg.top, len({r["arch"] for r in loaded.rows}))
-    err.print(f"[bold]{command}[/] {loaded.name}: {n} network(s), {cfg.epochs} float + {cfg.qat_epochs} QAT epochs each",
-              highlight=False)
+    used_supernet = str((loaded.settings.get("estimator") or {}).get("estimator", "")) == "supernet"
+    float_epochs = cfg.epochs * (2 if cfg.init == "auto" and used_supernet else 1)  # both starts under auto
+    per_net = float_epochs + cfg.qat_epochs
+    twice = " (twice: from the supernet's weights and from scratch)" if float_epochs > cfg.epochs else ""
+    err.print(f"[bold]{command}[/] {loaded.name}: {n} network(s), {cfg.epochs} float{twice} + {cfg.qat_epochs} QAT "
+              "epochs each", highlight=False)
     with Progress(TextColumn("[bold]{task.fields[net]}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=err) as bar:
-        task = bar.add_task("qat", total=n * (cfg.epochs + cfg.qat_epochs), net="", info="")
+        task = bar.add_task("qat", total=n * per_net, net="", info="")
 
         def on_progress(p: Any) -> None:
-            done = p.index * (cfg.epochs + cfg.qat_epochs) + p.epoch + (cfg.epochs if p.phase == "qat" else 0)
+            done = p.index * per_net + p.epoch + {"float": 0, "float-scratch": cfg.epochs}.get(p.phase, float_epochs)
             acc = "" if p.val_acc is None else f"  val acc {100 * p.val_acc:.2f}%"
             bar.update(task, completed=done, net=f"{p.network} ({p.index + 1}/{p.count})",
                        info=f"{p.phase} epoch {p.epoch}/{p.epochs}{acc}")
