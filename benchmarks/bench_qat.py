@@ -56,6 +56,47 @@ def _pct(x: float) -> str:
     return f"{100 * x:.2f}%"
 
 
+def _repeat(best, res, ref, cfg, data, seeds, args, say) -> list[str]:  # noqa: ANN001
+    """ai85net5 and ``best`` trained again with other QAT seeds (same split and initialisation
+    source); markdown lines with per-seed and mean +- std quantised test accuracy."""
+    import dataclasses
+
+    import numpy as np
+
+    from nas._qat import _space, _supernet_settings
+
+    space = _space(res.settings)
+    used = (res.settings.get("estimator") or {}).get("estimator") == "supernet"
+    ref_acc, win_acc = [ref["quant_test_acc"]], [best.quant_test_acc]
+    for s in seeds:
+        c = dataclasses.replace(cfg, seed=s)
+        _, f = train_network(ai85net5(), data, c, space=None, seed=s, name="ai85net5")
+        ref_acc.append(f["quant_test_acc"])
+        _, f = train_network(best.arch, data, c, space=space, seed=s, runs_dir=res.run_dir.parent, name=best.name,
+                             search_used_supernet=used, supernet_seed=args.seed,
+                             supernet_settings=_supernet_settings(res.settings) if used else None)
+        win_acc.append(f["quant_test_acc"])
+        say(f"seed {s}: ai85net5 {_pct(ref_acc[-1])}, {best.name} {_pct(win_acc[-1])}")
+    all_seeds = [args.seed, *seeds]
+    ra, wa = np.array(ref_acc), np.array(win_acc)
+    lines = [
+        f"Seed-to-seed spread (QAT seeds {all_seeds}: initialisation and batch order; same data split, same "
+        f"settings): ai85net5 and {best.name}, the winner with the best quantised validation accuracy "
+        f"({_pct(best.quant_val_acc)}), trained again:",
+        "",
+        "| QAT seed | ai85net5 quantised test acc | " + best.name + " quantised test acc |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {s} | {_pct(a)} | {_pct(b)} |" for s, a, b in zip(all_seeds, ref_acc, win_acc)]
+    lines += [f"| mean ± std | {_pct(ra.mean())} ± {100 * ra.std(ddof=1):.2f} | {_pct(wa.mean())} ± "
+              f"{100 * wa.std(ddof=1):.2f} |", "",
+              f"- on the mean over {len(all_seeds)} seeds, {best.name} ({best.device['latency_ms']:.3f} ms) "
+              f"{'matches or beats' if wa.mean() >= ra.mean() else 'is below'} ai85net5 "
+              f"({100 * (wa.mean() - ra.mean()):+.2f} points); one seed's test accuracy moves by "
+              f"{100 * max(ra.max() - ra.min(), wa.max() - wa.min()):.1f} points between seeds here", ""]
+    return lines
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--trials", type=int, default=60)
@@ -68,7 +109,10 @@ def main() -> int:
     ap.add_argument("--accuracy", default=None, choices=["supernet", "proxy", "short-qat"],
                     help="the search's accuracy estimate (default: nas search's default)")
     ap.add_argument("--bits", type=int, nargs="+", choices=[1, 2, 4, 8],
-                    help="restrict the searched weight bit widths (ai8x space option; default all of 1/2/4/8)")
+                    help="restrict the searched weight bit widths (ai8x space option; default: nas search's auto rule)")
+    ap.add_argument("--repeat-seeds", default="1,2",
+                    help="QAT seeds (comma-separated; '' for none) with which ai85net5 and the winner with the best "
+                    "quantised validation accuracy are trained again, to report the seed-to-seed spread (default 1,2)")
     ap.add_argument("--also-proxy", action="store_true",
                     help="also search with --accuracy proxy (NASWOT) and QAT its winners, for comparison")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "qat_mnist5k.md"))
@@ -77,6 +121,11 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(1)
+    try:
+        repeat_seeds = [int(t) for t in args.repeat_seeds.split(",") if t.strip()]
+    except ValueError:
+        ap.error(f"--repeat-seeds {args.repeat_seeds!r}: give integers separated by commas")
+    seeds_lines: list[str] = []
     t_all = time.perf_counter()
     load0 = os.getloadavg()
     data = load_dataset(None, seed=args.seed)
@@ -119,6 +168,9 @@ def main() -> int:
                         f"  {p.network} {p.phase} done, val {_pct(p.val_acc or 0)}"))
         t_qat = time.perf_counter() - t0
         say(f"qat: {len(q.networks)} networks in {t_qat:.0f} s")
+        if acc == args.accuracy and repeat_seeds:
+            best = max(q.networks, key=lambda n: (n.quant_val_acc, -n.device["latency_ms"]))
+            seeds_lines = _repeat(best, res, ref, cfg, data, repeat_seeds, args, say)
         rows = [ref_row]
         for n in q.networks:
             rows.append((n.name, n.arch, n.float_test_acc, n.quant_test_acc, n.device["latency_ms"],
@@ -128,9 +180,11 @@ def main() -> int:
         beats = [r for r in rows[1:] if r[3] >= ref["quant_test_acc"] and r[4] <= ref_rep.latency_ms]
         label = "the default accuracy estimate" if acc is None else f"--accuracy {acc}"
         cover = ""
+        if res.settings.get("bits_auto"):
+            cover += f"; weight bits searched: {res.settings['bits_auto']}"
         if est.get("estimator") == "supernet":
             sp = res.settings.get("supernet") or {}
-            cover = f" (supernet cache `{sp}`)" if sp else ""
+            cover += f" (supernet cache `{sp}`)" if sp else ""
         lines = [
             f"## Search with {label}: {res.metric}",
             "",
@@ -140,7 +194,9 @@ def main() -> int:
                "`bits`)" if args.bits else "") + ": "
             f"estimate **{res.metric}** (`{est.get('estimator')}`){cover}; {res.n_complete} trials, {res.n_feasible} "
             f"feasible, {len(res.pareto)} on the front ({len({r['arch'] for r in res.pareto})} distinct); search "
-            f"{t_search:.0f} s, QAT {t_qat:.0f} s",
+            f"{t_search:.0f} s" + (f" ({res.n_new} new trials; the others resumed from an earlier run of this command "
+                                   "in the same runs directory)" if res.n_new < res.n_complete else "")
+            + f", QAT {t_qat:.0f} s",
             "",
             "| network | arch | float test acc | quantised test acc | delta (points) | latency ms (model) | weights B "
             "| device check | init |",
@@ -161,6 +217,8 @@ def main() -> int:
             "",
         ]
         sections += lines
+        if acc == args.accuracy and repeat_seeds:
+            sections += seeds_lines
         verdicts.append(f"{label}: {'beats' if beats else 'does not beat'} ai85net5")
     lines = [
         "# QAT of MAX78000 search winners vs the vendor's ai85net5 (MNIST, 5k subset)",

@@ -101,6 +101,9 @@ def main() -> None:
     ap.add_argument("--runs-dir", default="runs")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--bits", type=int, nargs="+", choices=[1, 2, 4, 8],
+                    help="weight bit widths of the space (default 1 2 4 8; `nas search` on the default data offers "
+                    "8 only, see nas._search.auto_bits_note)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "supernet_mnist5k.md"))
     args = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
@@ -117,7 +120,8 @@ def main() -> None:
     load0 = os.getloadavg()
     t_all = time.perf_counter()
     data = load_mnist5k(seed=args.seed)
-    full = get_space("ai8x", input_shape=data.input_shape, num_classes=data.num_classes)
+    bits_opt = {} if args.bits is None else {"bits": tuple(sorted(set(args.bits)))}
+    full = get_space("ai8x", input_shape=data.input_shape, num_classes=data.num_classes, **bits_opt)
     est = SupernetAccuracy(threads=args.threads)
     est.bind(full, data, args.runs_dir, seed=args.seed)
     inh = SupernetAccuracy(threads=args.threads, finetune_steps=0)
@@ -131,7 +135,7 @@ def main() -> None:
     n_drawn = len(archs)
     archs += [a for a in EXTRA if a not in archs]
     base = "32k3b8,32k3b{b}|32k3b{b},32k3b{b}|32k3b{b}|fcb8"
-    sweep = [base.format(b=b) for b in (8, 4, 2, 1)]
+    sweep = [base.format(b=b) for b in (8, 4, 2, 1) if b in space.bits] if len(space.bits) > 1 else []
     rows = []
     for i, a in enumerate(archs + sweep):
         r = est.evaluate(space, space.parse(a), data, seed=args.seed)
@@ -161,7 +165,8 @@ def main() -> None:
         "# Supernet estimate vs stand-alone training (MNIST 5k, MAX78000 ai8x space)",
         "",
         f"Command: `.venv/bin/python benchmarks/bench_supernet.py --n {args.n} --float-epochs {args.float_epochs} "
-        f"--qat-epochs {args.qat_epochs} --threads {args.threads}`",
+        f"--qat-epochs {args.qat_epochs} --threads {args.threads}"
+        + ("" if args.bits is None else " --bits " + " ".join(map(str, sorted(set(args.bits))))) + "`",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, torch threads {args.threads}; load average "
         f"{load0[0]:.1f} at start, {load1[0]:.1f} at end (other jobs shared the machine). "
         f"Written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
@@ -174,8 +179,9 @@ def main() -> None:
         f"{args.float_epochs} float epoch(s) then {args.qat_epochs} fake-quantised epoch(s) (Adam 3e-3, cosine, "
         "batch 32, seed 0), validation accuracy fake-quantised at its bit widths",
         f"- networks: {len(drawn)} drawn with seed {args.seed} from the searched space "
-        f"(widths {list(space.widths)}), each fits the MAX78000 with <= 400,000 weight bytes; at most "
-        f"{-(-args.n // 4)} per lowest hidden bit width; plus {len(main_rows) - len(drawn)} fixed ones (`EXTRA`)",
+        f"(widths {list(space.widths)}, weight bits {list(space.bits)}), each fits the MAX78000 with <= 400,000 "
+        f"weight bytes; at most {-(-args.n // len(space.bits))} per lowest hidden bit width; plus "
+        f"{len(main_rows) - len(drawn)} fixed ones (`EXTRA`)",
         "",
         "## Ranking agreement",
         "",
@@ -197,14 +203,14 @@ def main() -> None:
         tag = str(i) if r["drawn"] else f"{i} (fixed)"
         lines.append(f"| {tag} | `{_cell(r['arch'])}` | {r['weight_bytes']:,} | {r['latency_ms']:.3f} | "
                      f"{r['supernet']:.4f} | {r['inherited']:.4f} | {r['naswot']:.1f} | {r['standalone']:.4f} |")
-    lines += [
+    lines += [] if not sweep else [
         "",
         "## Weight bit widths (same architecture, hidden layers at 8/4/2/1 bits)",
         "",
         "| architecture | weight bytes | val_acc_supernet | NASWOT | stand-alone val acc |",
         "|---|---:|---:|---:|---:|",
     ]
-    for r in rows:
+    for r in rows if sweep else []:
         if r["sweep"]:
             lines.append(f"| `{_cell(r['arch'])}` | {r['weight_bytes']:,} | {r['supernet']:.4f} | {r['naswot']:.1f} | "
                          f"{r['standalone']:.4f} |")
