@@ -11,7 +11,6 @@ returned unchanged.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,20 +78,3 @@ def random_affine(x: Any, gen: Any, aug: Augment | None = None) -> Any:
     fill = float(x.min()) if aug.fill is None else float(aug.fill)
     out = F.grid_sample(x - fill, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     return out + fill
-
-
-def describe(aug: Augment | None) -> str:
-    """One line for reports."""
-    if aug is None:
-        return "none"
-    return (f"random crop (pad {aug.pad}) + affine (rotation ±{aug.degrees:g}°, translation "
-            f"±{aug.translate:g}, x-shear ±{aug.shear:g}°), black fill: the vendor's MNIST recipe")
-
-
-def _check() -> None:  # pragma: no cover - used by hand
-    import torch
-
-    x = -torch.ones(2, 1, 28, 28)
-    x[:, :, 10:18, 10:18] = 1
-    y = random_affine(x, torch.Generator().manual_seed(0))
-    print(float(y.min()), float(y.max()), math.isclose(float(y.min()), -1.0))
