@@ -110,6 +110,8 @@ def main() -> int:
                     help="the search's accuracy estimate (default: nas search's default)")
     ap.add_argument("--bits", type=int, nargs="+", choices=[1, 2, 4, 8],
                     help="restrict the searched weight bit widths (ai8x space option; default: nas search's auto rule)")
+    ap.add_argument("--augment", default="none", choices=["none", "vendor"],
+                    help="training-image augmentation of every network's QAT (nas qat --augment; default none)")
     ap.add_argument("--repeat-seeds", default="1,2",
                     help="QAT seeds (comma-separated; '' for none) with which ai85net5 and the winner with the best "
                     "quantised validation accuracy are trained again, to report the seed-to-seed spread (default 1,2)")
@@ -133,7 +135,7 @@ def main() -> int:
     ref_net = ai85net5()
     ref_rep = dev.report(ref_net)
     assert ref_rep.cycles == AI85NET5_CYCLES, ref_rep.cycles
-    cfg = QatConfig(top=args.top, epochs=args.epochs, qat_epochs=args.qat_epochs, seed=args.seed)
+    cfg = QatConfig(top=args.top, epochs=args.epochs, qat_epochs=args.qat_epochs, seed=args.seed, augment=args.augment)
 
     def say(msg: str) -> None:
         print(f"[{time.perf_counter() - t_all:7.1f} s] {msg}", flush=True)
@@ -235,8 +237,11 @@ def main() -> int:
         f"- QAT (the same for every network, `nas qat` defaults): {cfg.epochs} float epochs (Adam {cfg.lr:g}, cosine), "
         f"BatchNorm folded, {cfg.qat_epochs} QAT epochs (Adam {cfg.qat_lr:g}; the first "
         f"{min(cfg.anneal_epochs, cfg.qat_epochs - 1)} anneal float -> quantised weights) in the vendor's arithmetic; "
-        f"batch {cfg.batch_size}; best validation epoch kept per phase; winners: the top {args.top} distinct "
-        "feasible Pareto architectures by the search estimate",
+        f"batch {cfg.batch_size}; best validation epoch kept per phase; training-image augmentation "
+        + ("ai8x-training's MNIST recipe (`--augment vendor`)" if cfg.augment == "vendor" else "none")
+        + f"; winners: the top {args.top} distinct feasible Pareto architectures by the search estimate, each "
+        "fine-tuned from the supernet's weights and from scratch, the start with the higher float validation "
+        "accuracy kept (`nas qat` init auto)",
         "- latency: the vendor's cycle model at 50 MHz (ai85net5: "
         f"{ref_rep.cycles:,} cycles = {ref_rep.latency_ms:.3f} ms modelled, {AI85NET5_BOARD_US / 1000:.2f} ms measured "
         "on the board)"
