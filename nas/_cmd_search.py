@@ -137,6 +137,42 @@ def _config(args: argparse.Namespace) -> Any:
     )
 
 
+def front_table(result: Any, prep: Any) -> Any:
+    """The rich table of a search's Pareto front, one row per distinct architecture."""
+    from rich.table import Table
+
+    front = distinct_front(result.pareto)  # TPE proposes some networks twice; pareto.csv lists every trial
+    repeats = len(result.pareto) - len(front)
+    table = Table(title=f"Pareto front of {result.name}: {result.n_complete} trials, {result.n_feasible} feasible"
+                  + (f"; {len(front)} distinct networks (their {repeats} repeat trial(s) are in pareto.csv)"
+                     if repeats else ""), title_justify="left")
+    table.add_column("trial", justify="right")
+    table.add_column(result.metric, justify="right")
+    table.add_column("latency ms", justify="right")
+    if prep.mobile:
+        table.add_column(f"mean+{prep.settings['latency_margin']:g}std ms", justify="right")
+        table.add_column("int8 size B", justify="right")
+        table.add_column("peak RAM B", justify="right")
+        table.add_column("arch")
+        for r in front:
+            table.add_row(str(r["trial"]), f"{r['estimate']:.4g}", f"{r['latency_ms']:.3f}",
+                          f"{r['latency_bound_ms']:.3f}", f"{r['size_bytes']:,}", f"{r['peak_ram_bytes']:,}", r["arch"])
+    else:
+        table.add_column("weight bytes of 442,368", justify="right")
+        table.add_column("layers", justify="right")
+        table.add_column("bit widths")
+    for r in ([] if prep.mobile else front):
+        table.add_row(str(r["trial"]), f"{r['estimate']:.4g}", f"{r['latency_ms']:.3f}", f"{r['weight_bytes']:,}",
+                      str(r["layers"]), r["bit_widths"])
+    return table
+
+
+def distinct_front(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` with each architecture once (its first row), in order."""
+    seen: set[str] = set()
+    return [r for r in rows if not (r["arch"] in seen or seen.add(r["arch"]))]
+
+
 def _parse_bits(text: str) -> tuple[int, ...]:
     from search_spaces import InputError
 
@@ -166,7 +202,6 @@ def _qat_config(args: argparse.Namespace) -> Any:
 def _search(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-    from rich.table import Table
 
     from ._search import run_search, validate
 
@@ -212,27 +247,7 @@ def _search(args: argparse.Namespace) -> int:
             return 1
 
     out = Console() if Console().is_terminal else Console(width=160)
-    table = Table(title=f"Pareto front of {result.name}: {result.n_complete} trials, {result.n_feasible} feasible",
-                  title_justify="left")
-    table.add_column("trial", justify="right")
-    table.add_column(result.metric, justify="right")
-    table.add_column("latency ms", justify="right")
-    if prep.mobile:
-        table.add_column(f"mean+{prep.settings['latency_margin']:g}std ms", justify="right")
-        table.add_column("int8 size B", justify="right")
-        table.add_column("peak RAM B", justify="right")
-        table.add_column("arch")
-        for r in result.pareto:
-            table.add_row(str(r["trial"]), f"{r['estimate']:.4g}", f"{r['latency_ms']:.3f}",
-                          f"{r['latency_bound_ms']:.3f}", f"{r['size_bytes']:,}", f"{r['peak_ram_bytes']:,}", r["arch"])
-    else:
-        table.add_column("weight bytes of 442,368", justify="right")
-        table.add_column("layers", justify="right")
-        table.add_column("bit widths")
-    for r in ([] if prep.mobile else result.pareto):
-        table.add_row(str(r["trial"]), f"{r['estimate']:.4g}", f"{r['latency_ms']:.3f}", f"{r['weight_bytes']:,}",
-                      str(r["layers"]), r["bit_widths"])
-    out.print(table)
+    out.print(front_table(result, prep))
     if not result.pareto:
         out.print("no feasible network yet: relax --budget, --ram or --latency, or raise --trials")
     out.print(f"{result.n_new} new trials in {result.seconds:.1f} s "

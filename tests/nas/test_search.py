@@ -342,3 +342,24 @@ def test_auto_bits_follow_the_memory_budget(tmp_path) -> None:
         assert "weight bits searched: " + payload["settings"]["bits_auto"][:20] in (res.run_dir / "report.md").read_text()
         hidden = {int(b) for r in payload["pareto"] for b in re.findall(r"b(\d+)", r["arch"].split("|fc")[0])}
         assert hidden <= set(bits)
+
+
+def test_front_table_lists_each_network_once() -> None:
+    """The printed front has one row per distinct architecture (the first trial that found it);
+    pareto.json keeps every trial."""
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from nas._cmd_search import distinct_front, front_table
+
+    rows = [{"arch": a, "trial": t, "estimate": 0.9, "latency_ms": 1.0, "weight_bytes": 100, "layers": 3,
+             "bit_widths": "8/8/8"} for a, t in (("a", 3), ("b", 1), ("a", 5), ("c", 0))]
+    assert [(r["arch"], r["trial"]) for r in distinct_front(rows)] == [("a", 3), ("b", 1), ("c", 0)]
+    result = SimpleNamespace(pareto=rows, name="run", n_complete=9, n_feasible=8, metric="val_acc_supernet")
+    con = Console(record=True, width=200)
+    con.print(front_table(result, SimpleNamespace(mobile=False, settings={})))
+    text = con.export_text()
+    shown = [m.group(1) for m in (re.match(r"^\s*│\s*(\d+)\s*│", line) for line in text.splitlines()) if m]
+    assert shown == ["3", "1", "0"]
+    assert "3 distinct networks (their 1 repeat trial(s) are in pareto.csv)" in " ".join(text.split())
