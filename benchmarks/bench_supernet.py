@@ -103,7 +103,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--bits", type=int, nargs="+", choices=[1, 2, 4, 8],
                     help="weight bit widths of the space (default 1 2 4 8; `nas search` on the default data offers "
-                    "8 only, see nas._search.auto_bits_note)")
+                    "8 only, see nas._search.auto_bits)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "supernet_mnist5k.md"))
     args = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))

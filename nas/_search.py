@@ -67,7 +67,7 @@ class SearchConfig:
             training-free score) or ``short_qat`` (short training from scratch).
         estimator_options: keyword settings of the estimator (e.g. ``{"epochs": 1}``).
         space_options: extra keyword options of the ``ai8x`` space (e.g. ``{"max_units": 4}``); MAX78000
-            searches default ``bits`` by :func:`auto_bits_note` (8 only when the largest network the
+            searches default ``bits`` by :func:`auto_bits` (8 only when the largest network the
             search can propose fits the budget at 8 bits, else :data:`MAX78000_DEFAULT_BITS`).
         sampler: ``tpe`` (multi-objective TPE with constraints) or ``nsga2``.
         budget_text: how the budget was written (for the run name), e.g. ``400KB``.
@@ -147,8 +147,8 @@ MAX78000_DEFAULT_BITS = (2, 4, 8)
 """Hidden-layer weight bit widths a MAX78000 search offers unless ``space_options["bits"]`` says otherwise."""
 
 
-def auto_bits_note(space: Any, device: Any, budget: int) -> str:
-    """The default bit widths of a MAX78000 search, as a sentence starting with what is searched.
+def auto_bits(space: Any, device: Any, budget: int) -> tuple[tuple[int, ...], str]:
+    """The default hidden-layer bit widths of a MAX78000 search and a sentence saying why.
 
     The MAX78000's latency does not depend on weight bits (only kernel memory does), so lower
     bits can only lose accuracy unless memory demands them: when the largest network the search
@@ -160,14 +160,14 @@ def auto_bits_note(space: Any, device: Any, budget: int) -> str:
     arch = {"units": [[{"width": w, "kernel": k, "bits": 8}] * space.max_depth] * space.max_units, "fc_bits": 8}
     rep = device.report(space.network(arch))
     if rep.fits and rep.weight_bytes <= budget:
-        return (f"8 only (auto): the largest network the search can propose ({space.max_units} units x "
-                f"{space.max_depth} layers of {w} channels, {k}x{k}) fits at 8 bits ({rep.weight_bytes:,} B of the "
-                f"{budget:,} B budget), and lower bits save only weight memory on the MAX78000, never latency; "
-                f"--bits 2,4,8 searches them anyway")
+        return (8,), (f"8 only (auto): the largest network the search can propose ({space.max_units} units x "
+                      f"{space.max_depth} layers of {w} channels, {k}x{k}) fits at 8 bits ({rep.weight_bytes:,} B of "
+                      f"the {budget:,} B budget), and lower bits save only weight memory on the MAX78000, never "
+                      "latency; --bits 2,4,8 searches them anyway")
     why = "it breaks a memory rule" if not rep.fits else f"its {rep.weight_bytes:,} B exceed the {budget:,} B budget"
     bits = ", ".join(map(str, MAX78000_DEFAULT_BITS))
-    return (f"{bits} (auto): the largest network the search can propose does not fit at 8 bits ({why}), so "
-            f"lower bits are searched to fit more into memory")
+    return MAX78000_DEFAULT_BITS, (f"{bits} (auto): the largest network the search can propose does not fit at 8 "
+                                   f"bits ({why}), so lower bits are searched to fit more into memory")
 
 
 def _front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -407,7 +407,7 @@ def validate(cfg: SearchConfig) -> _Prepared:
     space_options = dict(cfg.space_options)
     if mobile and "bits" in space_options:
         raise InputError(f"--bits applies to MAX78000 devices; {cfg.device!r} searches int8 {space_name} networks")
-    auto_bits = not mobile and "bits" not in space_options
+    choose_bits = not mobile and "bits" not in space_options
     if not mobile:
         # 1-bit weights are {-1, 0} on the MAX78000 (two's complement); networks with 1-bit layers
         # lost most of their accuracy in QAT (benchmarks/results/qat_mnist5k.md): opt-in only.
@@ -423,23 +423,18 @@ def validate(cfg: SearchConfig) -> _Prepared:
         space = get_space(space_name, in_channels=shape[0], num_classes=data.num_classes, input_size=shape[1],
                           **cfg.space_options)
     else:
-        space = get_space(
-            "ai8x",
-            input_shape=data.input_shape,
-            num_classes=data.num_classes,
-            conv1d=data.conv1d,
-            **space_options,
-        )
+        space = get_space("ai8x", input_shape=data.input_shape, num_classes=data.num_classes, conv1d=data.conv1d,
+                          **space_options)
     bits_note = None
-    if auto_bits:
+    if choose_bits:
         probe = space
         if est_key == "supernet":
             from ._supernet import covered_space
 
             probe = covered_space(space, estimator.supernet_settings())  # type: ignore[attr-defined]
-        bits_note = auto_bits_note(probe, device, budget)
-        if bits_note.startswith("8 only"):
-            space_options["bits"] = (8,)
+        bits, bits_note = auto_bits(probe, device, budget)
+        if bits != space.bits:
+            space_options["bits"] = bits
             space = get_space("ai8x", input_shape=data.input_shape, num_classes=data.num_classes,
                               conv1d=data.conv1d, **space_options)
     supernet_info: dict[str, Any] | None = None

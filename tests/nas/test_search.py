@@ -319,17 +319,17 @@ def test_cli_bits(tmp_path, capsys) -> None:
 def test_auto_bits_follow_the_memory_budget(tmp_path) -> None:
     """Without --bits, a MAX78000 search offers only 8-bit weights when the largest network it can
     propose fits the budget at 8 bits (bits cost no latency on the MAX78000), else 2/4/8."""
-    from nas._search import auto_bits_note
+    from nas._search import auto_bits
     from search_spaces import get_space
 
     dev = get_device("max78000")
     space = get_space("ai8x", input_shape=(1, 28, 28), num_classes=10, bits=(2, 4, 8), **SMALL_SPACE)
     largest = dev.report(space.network("32k3b8,32k3b8|32k3b8,32k3b8|32k3b8,32k3b8|fcb8"))
     assert largest.fits
-    assert auto_bits_note(space, dev, largest.weight_bytes).startswith("8 only (auto)")
-    assert f"{largest.weight_bytes:,} B" in auto_bits_note(space, dev, largest.weight_bytes)
-    low = auto_bits_note(space, dev, largest.weight_bytes - 1)
-    assert low.startswith("2, 4, 8 (auto)") and "exceed" in low
+    bits, note = auto_bits(space, dev, largest.weight_bytes)
+    assert bits == (8,) and note.startswith("8 only (auto)") and f"{largest.weight_bytes:,} B" in note
+    bits, low = auto_bits(space, dev, largest.weight_bytes - 1)
+    assert bits == (2, 4, 8) and low.startswith("2, 4, 8 (auto)") and "exceed" in low
     rng = np.random.default_rng(0)
     data = tmp_path / "tiny.npz"
     np.savez(data, x=rng.integers(0, 256, (60, 8, 8), dtype=np.uint8), y=np.arange(60) % 3)
