@@ -438,7 +438,8 @@ class LatencyPredictor:
         zs = (np.log(np.maximum(y, _EPS_MS)) - mu) / sd
         best: tuple[float, float, list[dict[str, np.ndarray]]] | None = None
         if bs is not None and self.basis_fit == "nnls":
-            # the basis enters the prior mean (non-negative least squares), not the head
+            # the basis enters the prior mean (non-negative least squares), not the head;
+            # log_evidence_ is then that of the residuals given the fitted prior mean
             out = [self._member_support_state(m, emb, xs, cs, zs, None, bs) for m in self.members_]
             best = (float(sum(e for _, e in out)), 0.0, [st for st, _ in out])
         else:
