@@ -155,7 +155,8 @@ def report(space: str, out: dict, tm: dict, seeds: list[int]) -> str:
              "Protocol: HELP's device splits; query = each meta-test device's rows "
              f"[{predictors.load_latency_table(space).n_train_pool}, +1000) trimmed to its 10-90% latency band "
              "(800 archs). **Ten samples per device in total**: the 10 reference architectures give both the "
-             "hardware embedding and the adaptation (HELP's published row used 20). "
+             "hardware embedding and the adaptation (HELP's published row used 20); every method gets the same "
+             "ten (HELP's reference architectures). "
              f"Mean ± std over seeds {seeds} (meta-training seeds of the learned methods; GP restarts seed). "
              "Nothing was tuned on these devices (model selection used the meta-valid devices).", "",
              "Data seen by each method: LatencyPredictor meta-trains on the meta-train devices' rows except "

@@ -11,7 +11,14 @@
 from __future__ import annotations
 
 from ._baselines import FlopsProxy, MetaSGD, NearestDevice, SampleGP
-from ._data import SPACES, LatencyTable, help_meta, load_latency_table, protocol_split
+from ._data import (
+    SPACES,
+    LatencyTable,
+    help_meta,
+    load_latency_table,
+    protocol_split,
+    select_references,
+)
 from ._errors import (
     ArchitectureError,
     ArtefactError,
@@ -43,5 +50,6 @@ __all__ = [
     "load",
     "load_file",
     "load_latency_table",
+    "select_references",
     "protocol_split",
 ]

@@ -6,7 +6,7 @@ import csv
 import functools
 import gzip
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import Any
 
@@ -16,7 +16,8 @@ from search_spaces import get_space
 
 from ._errors import UnknownSpaceError
 
-__all__ = ["LatencyTable", "load_latency_table", "SPACES", "help_meta", "protocol_split", "flops_params"]
+__all__ = ["LatencyTable", "load_latency_table", "SPACES", "help_meta", "protocol_split", "flops_params",
+           "select_references"]
 
 SPACES: tuple[str, ...] = ("nasbench201", "fbnet", "ofa_mbv3")
 _META_KEY = {"nasbench201": "nasbench201", "fbnet": "fbnet", "ofa_mbv3": "ofa"}
@@ -88,10 +89,17 @@ class LatencyTable:
         return self._features["x"]
 
 
-@functools.lru_cache(maxsize=3)
-def load_latency_table(space: str) -> LatencyTable:
-    """Load the vendored latency table of ``space`` ("nasbench201", "fbnet" or "ofa_mbv3")."""
+@functools.lru_cache(maxsize=6)
+def load_latency_table(space: str, references: str = "help") -> LatencyTable:
+    """Load the vendored latency table of ``space`` ("nasbench201", "fbnet" or "ofa_mbv3").
+
+    ``references``: the 10 reference architectures (``ref_index``): "help" (HELP's, what the
+    shipped predictors use) or "max_volume" (:func:`select_references`; measured and not adopted,
+    see predictors/README.md).
+    """
     _check_space(space)
+    if references not in ("help", "max_volume"):
+        raise ValueError(f"references must be 'help' or 'max_volume', got {references!r}")
     meta = help_meta()[_META_KEY[space]]
     splits = help_meta()["help_splits"][_META_KEY[space]]
     path = resources.files("predictors").joinpath("data", _FILES[space])
@@ -117,7 +125,7 @@ def load_latency_table(space: str) -> LatencyTable:
     devices = header[first:]
     lat = np.array([[float(v) for v in r[first:]] for r in rows], dtype=np.float64).T[:, order]
     archs = [archs[i] for i in order]
-    return LatencyTable(
+    table = LatencyTable(
         space=space,
         archs=archs,
         devices=list(devices),
@@ -127,6 +135,33 @@ def load_latency_table(space: str) -> LatencyTable:
         n_train_pool=int(splits["num_meta_train_sample"]),
         n_query=int(splits["num_query"]),
     )
+    return table if references == "help" else replace(table, ref_index=select_references(table))
+
+
+def select_references(table: LatencyTable, k: int = 10) -> np.ndarray:
+    """``k`` reference rows by a greedy maximum-volume (D-optimal) design on the meta-train devices.
+
+    Each architecture's profile is its log-latency on every meta-train device, standardised per
+    device, plus a constant; each step adds the architecture whose profile is least explained by
+    those already chosen (largest ``a' M^-1 a``, ``M`` = a small ridge plus the chosen profiles'
+    outer products). Only rows outside HELP's query rows and only the meta-train devices are
+    used, so the meta-valid and meta-test devices never influence the choice. Deterministic.
+    """
+    rows = np.arange(len(table.archs))
+    rows = rows[(rows < table.n_train_pool) | (rows >= table.n_train_pool + table.n_query)]
+    lat = np.log(np.maximum(np.stack([table.device(d) for d in table.splits["meta_train"]], 1)[rows], 1e-3))
+    prof = np.concatenate([(lat - lat.mean(0)) / np.maximum(lat.std(0), 1e-12), np.ones((len(rows), 1))], 1)
+    m = 1e-3 * np.eye(prof.shape[1])
+    free = np.ones(len(rows), dtype=bool)
+    chosen: list[int] = []
+    for _ in range(k):
+        gain = np.einsum("ij,jk,ik->i", prof, np.linalg.inv(m), prof)
+        gain[~free] = -np.inf
+        i = int(np.argmax(gain))
+        chosen.append(int(rows[i]))
+        free[i] = False
+        m += np.outer(prof[i], prof[i])
+    return np.asarray(chosen, dtype=np.int64)
 
 
 def _band(idx: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -23,7 +23,7 @@ _EPS_MS = 1e-3
 # never changes how an existing file is read.
 SPACE_DEFAULTS: dict[str, dict[str, Any]] = {
     "nasbench201": {"gp_features": "h", "mix_devices": 0.25, "device_basis": False},
-    "fbnet": {"gp_features": "hc", "mix_devices": 0.25, "device_basis": True, "basis_fit": "nnls"},
+    "fbnet": {"gp_features": "hc", "mix_devices": 0.25, "device_basis": False},
     "ofa_mbv3": {"gp_features": "h", "mix_devices": 0.5, "device_basis": True, "basis_fit": "nnls"},
 }
 # Prior scales of the device basis tried at adaptation; the one with the highest marginal

@@ -16,6 +16,7 @@ from predictors import (
     PredictorInputError,
     UnknownSpaceError,
 )
+from search_spaces import get_space
 
 TINY = dict(hidden=16, n_layers=1, n_members=2, n_steps=40, batch_devices=6, n_query=32, lr=3e-3)
 
@@ -382,10 +383,10 @@ def test_nnls_basis_fit_recovers_a_positive_device_mixture(tiny_basis: predictor
 
 
 def test_nnls_basis_with_cost_features_fast_path_equals_direct() -> None:
-    """FBNet's defaults (cost features in the head, basis in the prior mean): the folded fast path
+    """Cost features in the head and the basis in the prior mean together: the folded fast path
     gives the direct formula's means and variances."""
     t = predictors.load_latency_table("fbnet")
-    p = predictors.LatencyPredictor("fbnet", seed=0, **TINY).fit(t)
+    p = predictors.LatencyPredictor("fbnet", seed=0, device_basis=True, basis_fit="nnls", **TINY).fit(t)
     assert p.gp_features == "hc" and p.device_basis and p.basis_fit == "nnls"
     d = t.splits["meta_valid"][1]
     _, query = predictors.protocol_split(t, d)
@@ -405,3 +406,30 @@ def test_nnls_basis_with_cost_features_fast_path_equals_direct() -> None:
         kinv = np.linalg.inv(sw2 * phis @ phis.T + sn2 * np.eye(len(phis)))
         var = sw2 * (phi * phi).sum(1) - sw2**2 * np.einsum("ij,ij->i", kq @ kinv, kq) + sn2
         np.testing.assert_allclose(zv[i], var, rtol=1e-3, atol=1e-6)
+
+
+def test_reference_selection_uses_only_meta_train_devices_and_pool_rows() -> None:
+    """select_references ("max_volume"): ten distinct rows outside HELP's query rows, chosen from
+    the meta-train devices alone (changing a meta-valid or meta-test device's latencies leaves
+    them unchanged). The default table and the shipped predictors keep HELP's references."""
+    import dataclasses
+
+    help_t = predictors.load_latency_table("nasbench201")
+    t = predictors.load_latency_table("nasbench201", "max_volume")
+    ref = t.ref_index
+    assert len(set(ref.tolist())) == 10
+    assert not np.any((ref >= t.n_train_pool) & (ref < t.n_train_pool + t.n_query))
+    np.testing.assert_array_equal(ref, predictors.select_references(help_t))
+    assert not np.array_equal(np.sort(ref), np.sort(help_t.ref_index))
+    lat = t.latency_ms.copy()
+    rng = np.random.default_rng(0)
+    for d in t.splits["meta_valid"] + t.splits["meta_test"]:
+        lat[t.devices.index(d)] *= rng.uniform(0.5, 2.0, lat.shape[1])
+    np.testing.assert_array_equal(predictors.select_references(dataclasses.replace(t, latency_ms=lat)), ref)
+    lat[t.devices.index(t.splits["meta_train"][0])] *= rng.uniform(0.5, 2.0, lat.shape[1])
+    assert not np.array_equal(predictors.select_references(dataclasses.replace(t, latency_ms=lat)), ref)
+    space = get_space("nasbench201")
+    assert [space.format(a) for a in predictors.load("nasbench201").ref_archs_] == [help_t.archs[i] for i in
+                                                                                    help_t.ref_index]
+    with pytest.raises(ValueError, match="references"):
+        predictors.load_latency_table("nasbench201", "random")
