@@ -17,7 +17,7 @@ from search_spaces import get_space
 from ._errors import UnknownSpaceError
 
 __all__ = ["LatencyTable", "load_latency_table", "SPACES", "help_meta", "protocol_split", "flops_params",
-           "select_references"]
+           "select_references", "train_rows"]
 
 SPACES: tuple[str, ...] = ("nasbench201", "fbnet", "ofa_mbv3")
 _META_KEY = {"nasbench201": "nasbench201", "fbnet": "fbnet", "ofa_mbv3": "ofa"}
@@ -147,8 +147,7 @@ def select_references(table: LatencyTable, k: int = 10) -> np.ndarray:
     outer products). Only rows outside HELP's query rows and only the meta-train devices are
     used, so the meta-valid and meta-test devices never influence the choice. Deterministic.
     """
-    rows = np.arange(len(table.archs))
-    rows = rows[(rows < table.n_train_pool) | (rows >= table.n_train_pool + table.n_query)]
+    rows = train_rows(table, "all")
     lat = np.log(np.maximum(np.stack([table.device(d) for d in table.splits["meta_train"]], 1)[rows], 1e-3))
     prof = np.concatenate([(lat - lat.mean(0)) / np.maximum(lat.std(0), 1e-12), np.ones((len(rows), 1))], 1)
     m = 1e-3 * np.eye(prof.shape[1])
@@ -162,6 +161,20 @@ def select_references(table: LatencyTable, k: int = 10) -> np.ndarray:
         free[i] = False
         m += np.outer(prof[i], prof[i])
     return np.asarray(chosen, dtype=np.int64)
+
+
+def train_rows(table: LatencyTable, which: str) -> np.ndarray:
+    """Rows of the meta-train devices used as query architectures in meta-training.
+
+    "pool": HELP's train pool ``[0, n_train_pool)``; "all": every row except the query rows
+    ``[n_train_pool, n_train_pool + n_query)`` (NAS-Bench-201 has 15,625 rows, FBNet/OFA 5,000).
+    """
+    if which == "pool":
+        return np.arange(table.n_train_pool)
+    if which == "all":
+        rows = np.arange(len(table.archs))
+        return rows[(rows < table.n_train_pool) | (rows >= table.n_train_pool + table.n_query)]
+    raise ValueError(f"train_rows must be 'pool' or 'all', got {which!r}")
 
 
 def _band(idx: np.ndarray, y: np.ndarray) -> np.ndarray:

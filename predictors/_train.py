@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ._data import LatencyTable, protocol_split
+from ._data import LatencyTable, protocol_split, train_rows
 from ._metrics import spearman
 
 if TYPE_CHECKING:
@@ -17,20 +17,6 @@ if TYPE_CHECKING:
 __all__ = ["meta_train_member", "train_rows", "EMB_DIM"]
 
 EMB_DIM = 12
-
-
-def train_rows(table: LatencyTable, which: str) -> np.ndarray:
-    """Rows of the meta-train devices used as query architectures in meta-training.
-
-    "pool": HELP's train pool ``[0, n_train_pool)``; "all": every row except the query rows
-    ``[n_train_pool, n_train_pool + n_query)`` (NAS-Bench-201 has 15,625 rows, FBNet/OFA 5,000).
-    """
-    if which == "pool":
-        return np.arange(table.n_train_pool)
-    if which == "all":
-        rows = np.arange(len(table.archs))
-        return rows[(rows < table.n_train_pool) | (rows >= table.n_train_pool + table.n_query)]
-    raise ValueError(f"train_rows must be 'pool' or 'all', got {which!r}")
 
 
 def _net(d_in: int, hidden: int, n_layers: int, rank: int, gp_x: bool, gp_c: bool):  # noqa: ANN202
