@@ -63,10 +63,10 @@ def _repeat(best, res, ref, cfg, data, seeds, args, say) -> list[str]:  # noqa: 
 
     import numpy as np
 
-    from nas._qat import _space, _supernet_settings
+    from nas._qat import _space, _supernet_settings, used_supernet_estimate
 
     space = _space(res.settings)
-    used = (res.settings.get("estimator") or {}).get("estimator") == "supernet"
+    used = used_supernet_estimate(res.settings)
     ref_acc, win_acc = [ref["quant_test_acc"]], [best.quant_test_acc]
     for s in seeds:
         c = dataclasses.replace(cfg, seed=s)

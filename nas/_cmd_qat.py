@@ -68,13 +68,20 @@ def run_and_print(run: Any, cfg: Any, *, runs_dir: Any = "runs", command: str = 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from ._qat import TABLE_HEADER, load_run, network_dict, run_qat, table_rows
+    from ._qat import (
+        TABLE_HEADER,
+        load_run,
+        network_dict,
+        run_qat,
+        table_rows,
+        used_supernet_estimate,
+    )
 
     loaded = load_run(run, runs_dir)
     err = Console(stderr=True)
     n = min(cfg.top, len({r["arch"] for r in loaded.rows}))
-    used_supernet = str((loaded.settings.get("estimator") or {}).get("estimator", "")) == "supernet"
-    float_epochs = cfg.epochs * (2 if cfg.init == "auto" and used_supernet else 1)  # both starts under auto
+    both = cfg.init == "auto" and used_supernet_estimate(loaded.settings)  # both starts under auto
+    float_epochs = cfg.epochs * (2 if both else 1)
     per_net = float_epochs + cfg.qat_epochs
     twice = " (twice: from the supernet's weights and from scratch)" if float_epochs > cfg.epochs else ""
     err.print(f"[bold]{command}[/] {loaded.name}: {n} network(s), {cfg.epochs} float{twice} + {cfg.qat_epochs} QAT "

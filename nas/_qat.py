@@ -241,6 +241,11 @@ def run_data(settings: dict[str, Any], seed: int) -> Dataset:
     return data
 
 
+def used_supernet_estimate(settings: dict[str, Any]) -> bool:
+    """Whether the run whose ``settings`` these are ranked with the supernet estimate."""
+    return str((settings.get("estimator") or {}).get("estimator", "")) == "supernet"
+
+
 def _supernet_settings(settings: dict[str, Any]) -> Any:
     """The supernet settings the run's search used (so its cache is found), or None (defaults)."""
     try:
@@ -541,7 +546,7 @@ def run_qat(run: str | Path, cfg: QatConfig | None = None, *, runs_dir: str | Pa
             space.parse(row["arch"])
         except InputError as e:
             raise InputError(f"{r.run_dir / 'pareto.json'}: row {row.get('trial')} has a bad arch ({e})") from None
-    used_supernet = str((r.settings.get("estimator") or {}).get("estimator", "")) == "supernet"
+    used_supernet = used_supernet_estimate(r.settings)
     qat_dir = r.run_dir / "qat"
     qat_dir.mkdir(parents=True, exist_ok=True)
     nets: list[QatNetwork] = []
