@@ -290,15 +290,22 @@ class SupernetAccuracy(Estimator):
 
     def bind(self, space: SearchSpace, data: Dataset, runs_dir: str | Path, seed: int = 0) -> None:
         """Fix the space, data, cache folder and seed (computes the cache path; trains nothing)."""
+        from search_spaces._fbnet import FBNetSpace
+
         from ._supernet import cache_dir, covered_space, width_cap
 
         settings = self.supernet_settings()
-        cap, why = width_cap(space, settings)  # type: ignore[arg-type]
+        fbnet = isinstance(space, FBNetSpace)
+        if fbnet:  # every op of every layer is covered
+            cap, why, covered = None, "", space
+        else:
+            cap, why = width_cap(space, settings)  # type: ignore[arg-type]
+            covered = covered_space(space, settings)  # type: ignore[arg-type]
         path = cache_dir(space, data, runs_dir=Path(runs_dir).absolute(), seed=seed,  # type: ignore[arg-type]
                          settings=settings)
         n_val = len(data.y_val) if self.val_images == 0 else min(self.val_images, len(data.y_val))
         object.__setattr__(self, "_bound", {
-            "space": space, "covered": covered_space(space, settings), "data": data,
+            "space": space, "covered": covered, "data": data, "fbnet": fbnet,
             "runs_dir": Path(runs_dir).absolute(),  # Ray Tune workers run in their own folders
             "seed": int(seed), "path": path, "cap": cap, "cap_reason": why, "n_val": n_val,
             "n_recal": min(self.recal_images, len(data.y_train)),
@@ -356,9 +363,13 @@ class SupernetAccuracy(Estimator):
             "(trained once on the training split, then cached): weights inherited from the supernet"
             + (f", then {self.finetune_steps} Adam steps (lr {self.finetune_lr:g}, batch 64) on the training split"
                if self.finetune_steps else "")
-            + f", BatchNorm statistics recalibrated on {n_recal} training images, weights fake-quantised at the "
-            f"sub-network's per-layer bit widths with the vendor's rounding and activations at 8 bits, scored on "
-            f"{n_val}. It ranks candidates; it is not the accuracy of the network trained on its own "
+            + f", BatchNorm statistics recalibrated on {n_recal} training images, "
+            + ("then in the phones' int8 arithmetic of nas qat (BatchNorm folded, int8 per-channel weights, int8 "
+               f"per-tensor activations with ranges calibrated on {_calibration_images()} training images)"
+               if b is not None and b["fbnet"] else
+               "weights fake-quantised at the sub-network's per-layer bit widths with the vendor's rounding and "
+               "activations at 8 bits")
+            + f", scored on {n_val}. It ranks candidates; it is not the accuracy of the network trained on its own "
             f"(nas qat trains the winners)."
         )
 
@@ -378,10 +389,16 @@ class SupernetAccuracy(Estimator):
         if self.finetune_steps:
             torch.manual_seed(seed)
             finetune(net, data, self.finetune_steps, lr=self.finetune_lr, seed=seed, recal_images=self.recal_images)
-        acc, n = accuracy(net, data.x_val, data.y_val, self.val_images)
+        acc, n = accuracy(sn.quantised(net, data), data.x_val, data.y_val, self.val_images)
         return AccuracyResult(value=acc, seconds=time.perf_counter() - t0,
                               details={"n_val": n, "recal_images": min(self.recal_images, len(data.y_train)),
                                        "finetune_steps": self.finetune_steps, "supernet": sn.path.name})
+
+
+def _calibration_images() -> int:
+    from ._supernet_fbnet import CALIBRATION_IMAGES
+
+    return CALIBRATION_IMAGES
 
 
 def estimate_accuracy(space: SearchSpace, arch: Any, data: Dataset, cfg: ShortTraining, seed: int = 0) -> AccuracyResult:

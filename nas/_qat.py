@@ -448,13 +448,10 @@ def train_network(network_or_arch: Any, data: Dataset, cfg: QatConfig, *, space:
             init = f"supernet (weights inherited from the run's weight-sharing supernet; kept: {both})"
     ft = _accuracy(model, xs[4], xs[5])
     if mobile:
-        from search_spaces._fbnet_torch import prepare_int8_qat
+        from search_spaces._fbnet_torch import calibrate_int8, prepare_int8_qat
 
-        model = prepare_int8_qat(model)
-        model.train()
-        with torch.no_grad():  # calibrate the activation ranges on a few training batches
-            for s in range(0, min(len(xs[1]), 8 * cfg.batch_size), cfg.batch_size):
-                model(xs[0][s : s + cfg.batch_size])
+        # activation ranges from a few training batches
+        model = calibrate_int8(prepare_int8_qat(model), xs[0], cfg.batch_size)
     else:
         fold_bn(model)
         model.set_quantize(True)

@@ -445,6 +445,11 @@ class LoadedSupernet:
         recalibrate_bn(net, data, recal_images or self.settings.recal_images)
         return net
 
+    def quantised(self, net: Any, data: Dataset) -> Any:
+        """``net`` in the device's arithmetic for scoring: an ai8x sub-network is built
+        fake-quantised at its bit widths already."""
+        return net
+
     def evaluate(self, arch: Any, data: Dataset, *, val_images: int = 0) -> tuple[float, int]:
         """(validation accuracy, images scored) of the sub-network with inherited weights."""
         net = self.inherited_module(arch, data)
@@ -522,7 +527,13 @@ def _cache_root(runs_dir: str | Path) -> Path:
 def cache_dir(space: Ai8xSpace, data: Dataset, *, runs_dir: str | Path, seed: int = 0,
               settings: SupernetSettings | None = None) -> Path:
     """Where the supernet for these settings is (or would be) cached."""
+    from search_spaces._fbnet import FBNetSpace
+
     settings = settings or SupernetSettings()
+    if isinstance(space, FBNetSpace):
+        from ._supernet_fbnet import fbnet_supernet_key
+
+        return _cache_root(runs_dir) / fbnet_supernet_key(space, data, settings, seed)[0]
     key, _ = supernet_key(space, data, settings, seed)
     return _cache_root(runs_dir) / key
 
@@ -538,7 +549,9 @@ def _lock(path: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _load(path: Path, space: Ai8xSpace, ident: dict[str, Any], settings: SupernetSettings) -> LoadedSupernet:
+def _read_cache(path: Path, ident: dict[str, Any], model: Any) -> dict[str, Any]:
+    """Check ``path``'s config against ``ident`` and load its weights into ``model.weights``;
+    returns the config. Raises :class:`SupernetCacheError` naming the file and the fix."""
     fix = f"delete {path} to retrain it"
     cfg_file = path / CONFIG
     try:
@@ -558,8 +571,6 @@ def _load(path: Path, space: Ai8xSpace, ident: dict[str, Any], settings: Superne
         tensors = load_file(str(wfile))
     except (OSError, SafetensorError, ValueError, RuntimeError) as e:
         raise SupernetCacheError(f"supernet cache {wfile} is unreadable ({type(e).__name__}); {fix}") from None
-    cov = covered_space(space, settings)
-    model = _make_module(cov)
     try:
         model.weights.load_state_dict(tensors, strict=True)
     except RuntimeError:
@@ -567,7 +578,53 @@ def _load(path: Path, space: Ai8xSpace, ident: dict[str, Any], settings: Superne
     if not (path / TRAIN_LOG).is_file():
         raise SupernetCacheError(f"supernet cache {path / TRAIN_LOG} is missing; {fix}")
     model.eval()
+    return config
+
+
+def _write_cache(path: Path, model: Any, log_rows: list[dict[str, Any]], config: dict[str, Any]) -> None:
+    """Write weights, train log and config to a temporary folder renamed to ``path`` (atomic)."""
+    from safetensors.torch import save_file
+
+    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_file({k: v.detach().contiguous() for k, v in model.weights.items()}, str(tmp / WEIGHTS),
+              metadata={"format": str(FORMAT_VERSION)})
+    with (tmp / TRAIN_LOG).open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["epoch", "phase", "loss", "val_acc_largest", "val_acc_smallest", "seconds"])
+        w.writeheader()
+        w.writerows(log_rows)
+    (tmp / CONFIG).write_text(json.dumps(config, indent=1))
+    for p in tmp.iterdir():
+        with p.open("rb") as fh:
+            os.fsync(fh.fileno())
+    os.rename(tmp, path)  # atomic: the cache appears whole or not at all
+
+
+def _load(path: Path, space: Ai8xSpace, ident: dict[str, Any], settings: SupernetSettings) -> LoadedSupernet:
+    cov = covered_space(space, settings)
+    model = _make_module(cov)
+    config = _read_cache(path, ident, model)
     return LoadedSupernet(cov, model, path, config, settings, trained=False)
+
+
+def _cached_or_trained(path: Path, key: str, runs_dir: str | Path, load: Callable[[], Any],
+                       train_fn: Callable[[], Any], say: Callable[[str], None], train: bool) -> Any:
+    """Load the cache at ``path``, or train it under a lock (another process may be training it)."""
+    if (path / CONFIG).exists():
+        sn = load()
+        say(f"supernet: loaded from cache {path}")
+        return sn
+    if not train:
+        raise SupernetCacheError(f"no trained supernet at {path}; train it first (nas search trains it on the driver)")
+    with _lock(_cache_root(runs_dir) / f".{key}.lock"):
+        if (path / CONFIG).exists():  # another process trained it while we waited
+            sn = load()
+            say(f"supernet: loaded from cache {path}")
+            return sn
+        for stale in path.parent.glob(f".{key}.tmp-*"):  # left by a killed training (we hold the lock)
+            shutil.rmtree(stale, ignore_errors=True)
+        return train_fn()
 
 
 def get_supernet(space: Ai8xSpace, data: Dataset, *, runs_dir: str | Path, seed: int = 0,
@@ -588,26 +645,20 @@ def get_supernet(space: Ai8xSpace, data: Dataset, *, runs_dir: str | Path, seed:
         SupernetCacheError: an unreadable cache (names the file; delete the folder to retrain),
             or no cache with ``train=False``.
     """
-    if not isinstance(space, Ai8xSpace):
-        raise InputError(f"the supernet covers the ai8x space only, not {type(space).__name__}")
+    from search_spaces._fbnet import FBNetSpace
+
     settings = settings or SupernetSettings()
+    say = progress or (lambda _s: None)
+    if isinstance(space, FBNetSpace):
+        from ._supernet_fbnet import get_fbnet_supernet
+
+        return get_fbnet_supernet(space, data, runs_dir=runs_dir, seed=seed, settings=settings, say=say, train=train)
+    if not isinstance(space, Ai8xSpace):
+        raise InputError(f"the supernet covers the ai8x and fbnet spaces only, not {type(space).__name__}")
     key, ident = supernet_key(space, data, settings, seed)
     path = _cache_root(runs_dir) / key
-    say = progress or (lambda _s: None)
-    if (path / CONFIG).exists():
-        sn = _load(path, space, ident, settings)
-        say(f"supernet: loaded from cache {path}")
-        return sn
-    if not train:
-        raise SupernetCacheError(f"no trained supernet at {path}; train it first (nas search trains it on the driver)")
-    with _lock(_cache_root(runs_dir) / f".{key}.lock"):
-        if (path / CONFIG).exists():  # another process trained it while we waited
-            sn = _load(path, space, ident, settings)
-            say(f"supernet: loaded from cache {path}")
-            return sn
-        for stale in path.parent.glob(f".{key}.tmp-*"):  # left by a killed training (we hold the lock)
-            shutil.rmtree(stale, ignore_errors=True)
-        return _train(space, data, settings, seed, path, ident, say)
+    return _cached_or_trained(path, key, runs_dir, lambda: _load(path, space, ident, settings),
+                              lambda: _train(space, data, settings, seed, path, ident, say), say, train)
 
 
 def settings_from_run(run_settings: dict[str, Any]) -> SupernetSettings:
@@ -646,8 +697,6 @@ def _restrict(space: Ai8xSpace, arch: dict[str, Any], stage: str) -> dict[str, A
 def _train(space: Ai8xSpace, data: Dataset, settings: SupernetSettings, seed: int, path: Path,
            ident: dict[str, Any], say: Callable[[str], None]) -> LoadedSupernet:
     import torch
-    from safetensors.torch import save_file
-    from torch.nn import functional as F
 
     t_start = time.perf_counter()
     if settings.threads > 0:
@@ -662,22 +711,11 @@ def _train(space: Ai8xSpace, data: Dataset, settings: SupernetSettings, seed: in
     n = len(data.y_train) if settings.train_images == 0 else min(settings.train_images, len(data.y_train))
     x = torch.from_numpy(np.ascontiguousarray(data.x_train[:n]))
     y = torch.from_numpy(np.ascontiguousarray(data.y_train[:n]))
-    bs = min(settings.batch_size, n)
-    steps = max(1, n // bs)  # drop the last partial batch (BatchNorm needs >= 2 samples)
     say(f"supernet: training on {n} images of {data.name} ({why}); "
         f"{settings.epochs_largest} + {settings.epochs_elastic} epochs; cache {path}")
     log_rows: list[dict[str, Any]] = []
     sn = LoadedSupernet(cov, model, path, {}, settings, trained=True)
-
-    def log(epoch: int, phase: str, loss: float) -> None:
-        model.eval()
-        acc_big, _ = sn.evaluate(big, data)
-        acc_small, _ = sn.evaluate(small, data)
-        row = {"epoch": epoch, "phase": phase, "loss": round(loss, 5), "val_acc_largest": round(acc_big, 4),
-               "val_acc_smallest": round(acc_small, 4), "seconds": round(time.perf_counter() - t_start, 1)}
-        log_rows.append(row)
-        say(f"supernet: epoch {epoch} ({phase}) loss {loss:.4f}, val acc largest {acc_big:.4f} / smallest "
-            f"{acc_small:.4f}, {row['seconds']:.0f} s")
+    log = _epoch_logger(model, lambda a: sn.evaluate(a, data)[0], big, small, t_start, say, log_rows)
 
     # The widest, deepest network at each number of units in turn: a deep plain network that pools
     # down to 1x1 (the literal largest) trains much more slowly than one with fewer units
@@ -685,18 +723,72 @@ def _train(space: Ai8xSpace, data: Dataset, settings: SupernetSettings, seed: in
     # and every classifier (one per unit count) needs training.
     bigs = [cov.parse({"units": big["units"][:u], "fc_bits": big["fc_bits"]})
             for u in range(cov.min_units, cov.max_units + 1)]
+    _train_loop(model, x, y, settings, rng, PROGRESSIVE_STAGES, bigs, small,
+                lambda r, stage: cov.parse(_restrict(cov, cov.random_arch(r), stage)), log)
+    model.eval()
+    config = {"format": FORMAT_VERSION, "ident": ident, "cap": why,
+              "largest": cov.format(big), "smallest": cov.format(small),
+              "train_seconds": round(time.perf_counter() - t_start, 1), "threads": settings.threads,
+              "written": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+    _write_cache(path, model, log_rows, config)
+    sn.config = config
+    say(f"supernet: trained in {config['train_seconds']:.0f} s, cached at {path}")
+    return sn
+
+
+def _epoch_logger(model: Any, evaluate: Callable[[Any], float], big: Any, small: Any, t_start: float,
+                  say: Callable[[str], None], rows: list[dict[str, Any]]) -> Callable[[int, str, float], None]:
+    """The per-epoch log of a training: validation accuracy of the largest and smallest networks
+    (``evaluate``) appended to ``rows`` (the cache's ``train_log.csv``) and said."""
+
+    def log(epoch: int, phase: str, loss: float) -> None:
+        model.eval()
+        acc_big, acc_small = evaluate(big), evaluate(small)
+        row = {"epoch": epoch, "phase": phase, "loss": round(loss, 5), "val_acc_largest": round(acc_big, 4),
+               "val_acc_smallest": round(acc_small, 4), "seconds": round(time.perf_counter() - t_start, 1)}
+        rows.append(row)
+        say(f"supernet: epoch {epoch} ({phase}) loss {loss:.4f}, val acc largest {acc_big:.4f} / smallest "
+            f"{acc_small:.4f}, {row['seconds']:.0f} s")
+
+    return log
+
+
+def _phases(settings: SupernetSettings, stages: tuple[str, ...]) -> list[tuple[str, int, str]]:
+    """(phase name, epochs, stage) of a training: ``largest``, then the elastic epochs as one
+    ``all`` stage (``sandwich``) or split over ``stages`` (``progressive``; later stages get the
+    extra epochs)."""
     phases: list[tuple[str, int, str]] = [("largest", settings.epochs_largest, "")]
     if settings.schedule == "sandwich":
         phases.append(("elastic", settings.epochs_elastic, "all"))
-    else:  # progressive: split the elastic epochs over the stages, later stages first to get the extra
-        n_st = len(PROGRESSIVE_STAGES)
+    else:
+        n_st = len(stages)
         split = [settings.epochs_elastic // n_st + (1 if i >= n_st - settings.epochs_elastic % n_st else 0)
                  for i in range(n_st)]
-        phases += [(f"elastic:{st}", e, st) for st, e in zip(PROGRESSIVE_STAGES, split, strict=True)]
+        phases += [(f"elastic:{st}", e, st) for st, e in zip(stages, split, strict=True)]
+    return phases
+
+
+def _train_loop(model: Any, x: Any, y: Any, settings: SupernetSettings, rng: np.random.Generator,
+                stages: tuple[str, ...], bigs: list[Any], small: Any,
+                sample: Callable[[np.random.Generator, str], Any], log: Callable[[int, str, float], None]) -> None:
+    """Train the shared weights of ``model`` (called as ``model(x, arch)``; has ``sort_channels``).
+
+    Per step: the step's largest network (``bigs`` cycled; cross entropy), then in an elastic
+    stage ``random_subnets`` sub-networks ``sample(rng, stage)`` (and ``small`` first in the
+    ``all`` stage), distilled in place from the largest network's output. Channels are sorted by
+    importance once, after the ``largest`` phase. Adam with a cosine learning rate per phase;
+    ``log(epoch, phase, mean loss)`` after every epoch.
+    """
+    import torch
+    from torch.nn import functional as F
+
+    n = len(y)
+    bs = min(settings.batch_size, n)
+    steps = max(1, n // bs)  # drop the last partial batch (BatchNorm needs >= 2 samples)
     gstep = 0
     epoch = 0
     sorted_once = False
-    for phase, n_epochs, stage in phases:
+    for phase, n_epochs, stage in _phases(settings, stages):
         if n_epochs == 0:
             continue
         if phase != "largest" and settings.epochs_largest > 0 and not sorted_once:
@@ -720,11 +812,11 @@ def _train(space: Ai8xSpace, data: Dataset, settings: SupernetSettings, seed: in
                 loss_sum += float(loss.detach())
                 if stage:
                     soft = out.detach().softmax(1)
-                    subs = [_restrict(cov, cov.random_arch(rng), stage) for _ in range(settings.random_subnets)]
+                    subs = [sample(rng, stage) for _ in range(settings.random_subnets)]
                     if stage == "all":
                         subs.insert(0, small)
                     for sub in subs:
-                        o = model(xb, cov.parse(sub))
+                        o = model(xb, sub)
                         sl = F.cross_entropy(o, yb)
                         if settings.distill:
                             sl = 0.5 * sl + 0.5 * F.kl_div(o.log_softmax(1), soft, reduction="batchmean")
@@ -733,25 +825,3 @@ def _train(space: Ai8xSpace, data: Dataset, settings: SupernetSettings, seed: in
                 sched.step()
             epoch += 1
             log(epoch, phase, loss_sum / steps)
-    model.eval()
-    config = {"format": FORMAT_VERSION, "ident": ident, "cap": why,
-              "largest": cov.format(big), "smallest": cov.format(small),
-              "train_seconds": round(time.perf_counter() - t_start, 1), "threads": settings.threads,
-              "written": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
-    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_file({k: v.detach().contiguous() for k, v in model.weights.items()}, str(tmp / WEIGHTS),
-              metadata={"format": str(FORMAT_VERSION)})
-    with (tmp / TRAIN_LOG).open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["epoch", "phase", "loss", "val_acc_largest", "val_acc_smallest", "seconds"])
-        w.writeheader()
-        w.writerows(log_rows)
-    (tmp / CONFIG).write_text(json.dumps(config, indent=1))
-    for p in tmp.iterdir():
-        with p.open("rb") as fh:
-            os.fsync(fh.fileno())
-    os.rename(tmp, path)  # atomic: the cache appears whole or not at all
-    sn.config = config
-    say(f"supernet: trained in {config['train_seconds']:.0f} s, cached at {path}")
-    return sn

@@ -27,7 +27,8 @@ from torch import nn
 
 __all__ = [
     "FBNet", "build_fbnet", "STAGE_CHANNELS", "STAGE_DEPTHS", "STAGE_STRIDES", "ActFakeQuant", "Int8QatFBNet",
-    "fold_bn_fbnet", "prepare_int8_qat",
+    "fold_bn_fbnet", "prepare_int8_qat", "calibrate_int8", "FBNET_BLOCKS", "SKIP_OP", "STEM_CHANNELS", "HEAD_CHANNELS",
+    "layer_geometry",
 ]
 
 STAGE_CHANNELS: tuple[int, ...] = (16, 24, 32, 64, 112, 184, 352)
@@ -40,6 +41,20 @@ _BLOCKS: tuple[tuple[int, int, int], ...] = (
     (3, 1, 1), (3, 1, 2), (3, 3, 1), (3, 6, 1), (5, 1, 1), (5, 1, 2), (5, 3, 1), (5, 6, 1),
 )
 _SKIP = 8
+FBNET_BLOCKS = _BLOCKS
+"""(kernel, expansion, groups) of the block op indices 0..7."""
+SKIP_OP = _SKIP
+"""The op index of ``skip``."""
+
+
+def layer_geometry() -> list[tuple[int, int, int]]:
+    """(C_in, C_out, stride) of the 22 searchable layers."""
+    out, cin = [], STEM_CHANNELS
+    for cout, depth, stride in zip(STAGE_CHANNELS, STAGE_DEPTHS, STAGE_STRIDES):
+        for j in range(depth):
+            out.append((cin, cout, stride if j == 0 else 1))
+            cin = cout
+    return out
 
 
 def _conv_bn(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1, relu: bool = True) -> nn.Sequential:
@@ -320,3 +335,13 @@ def prepare_int8_qat(model: FBNet) -> Int8QatFBNet:
         if not isinstance(layer, nn.Identity):
             model.layers[i] = nn.Sequential(layer, ActFakeQuant())
     return Int8QatFBNet(model)
+
+
+@torch.no_grad()
+def calibrate_int8(model: Int8QatFBNet, x: torch.Tensor, batch_size: int = 32, batches: int = 8) -> Int8QatFBNet:
+    """Set the activation ranges of a freshly prepared int8 model from its first ``batches``
+    mini-batches of ``x`` (train-mode forward, no gradients), then freeze them (eval mode)."""
+    model.train()
+    for s in range(0, min(len(x), batches * batch_size), batch_size):
+        model(x[s : s + batch_size])
+    return model.eval()
