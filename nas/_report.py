@@ -237,6 +237,12 @@ def _estimate_notes(prep: _Prepared) -> str:
     end = (f" Its last epoch ({last.get('epoch')}, {last.get('phase')}): validation accuracy "
            f"{last.get('val_acc_largest')} (largest sub-network) / {last.get('val_acc_smallest')} (smallest), "
            f"{last.get('seconds')} s of training." if last else "")
+    if sn["searched_widths"] is None:  # the fbnet supernet covers its whole space
+        return (f"- supernet (weights, `config.json`): `{sn['cache']}`\n"
+                f"- its training log: `{sn['train_log']}`.{end}\n"
+                "- it covers every op of every layer of the fbnet space.\n"
+                "Its ranking of sub-networks against stand-alone training is measured by "
+                "`benchmarks/bench_supernet_fbnet.py` (results in benchmarks/results/supernet_fbnet_mnist5k.md).\n")
     return (f"- supernet (weights, `config.json`): `{sn['cache']}`\n"
             f"- its training log: `{sn['train_log']}`.{end}\n"
             f"- searched widths {sn['searched_widths']}: the supernet covers these ({sn['width_cap']}).\n"
@@ -318,6 +324,15 @@ No feasible network among {len(trials)} trials. Relax --budget or --latency, or 
 """
 
 
+def _mobile_estimate_notes(prep: _Prepared) -> str:
+    if supernet_files(prep) is not None:
+        return _estimate_notes(prep)
+    return ("The network is the fbnet module of this space with int8 weights (per output channel) and 8-bit\n"
+            "activations after the stem, every layer and the head. It ranks candidates; it is not an accuracy.\n"
+            "`--accuracy supernet` scores sub-networks of the fbnet supernet instead "
+            "(benchmarks/results/supernet_fbnet_mnist5k.md compares both).\n")
+
+
 def _mobile_md(prep: _Prepared, rows: list[dict[str, Any]], trials: list[dict[str, Any]]) -> str:
     """report.md of a search on a latency-predicting device (fbnet space)."""
     s = prep.settings
@@ -371,9 +386,7 @@ computed for the network built for this data (stem and classifier adapted).
 
 ## Accuracy estimate: `{s['metric']}`
 {prep.estimator.describe()}
-The network is the fbnet module of this space with int8 weights (per output channel) and 8-bit
-activations after the stem, every layer and the head. It ranks candidates; it is not an accuracy.
-
+{_mobile_estimate_notes(prep)}
 ## Pareto front ({len(rows)} networks, feasible only, by mean latency)
 {table}
 Architectures:

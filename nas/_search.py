@@ -61,10 +61,13 @@ class SearchConfig:
         name: run name (directory under ``runs_dir``); None derives it from the settings.
         runs_dir: where run directories go.
         data: a ``.npz`` file (arrays x, y), or None for the built-in MNIST subset.
-        estimator: ``auto`` (default: ``supernet`` on MAX78000 devices, ``naswot`` on phones, host-cpu
-            and registered devices, whose fbnet space has no supernet yet), ``supernet`` (validation
-            accuracy of the weight-sharing supernet's sub-network), ``naswot`` (also ``proxy``: the
-            training-free score) or ``short_qat`` (short training from scratch).
+        estimator: ``auto`` (default: ``supernet`` on MAX78000 devices, ``naswot`` on phones,
+            host-cpu and registered devices, see :data:`MOBILE_NASWOT_NOTE`), ``supernet``
+            (validation accuracy of the weight-sharing supernet's sub-network: ``nas._supernet`` on
+            MAX78000 devices, ``nas._supernet_fbnet`` on the others, with
+            :data:`~nas._supernet_fbnet.FBNET_SUPERNET_DEFAULTS` under ``estimator_options``),
+            ``naswot`` (also ``proxy``: the training-free score) or ``short_qat`` (short training
+            from scratch).
         estimator_options: keyword settings of the estimator (e.g. ``{"epochs": 1}``).
         space_options: extra keyword options of the ``ai8x`` space (e.g. ``{"max_units": 4}``); MAX78000
             searches default ``bits`` by :func:`auto_bits` (8 only when the largest network the
@@ -119,17 +122,21 @@ class SearchConfig:
 
 
 MOBILE_SPACES = ("fbnet",)
-MOBILE_NASWOT_NOTE = ("NASWOT is the default on phones, host-cpu and registered devices: the weight-sharing "
-                      "supernet estimate covers the MAX78000 ai8x space only (no fbnet supernet yet).")
 _CLI_ESTIMATE = {"supernet": "supernet", "naswot": "proxy", "short_qat": "short-qat"}
 
 
-def resolve_estimator(name: str, mobile: bool) -> str:
-    """The estimator key ``name`` means on a device: ``auto`` is ``supernet`` on MAX78000
-    devices and ``naswot`` on latency-predicting devices.
+MOBILE_NASWOT_NOTE = ("NASWOT is the default on phones, host-cpu and registered devices: the fbnet supernet "
+                      "(--accuracy supernet) ranked 10 MNIST networks no better than NASWOT, at the cost of ~13 min "
+                      "of training and ~11 s per trial (benchmarks/results/supernet_fbnet_mnist5k.md).")
+
+
+def resolve_estimator(name: str, mobile: bool = False) -> str:
+    """The estimator key ``name`` means: ``auto`` is ``supernet`` on MAX78000 devices and
+    ``naswot`` on phones, host-cpu and registered devices (:data:`MOBILE_NASWOT_NOTE` says why);
+    ``supernet`` is the ai8x or the fbnet supernet.
 
     Raises:
-        InputError: an unknown name, or ``supernet`` on a latency-predicting device.
+        InputError: an unknown name.
     """
     low = name.replace("-", "_").lower()
     if low == "auto":
@@ -137,10 +144,9 @@ def resolve_estimator(name: str, mobile: bool) -> str:
     key = ESTIMATE_ALIASES.get(low)
     if key is None:
         raise InputError(f"unknown accuracy estimate {name!r}; use supernet, proxy or short-qat")
-    if key == "supernet" and mobile:
-        raise InputError("--accuracy supernet covers the MAX78000 ai8x space only; use --accuracy proxy "
-                         "(NASWOT) or short-qat on this device")
     return key
+
+
 FBNET_NASWOT_BATCH = 32
 DEFAULT_LATENCY_MARGIN = 1.645
 MAX78000_DEFAULT_BITS = (2, 4, 8)
@@ -391,6 +397,16 @@ def validate(cfg: SearchConfig) -> _Prepared:
         raise InputError("max_train_images must be at least 2")
     est_key = resolve_estimator(cfg.estimator, mobile)
     est_opts = dict(cfg.estimator_options)
+    for opt, flag in (("max_width", "--supernet-max-width"), ("epochs_elastic", "--supernet-epochs")):
+        if est_key != "supernet" and est_opts.get(opt) is not None:
+            raise InputError(f"{flag} applies to --accuracy supernet only (this search uses {est_key})")
+    if mobile and est_key == "supernet":
+        from ._supernet_fbnet import FBNET_SUPERNET_DEFAULTS
+
+        if est_opts.get("max_width") is not None:
+            raise InputError("--supernet-max-width applies to the MAX78000 ai8x space; the fbnet supernet covers "
+                             "every op of every layer")
+        est_opts = {**FBNET_SUPERNET_DEFAULTS, **est_opts}
     if mobile and est_key == "naswot":
         est_opts.setdefault("batch", FBNET_NASWOT_BATCH)  # keeps a trial near 1-2 s on one thread
         if cfg.estimator.lower() == "auto":
@@ -442,8 +458,9 @@ def validate(cfg: SearchConfig) -> _Prepared:
         # The search draws only the widths the supernet covers (its width cap, see nas._supernet).
         estimator.bind(space, data, runs_dir, seed=cfg.seed)  # type: ignore[attr-defined]
         space = estimator.covered  # type: ignore[attr-defined]
-        supernet_info = {"cache": str(estimator.cache_path), "searched_widths": list(space.widths),  # type: ignore[attr-defined]
-                         "width_cap": estimator.cap_reason}  # type: ignore[attr-defined]
+        supernet_info = {"cache": str(estimator.cache_path)}  # type: ignore[attr-defined]
+        if not mobile:
+            supernet_info.update(searched_widths=list(space.widths), width_cap=estimator.cap_reason)  # type: ignore[attr-defined]
     settings = {
         "device": cfg.device,
         "budget_bytes": budget,
@@ -471,8 +488,8 @@ def validate(cfg: SearchConfig) -> _Prepared:
                            ("space", "--space"), ("ram_bytes", "--ram"), ("latency_margin", "--latency-margin"),
                            ("space_options", "space options"), ("estimator", "accuracy estimate"),
                            ("data_seed", "--seed (it fixes the data split)")):
-            if old.get(key, settings.get(key) if key in ("space", "ram_bytes", "latency_margin") else None) \
-                    != settings.get(key):
+            if _comparable(key, old.get(key, settings.get(key) if key in ("space", "ram_bytes", "latency_margin")
+                                         else None)) != _comparable(key, settings.get(key)):
                 raise SettingsMismatchError(
                     f"run {name!r} was started with {label} = {old.get(key)!r}, not {settings[key]!r}; "
                     f"repeat its settings to resume it, or pass --name NEW for a new study"
@@ -488,6 +505,14 @@ def validate(cfg: SearchConfig) -> _Prepared:
     return _Prepared(cfg=cfg, name=name, run_dir=run_dir, device=device, budget=budget, data=data, space=space,
                      estimator=estimator, settings=settings, resumed=old is not None, mobile=mobile,
                      space_name=space_name, ram=cfg.ram_bytes)
+
+
+def _comparable(key: str, value: Any) -> Any:
+    """A run setting as resuming compares it: NASWOT's ``note`` (why it is the phones' default,
+    worded differently by earlier versions) is prose, not a setting."""
+    if key == "estimator" and isinstance(value, dict):
+        return {k: v for k, v in value.items() if k != "note"}
+    return value
 
 
 @contextlib.contextmanager

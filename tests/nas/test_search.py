@@ -167,7 +167,12 @@ def test_sigkill_loses_at_most_the_trial_in_flight(tmp_path) -> None:
         (["--device", "max78000", "--accuracy", "proxy", "--supernet-max-width", "48"], "--accuracy supernet only"),
         (["--device", "max78000", "--supernet-max-width", "0"], "--supernet-max-width"),
         (["--device", "max78000", "--supernet-max-width", "8"], "below the space's smallest width"),
-        (["--device", "pixel3", "--space", "fbnet", "--accuracy", "supernet"], "ai8x space only"),
+        (["--device", "pixel3", "--space", "fbnet", "--accuracy", "supernet", "--supernet-max-width", "32"],
+         "covers every op"),
+        (["--device", "pixel3", "--space", "fbnet", "--supernet-max-width", "32"], "this search uses naswot"),
+        (["--device", "pixel3", "--space", "fbnet", "--supernet-epochs", "9"], "this search uses naswot"),
+        (["--device", "max78000", "--accuracy", "proxy", "--supernet-epochs", "9"], "--accuracy supernet only"),
+        (["--device", "max78000", "--supernet-epochs", "0"], "--supernet-epochs"),
     ],
 )
 def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, args: list[str], word: str) -> None:
@@ -287,10 +292,14 @@ def test_cli_supernet_max_width_limits_the_searched_widths(tmp_path, capsys) -> 
     data = tmp_path / "tiny.npz"
     np.savez(data, x=rng.integers(0, 256, (60, 8, 8), dtype=np.uint8), y=np.arange(60) % 3)
     assert main(["search", "--device", "max78000", "--budget", "20KB", "--trials", "2", "--data", str(data),
-                 "--supernet-max-width", "20", "--runs-dir", str(tmp_path / "runs"), "--no-qat"]) == 0
+                 "--supernet-max-width", "20", "--supernet-epochs", "2", "--runs-dir", str(tmp_path / "runs"),
+                 "--no-qat"]) == 0
     assert "searched widths [16] (widths capped at 16: max_width 20 given)" in capsys.readouterr().err
     payload = json.loads((tmp_path / "runs" / "max78000-20KB-tiny" / "pareto.json").read_text())
     assert payload["settings"]["supernet"]["searched_widths"] == [16]
+    assert payload["settings"]["estimator"]["epochs_elastic"] == 2
+    log = Path(payload["settings"]["supernet"]["cache"]) / "train_log.csv"
+    assert len(log.read_text().splitlines()) == 1 + 1 + 2  # header, the largest epoch, 2 elastic epochs
     assert all(w == "16" for r in payload["pareto"] for w in re.findall(r"(\d+)k", r["arch"]))
 
 

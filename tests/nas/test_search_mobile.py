@@ -14,7 +14,8 @@ from search_spaces import InputError, get_space
 from search_spaces._fbnet_cost import fbnet_cost
 
 REPO = Path(__file__).resolve().parents[2]
-SMALL = dict(max_train_images=64, estimator_options={"batch": 16})
+SMALL = dict(max_train_images=64, estimator="proxy", estimator_options={"batch": 16})
+TINY_SUPERNET = {"epochs_largest": 1, "epochs_elastic": 1, "random_subnets": 1, "recal_images": 16, "val_images": 32}
 
 
 def _check_front(run: Path, latency: float, budget: int | None, ram: int | None, k: float = 1.645) -> list[dict]:
@@ -55,16 +56,54 @@ def test_pixel3_search_meets_every_limit(tmp_path: Path) -> None:
     assert {"std_ms", "latency_bound_ms", "peak_ram_bytes"} <= set(rows[0])
     text = (res.run_dir / "report.md").read_text()
     assert "mean + 1.645 x std <= limit" in text and "pixel3" in text
-    # no fbnet supernet yet: NASWOT is the default here, and the report says why
     assert res.metric.startswith("naswot_logdet_KH") and "supernet" not in res.settings
-    assert "NASWOT is the default on phones" in text and "ai8x space only" in text
+    assert "`--accuracy supernet` scores sub-networks of the fbnet supernet" in text
+
+
+def test_phone_default_estimate_is_naswot_and_says_why(tmp_path: Path) -> None:
+    cfg = SearchConfig(device="pixel3", space="fbnet", latency_ms=20.0, trials=2, runs_dir=tmp_path,
+                       max_train_images=64, estimator_options={"batch": 16})
+    res = run_search(cfg)
+    assert res.metric.startswith("naswot_logdet_KH") and res.run_dir.name == "pixel3-fbnet-20ms"
+    assert "ranked 10 MNIST networks no better than NASWOT" in (res.run_dir / "report.md").read_text()
+
+
+def test_phone_search_with_the_fbnet_supernet_and_qat_starts_from_it(tmp_path: Path) -> None:
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    from nas._qat import QatConfig, run_qat
+
+    d = load_digits()  # 8x8 digits: the fbnet supernet costs ~130 M MACs per 28x28 image
+    data = tmp_path / "digits.npz"
+    np.savez(data, x=(d.images[:240] * 16).clip(0, 255).astype(np.uint8), y=d.target[:240])
+    cfg = SearchConfig(device="pixel3", space="fbnet", latency_ms=30.0, trials=3, runs_dir=tmp_path,
+                       data=data, estimator="supernet", estimator_options=TINY_SUPERNET)
+    res = run_search(cfg)
+    assert res.metric == "val_acc_supernet" and res.n_complete == 3
+    est = res.settings["estimator"]
+    assert est["estimator"] == "supernet" and est["finetune_steps"] == 0 and est["random_subnets"] == 1
+    cache = Path(res.settings["supernet"]["cache"])
+    assert (cache / "weights.safetensors").is_file() and "searched_widths" not in res.settings["supernet"]
+    rows = _check_front(res.run_dir, 30.0, None, None)
+    assert all(0.0 <= r["estimate"] <= 1.0 for r in rows)
+    text = (res.run_dir / "report.md").read_text()
+    assert "int8 per-channel weights" in text and "covers every op of every layer" in text and str(cache) in text
+    assert res.run_dir.name == "pixel3-fbnet-30ms-digits-supernet"
+    q = run_qat(res.run_dir.name, QatConfig(top=1, epochs=1, qat_epochs=1, max_train_images=64, max_eval_images=64,
+                                batch_size=32), runs_dir=tmp_path)
+    (n,) = q.networks
+    # init auto after a supernet search: fine-tuned from the supernet's weights and from scratch, the better kept
+    assert set(n.extra["float_val_acc_by_init"]) == {"supernet", "scratch"}
+    assert n.init.startswith(("supernet", "scratch")) and "from the supernet's weights" in n.init
     assert all(r["estimate_metric"] == res.metric for r in rows)
 
 
 def test_cli_pixel3(tmp_path: Path) -> None:
     out = subprocess.run(
         [sys.executable, "-m", "nas", "search", "--device", "pixel3", "--space", "fbnet", "--latency", "20ms",
-         "--budget", "4MB", "--ram", "2MB", "--trials", "3", "--runs-dir", str(tmp_path), "--name", "cli", "--no-qat"],
+         "--budget", "4MB", "--ram", "2MB", "--trials", "3", "--runs-dir", str(tmp_path), "--name", "cli", "--no-qat",
+         "--accuracy", "proxy"],
         capture_output=True, text=True, cwd=REPO, timeout=120,
     )
     assert out.returncode == 0, out.stderr
