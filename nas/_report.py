@@ -242,7 +242,7 @@ def _estimate_notes(prep: _Prepared) -> str:
                 f"- its training log: `{sn['train_log']}`.{end}\n"
                 "- it covers every op of every layer of the fbnet space.\n"
                 "Its ranking of sub-networks against stand-alone training is measured by "
-                "`benchmarks/bench_supernet_fbnet.py` (results in benchmarks/results/supernet_fbnet_mnist5k.md).\n")
+                "`benchmarks/bench_supernet_fbnet.py` (results in benchmarks/results/supernet_fbnet_*.md).\n")
     return (f"- supernet (weights, `config.json`): `{sn['cache']}`\n"
             f"- its training log: `{sn['train_log']}`.{end}\n"
             f"- searched widths {sn['searched_widths']}: the supernet covers these ({sn['width_cap']}).\n"

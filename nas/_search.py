@@ -126,8 +126,9 @@ _CLI_ESTIMATE = {"supernet": "supernet", "naswot": "proxy", "short_qat": "short-
 
 
 MOBILE_NASWOT_NOTE = ("NASWOT is the default on phones, host-cpu and registered devices: the fbnet supernet "
-                      "(--accuracy supernet) ranked 10 MNIST networks no better than NASWOT, at the cost of ~13 min "
-                      "of training and ~11 s per trial (benchmarks/results/supernet_fbnet_mnist5k.md).")
+                      "(--accuracy supernet) ranked networks no better than NASWOT on MNIST 5k and 8x8 digits (both "
+                      "near chance), at the cost of ~13 min of training and ~11 s per trial on MNIST "
+                      "(benchmarks/results/supernet_fbnet_*.md).")
 
 
 def resolve_estimator(name: str, mobile: bool = False) -> str:

@@ -94,8 +94,10 @@ FBNET_SUPERNET_DEFAULTS: dict[str, Any] = {
     "epochs_largest": 1, "epochs_elastic": 3, "random_subnets": 2, "finetune_steps": 0, "recal_images": 256,
 }
 """Settings of the ``supernet`` estimate that ``nas search`` uses on the fbnet space unless told
-otherwise: a largest fbnet network costs ~130 M MACs at 28x28, 50x the MAX78000 supernet's, so
-fewer epochs and sub-networks per step (timings in benchmarks/results/supernet_fbnet_mnist5k.md)."""
+otherwise: a largest fbnet network costs ~130 M MACs at 28x28, 5x the MAX78000 supernet's cap, so
+fewer epochs and sub-networks per step: ~13 min of training on MNIST 5k on one thread, then
+~11 s per estimate (benchmarks/results/supernet_fbnet_mnist5k.md). At this length its ranking
+was at chance level, which is why phones default to NASWOT (``nas._search.MOBILE_NASWOT_NOTE``)."""
 
 
 def _training_dict(settings: SupernetSettings) -> dict[str, Any]:
@@ -278,7 +280,8 @@ class LoadedFBNetSupernet(LoadedSupernet):
         from torch import nn
 
         ops = [int(o) for o in self.space.op_indices(arch)]
-        net = self.space.build(ops, quantize=False)
+        # channels-last: faster depthwise convs on CPU (the state_dict is the same)
+        net = self.space.build(ops, quantize=False).to(memory_format=torch.channels_last)
         m = self.model
 
         def put(conv: Any, bn: Any, sp: _Spec) -> None:

@@ -65,7 +65,7 @@ def test_phone_default_estimate_is_naswot_and_says_why(tmp_path: Path) -> None:
                        max_train_images=64, estimator_options={"batch": 16})
     res = run_search(cfg)
     assert res.metric.startswith("naswot_logdet_KH") and res.run_dir.name == "pixel3-fbnet-20ms"
-    assert "ranked 10 MNIST networks no better than NASWOT" in (res.run_dir / "report.md").read_text()
+    assert "ranked networks no better than NASWOT" in (res.run_dir / "report.md").read_text()
 
 
 def test_phone_search_with_the_fbnet_supernet_and_qat_starts_from_it(tmp_path: Path) -> None:

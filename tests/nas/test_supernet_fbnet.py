@@ -77,7 +77,8 @@ def test_inherited_network_computes_the_supernet_subnetwork(arch, digits, space)
     x = torch.from_numpy(digits.x_train[:16])
     net.train()  # batch statistics, as the supernet trains
     with torch.no_grad():
-        assert torch.allclose(net(x), m(x, [int(c) for c in arch]), atol=1e-4, rtol=1e-4)
+        # float rounding of two conv layouts through 22 layers; a slicing mistake moves outputs by ~0.1-1
+        assert torch.allclose(net(x), m(x, [int(c) for c in arch]), atol=2e-3, rtol=1e-3)
 
 
 def test_grouped_ops_share_the_expansion_channels_of_their_dense_twin(space) -> None:
