@@ -696,21 +696,13 @@ def _restrict(space: Ai8xSpace, arch: dict[str, Any], stage: str) -> dict[str, A
 
 def _train(space: Ai8xSpace, data: Dataset, settings: SupernetSettings, seed: int, path: Path,
            ident: dict[str, Any], say: Callable[[str], None]) -> LoadedSupernet:
-    import torch
 
-    t_start = time.perf_counter()
-    if settings.threads > 0:
-        torch.set_num_threads(settings.threads)
-    torch.set_flush_denormal(True)  # denormals slow fake-quantised training on x86 (see nas._accuracy)
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
+    t_start, rng, x, y = _training_start(data, settings, seed)
+    n = len(y)
     cov = covered_space(space, settings)
     _, why = width_cap(space, settings)
     model = _make_module(cov)
     big, small = _largest_arch(cov), _smallest_arch(cov)
-    n = len(data.y_train) if settings.train_images == 0 else min(settings.train_images, len(data.y_train))
-    x = torch.from_numpy(np.ascontiguousarray(data.x_train[:n]))
-    y = torch.from_numpy(np.ascontiguousarray(data.y_train[:n]))
     say(f"supernet: training on {n} images of {data.name} ({why}); "
         f"{settings.epochs_largest} + {settings.epochs_elastic} epochs; cache {path}")
     log_rows: list[dict[str, Any]] = []
@@ -725,14 +717,36 @@ def _train(space: Ai8xSpace, data: Dataset, settings: SupernetSettings, seed: in
             for u in range(cov.min_units, cov.max_units + 1)]
     _train_loop(model, x, y, settings, rng, PROGRESSIVE_STAGES, bigs, small,
                 lambda r, stage: cov.parse(_restrict(cov, cov.random_arch(r), stage)), log)
-    model.eval()
-    config = {"format": FORMAT_VERSION, "ident": ident, "cap": why,
-              "largest": cov.format(big), "smallest": cov.format(small),
-              "train_seconds": round(time.perf_counter() - t_start, 1), "threads": settings.threads,
-              "written": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
-    _write_cache(path, model, log_rows, config)
+    return _training_end(sn, log_rows, {"ident": ident, "cap": why, "largest": cov.format(big),
+                                         "smallest": cov.format(small)}, t_start, say)
+
+
+def _training_start(data: Dataset, settings: SupernetSettings, seed: int) -> tuple[float, np.random.Generator, Any, Any]:
+    """Start a supernet training: torch threads and seed set, denormals flushed; returns (start
+    time, sampling generator, training images, labels)."""
+    import torch
+
+    t_start = time.perf_counter()
+    if settings.threads > 0:
+        torch.set_num_threads(settings.threads)
+    torch.set_flush_denormal(True)  # denormals slow fake-quantised training on x86 (see nas._accuracy)
+    torch.manual_seed(seed)
+    n = len(data.y_train) if settings.train_images == 0 else min(settings.train_images, len(data.y_train))
+    x = torch.from_numpy(np.ascontiguousarray(data.x_train[:n]))
+    y = torch.from_numpy(np.ascontiguousarray(data.y_train[:n]))
+    return t_start, np.random.default_rng(seed), x, y
+
+
+def _training_end(sn: Any, log_rows: list[dict[str, Any]], config: dict[str, Any], t_start: float,
+                  say: Callable[[str], None]) -> Any:
+    """Finish a supernet training: ``config`` (ident, what was trained) completed with the format,
+    time and threads, the cache written (atomic), ``sn`` returned in eval mode."""
+    sn.model.eval()
+    config = {"format": FORMAT_VERSION, **config, "train_seconds": round(time.perf_counter() - t_start, 1),
+              "threads": sn.settings.threads, "written": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+    _write_cache(sn.path, sn.model, log_rows, config)
     sn.config = config
-    say(f"supernet: trained in {config['train_seconds']:.0f} s, cached at {path}")
+    say(f"supernet: trained in {config['train_seconds']:.0f} s, cached at {sn.path}")
     return sn
 
 

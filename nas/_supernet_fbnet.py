@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -68,7 +67,8 @@ from ._supernet import (
     _epoch_logger,
     _read_cache,
     _train_loop,
-    _write_cache,
+    _training_end,
+    _training_start,
     accuracy,
     recalibrate_bn,
 )
@@ -341,18 +341,10 @@ def get_fbnet_supernet(space: FBNetSpace, data: Dataset, *, runs_dir: str | Path
 
 def _train(space: FBNetSpace, data: Dataset, settings: SupernetSettings, seed: int, path: Path,
            ident: dict[str, Any], say: Callable[[str], None]) -> LoadedFBNetSupernet:
-    import torch
 
-    t_start = time.perf_counter()
-    if settings.threads > 0:
-        torch.set_num_threads(settings.threads)
-    torch.set_flush_denormal(True)
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
+    t_start, rng, x, y = _training_start(data, settings, seed)
+    n = len(y)
     model = _make_module(space.in_channels, space.num_classes)
-    n = len(data.y_train) if settings.train_images == 0 else min(settings.train_images, len(data.y_train))
-    x = torch.from_numpy(np.ascontiguousarray(data.x_train[:n]))
-    y = torch.from_numpy(np.ascontiguousarray(data.y_train[:n]))
     say(f"supernet: training the fbnet supernet on {n} images of {data.name}; {settings.epochs_largest} + "
         f"{settings.epochs_elastic} epochs, {settings.random_subnets} sub-networks per step; cache {path}")
     log_rows: list[dict[str, Any]] = []
@@ -364,11 +356,4 @@ def _train(space: FBNetSpace, data: Dataset, settings: SupernetSettings, seed: i
         return _sample(r, stage, len(big))
 
     _train_loop(model, x, y, settings, rng, FBNET_STAGES, [big], small, sample, log)
-    model.eval()
-    config = {"format": FORMAT_VERSION, "ident": ident, "largest": LARGEST, "smallest": SMALLEST,
-              "train_seconds": round(time.perf_counter() - t_start, 1), "threads": settings.threads,
-              "written": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
-    _write_cache(path, model, log_rows, config)
-    sn.config = config
-    say(f"supernet: trained in {config['train_seconds']:.0f} s, cached at {path}")
-    return sn
+    return _training_end(sn, log_rows, {"ident": ident, "largest": LARGEST, "smallest": SMALLEST}, t_start, say)
