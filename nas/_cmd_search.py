@@ -121,18 +121,14 @@ def _config(args: argparse.Namespace) -> Any:
             if val < 1:
                 raise InputError(f"invalid --{key.replace('_', '-')} {val}: it must be at least 1")
             opts[key] = val
-    if args.supernet_max_width is not None:
-        if accuracy not in ("supernet", "auto"):
-            raise InputError("--supernet-max-width applies to --accuracy supernet only")
-        if args.supernet_max_width < 1:
-            raise InputError(f"invalid --supernet-max-width {args.supernet_max_width}: it must be at least 1")
-        opts["max_width"] = args.supernet_max_width
-    if args.supernet_epochs is not None:
-        if accuracy not in ("supernet", "auto"):
-            raise InputError("--supernet-epochs applies to --accuracy supernet only")
-        if args.supernet_epochs < 1:
-            raise InputError(f"invalid --supernet-epochs {args.supernet_epochs}: it must be at least 1")
-        opts["epochs_elastic"] = args.supernet_epochs
+    for key, val, flag in (("max_width", args.supernet_max_width, "--supernet-max-width"),
+                           ("epochs_elastic", args.supernet_epochs, "--supernet-epochs")):
+        if val is not None:
+            if accuracy not in ("supernet", "auto"):
+                raise InputError(f"{flag} applies to --accuracy supernet only")
+            if val < 1:
+                raise InputError(f"invalid {flag} {val}: it must be at least 1")
+            opts[key] = val
     space_options: dict[str, Any] = {}
     if args.bits is not None:
         space_options["bits"] = _parse_bits(args.bits)
