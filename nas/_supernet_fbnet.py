@@ -36,7 +36,8 @@ training settings that apply here and the seed.
 
 Measured (benchmarks/results/supernet_fbnet_*.md): at the default training (and at 10x its
 elastic epochs on 8x8 digits) the estimate ranks networks at chance level, as NASWOT does, so it
-is not the phones' default. The largest network trains well (94% on both data sets); sub-networks
+is not the phones' default. The largest network trains (validation 94.7% on MNIST 5k at the
+default length, 93.9% on digits with 30 elastic epochs); sub-networks
 mixing all nine ops do not: in one-off checks on digits, random networks drawn from
 ``k{3,5}_e{3,6}`` reached 93% training-batch accuracy after 600 steps of 2 sampled networks, but
 networks drawn from all eight blocks (adding ``e1`` and the grouped ops) stayed near 10%.
