@@ -633,7 +633,8 @@ def get_supernet(space: Ai8xSpace, data: Dataset, *, runs_dir: str | Path, seed:
     """The cached supernet for (space, data, settings, seed), trained first when missing.
 
     Args:
-        space: an ``ai8x`` space (its widths above the cap are not covered).
+        space: an ``ai8x`` space (its widths above the cap are not covered) or the ``fbnet``
+            space (``nas._supernet_fbnet``, every op covered).
         data: the data set (the training split trains, the validation split is logged).
         runs_dir: the runs folder; the cache is ``<runs_dir>/supernets/<key>/``.
         seed: torch / sampling seed of the training.
@@ -696,7 +697,6 @@ def _restrict(space: Ai8xSpace, arch: dict[str, Any], stage: str) -> dict[str, A
 
 def _train(space: Ai8xSpace, data: Dataset, settings: SupernetSettings, seed: int, path: Path,
            ident: dict[str, Any], say: Callable[[str], None]) -> LoadedSupernet:
-
     t_start, rng, x, y = _training_start(data, settings, seed)
     n = len(y)
     cov = covered_space(space, settings)

@@ -278,9 +278,6 @@ class LoadedFBNetSupernet(LoadedSupernet):
     """A trained fbnet supernet with its cache folder (attributes of :class:`LoadedSupernet`;
     ``space`` is the whole fbnet space: every op of every layer is covered)."""
 
-    def covers(self, arch: Any) -> None:
-        self.space.op_indices(arch)
-
     def inherited_module(self, arch: Any, data: Dataset, *, recal_images: int | None = None) -> Any:
         """``space.build(arch)`` (float) with the inherited weights, BatchNorm recalibrated on the
         first ``recal_images`` (default: the settings') training images; eval mode."""
@@ -349,7 +346,6 @@ def get_fbnet_supernet(space: FBNetSpace, data: Dataset, *, runs_dir: str | Path
 
 def _train(space: FBNetSpace, data: Dataset, settings: SupernetSettings, seed: int, path: Path,
            ident: dict[str, Any], say: Callable[[str], None]) -> LoadedFBNetSupernet:
-
     t_start, rng, x, y = _training_start(data, settings, seed)
     n = len(y)
     model = _make_module(space.in_channels, space.num_classes)
@@ -359,9 +355,5 @@ def _train(space: FBNetSpace, data: Dataset, settings: SupernetSettings, seed: i
     sn = LoadedFBNetSupernet(space, model, path, {}, settings, trained=True)
     log = _epoch_logger(model, lambda a: sn.evaluate(a, data)[0], LARGEST, SMALLEST, t_start, say, log_rows)
     big, small = [int(c) for c in LARGEST], [int(c) for c in SMALLEST]
-
-    def sample(r: np.random.Generator, stage: str) -> list[int]:
-        return _sample(r, stage, len(big))
-
-    _train_loop(model, x, y, settings, rng, FBNET_STAGES, [big], small, sample, log)
+    _train_loop(model, x, y, settings, rng, FBNET_STAGES, [big], small, _sample, log)
     return _training_end(sn, log_rows, {"ident": ident, "largest": LARGEST, "smallest": SMALLEST}, t_start, say)

@@ -146,15 +146,12 @@ class FBNet(nn.Module):
             raise ValueError(f"FBNet needs {sum(STAGE_DEPTHS)} op indices in 0..{_SKIP}, got {ops}")
         self.stem = _conv_bn(in_channels, STEM_CHANNELS, 3)
         layers: list[nn.Module] = []
-        cin, i = STEM_CHANNELS, 0
-        for cout, depth, stride in zip(STAGE_CHANNELS, STAGE_DEPTHS, STAGE_STRIDES):
-            for j in range(depth):
-                layers.append(_layer(ops[i], cin, cout, stride if j == 0 else 1))
-                if quantize:
-                    layers[-1] = nn.Sequential(layers[-1], _FakeQuant8())
-                cin, i = cout, i + 1
+        for op, (cin, cout, stride) in zip(ops, layer_geometry(), strict=True):
+            layers.append(_layer(op, cin, cout, stride))
+            if quantize:
+                layers[-1] = nn.Sequential(layers[-1], _FakeQuant8())
         self.layers = nn.Sequential(*layers)
-        self.head = _conv_bn(cin, HEAD_CHANNELS, 1)
+        self.head = _conv_bn(STAGE_CHANNELS[-1], HEAD_CHANNELS, 1)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(HEAD_CHANNELS, num_classes)
         self.quantize = bool(quantize)
