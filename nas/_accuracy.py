@@ -421,7 +421,7 @@ def estimate_accuracy(space: SearchSpace, arch: Any, data: Dataset, cfg: ShortTr
     x_va = torch.from_numpy(np.ascontiguousarray(data.x_val[:n_val]))
     y_va = torch.from_numpy(np.ascontiguousarray(data.y_val[:n_val]))
 
-    model = space.build(arch, quantize=cfg.quantize)
+    model = space.build_for_training(arch, quantize=cfg.quantize)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     steps_per_epoch = max(1, -(-n_train // cfg.batch_size))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs * steps_per_epoch)

@@ -382,7 +382,7 @@ def _initial(space: Any, arch: str, data: Dataset, cfg: QatConfig, seed: int, ru
             model.load_state_dict(inherited.state_dict())
             return model, "supernet (weights inherited from the run's weight-sharing supernet)"
     torch.manual_seed(seed)
-    return space.build(arch, quantize=False), f"scratch (PyTorch default initialisation, seed {seed})"
+    return space.build_for_training(arch, quantize=False), f"scratch ({space.init_description}, seed {seed})"
 
 
 def _augment_of(cfg: QatConfig, x_train: Any) -> Any:

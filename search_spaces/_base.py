@@ -64,6 +64,14 @@ class SearchSpace:
         """A trainable ``torch.nn.Module`` for ``arch``."""
         raise NotImplementedError
 
+    def build_for_training(self, arch: Any, **kwargs: Any) -> torch.nn.Module:
+        """:meth:`build` with the initialisation a training from scratch should start from (the
+        space's own choice; by default :meth:`build`'s)."""
+        return self.build(arch, **kwargs)
+
+    init_description: str = "PyTorch default initialisation"
+    """How :meth:`build_for_training` initialises a network, in words (reports say it)."""
+
     def network(self, arch: Any) -> Network:
         """The hardware-layer description of ``arch`` for accelerator devices."""
         raise NotImplementedError

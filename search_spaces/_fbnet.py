@@ -200,3 +200,10 @@ class FBNetSpace(SearchSpace):
         kwargs.setdefault("num_classes", self.num_classes)
         kwargs.setdefault("in_channels", self.in_channels)
         return build_fbnet(self.op_indices(arch), **kwargs)
+
+    init_description = "PyTorch default initialisation, residual blocks zero-initialised"
+
+    def build_for_training(self, arch: Any, **kwargs: Any) -> torch.nn.Module:
+        """:meth:`build` with ``zero_init_residual=True`` (see ``_fbnet_torch.FBNet``)."""
+        kwargs.setdefault("zero_init_residual", True)
+        return self.build(arch, **kwargs)

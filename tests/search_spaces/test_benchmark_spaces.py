@@ -151,3 +151,25 @@ def test_ofa_vectorised_encoding_equals_per_arch() -> None:
         space.encode_many([archs[1], bad])
     with pytest.raises(ArchitectureError):
         space.encode_many([archs[1], dict(archs[0], r=True)])
+
+
+def test_fbnet_build_for_training_zero_inits_residual_blocks() -> None:
+    import torch
+
+    space = get_space("fbnet", in_channels=1, num_classes=10, input_size=8)
+    arch = "7" + "3" * 21  # layer 0 (16 -> 16, stride 1) and 2-4 (24 -> 24) are residual, 1 (16 -> 24) is not
+    torch.manual_seed(0)
+    trained, plain = space.build_for_training(arch), space.build(arch)
+    x = torch.randn(4, 16, 8, 8)
+    for net in (trained, plain):
+        net.eval()
+    with torch.no_grad():
+        assert torch.equal(trained.layers[0](x), x)  # a residual block starts as the identity
+        assert not torch.allclose(plain.layers[0](x), x, atol=1e-3)  # build() keeps PyTorch's default (NASWOT)
+        y = torch.randn(4, 16, 8, 8)
+        assert trained.layers[1].body[-1][1].weight.abs().min() > 0  # no residual: the scale stays at 1
+        assert not torch.allclose(trained.layers[1](y), plain.layers[1](y).zero_())
+    zero = [m.body[-1][1].weight for m in trained.layers if getattr(m, "residual", False)]
+    assert len(zero) == 16 and all(float(w.abs().max()) == 0.0 for w in zero)  # 22 layers, 6 change shape
+    assert "zero-initialised" in space.init_description
+    assert get_space("ai8x").init_description == "PyTorch default initialisation"
