@@ -84,7 +84,7 @@ from ._supernet import (
 __all__ = ["LoadedFBNetSupernet", "get_fbnet_supernet", "fbnet_supernet_key", "FBNET_STAGES", "FBNET_SUPERNET_DEFAULTS",
            "LARGEST", "SMALLEST"]
 
-TRAINING = "fbnet:largest+sort+{schedule}(kd,skip-spread)/v2"
+TRAINING = "fbnet:largest+sort+{schedule}(kd,skip-spread,zero-init-residual)/v3"
 """Names the training procedure in the cache key: a change of procedure must change the key."""
 FBNET_STAGES = ("kernel", "depth", "expand")
 """The stages of the ``progressive`` schedule (each samples from every op unlocked so far)."""
@@ -172,8 +172,8 @@ def _make_module(in_channels: int, num_classes: int) -> Any:
                 c = nn.Conv2d(cin, cout, k, groups=groups, bias=False)  # PyTorch's default init
                 self.weights[name] = nn.Parameter(c.weight.detach().clone())
 
-            def bn(name: str, c: int) -> None:
-                self.weights[f"{name}_gamma"] = nn.Parameter(torch.ones(c))
+            def bn(name: str, c: int, gamma: float = 1.0) -> None:
+                self.weights[f"{name}_gamma"] = nn.Parameter(torch.full((c,), gamma))
                 self.weights[f"{name}_beta"] = nn.Parameter(torch.zeros(c))
 
             conv("stem", STEM_CHANNELS, in_channels, 3)
@@ -185,7 +185,8 @@ def _make_module(in_channels: int, num_classes: int) -> Any:
                 conv(f"l{i}_dw", mid, mid, 5, groups=mid)
                 bn(f"l{i}_bn2", mid)
                 conv(f"l{i}_project", cout, mid, 1)
-                bn(f"l{i}_bn3", cout)
+                # zero-init residual: a residual block starts as the identity (Goyal et al., 2017)
+                bn(f"l{i}_bn3", cout, 0.0 if stride == 1 and cin == cout else 1.0)
                 if stride != 1 or cin != cout:
                     conv(f"l{i}_skip", cout, cin, 1)
                     bn(f"l{i}_skip_bn", cout)

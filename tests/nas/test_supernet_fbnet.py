@@ -159,3 +159,22 @@ def test_estimator_scores_int8_and_ships_without_weights(trained, digits, space)
     assert shipped.evaluate(space, LARGEST, digits).value == r.value
     assert settings_from_run({"estimator": est.to_dict()}).training_dict() == \
         SupernetSettings(**{k: v for k, v in TINY_EST.items() if k != "finetune_steps"}).training_dict()
+
+
+def test_residual_blocks_start_as_the_identity() -> None:
+    """Zero-init residual (Goyal et al., 2017): without it, sub-networks mixing the nine ops stayed at
+    chance level through the default training (benchmarks/results/supernet_fbnet_digits.md)."""
+    m = _make_module(1, 10)
+    for i, (cin, cout, stride) in enumerate(m.geometry):
+        gamma = m.weights[f"l{i}_bn3_gamma"]
+        if cin == cout and stride == 1:
+            assert float(gamma.abs().max()) == 0.0
+        else:
+            assert torch.equal(gamma, torch.ones_like(gamma))
+    x = torch.randn(4, 16, 8, 8)
+    with torch.no_grad():
+        for op in (0, 1, 3, 7):  # dense, grouped, e6 blocks of layer 0 (16 -> 16): identity at init
+            y = x
+            for sp in m.layer_specs(0, op):
+                y = m._apply(y, sp)
+            assert float(y.abs().max()) == 0.0
