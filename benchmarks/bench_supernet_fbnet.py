@@ -29,6 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
+STANDALONE_INIT = "zero-init-residual"
+"""Names the initialisation of the stand-alone networks in their cache key: ``build_for_training``
+(residual blocks zero-initialised) since 2026-12-01; earlier results used PyTorch's default."""
+
 
 def _load(name: str, split_seed: int = 0):
     """``mnist5k`` (the built-in data) or ``digits`` (scikit-learn's 1,797 8x8 digits, through the
@@ -64,7 +68,7 @@ def _standalone(arch: str, epochs: int, seed: int, split_seed: int = 0,
     space = get_space("fbnet", in_channels=1, num_classes=10, input_size=data.input_shape[1])
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    net = space.build(arch).to(memory_format=torch.channels_last)  # ~1.8x faster depthwise convs on CPU
+    net = space.build_for_training(arch).to(memory_format=torch.channels_last)  # ~1.8x faster depthwise convs on CPU
     x = torch.from_numpy(np.ascontiguousarray(data.x_train))
     y = torch.from_numpy(np.ascontiguousarray(data.y_train))
     n, bs = len(y), 32
@@ -87,6 +91,21 @@ def _standalone(arch: str, epochs: int, seed: int, split_seed: int = 0,
     return acc, fl, time.perf_counter() - t0
 
 
+def _scratch_control(space, arch: str, data, est, seed: int) -> float:
+    """The estimate's fine-tuning and scoring from scratch (``build_for_training``) instead of the
+    supernet's weights: validation accuracy, int8 as in the estimate."""
+    import torch
+
+    from nas._supernet import accuracy, finetune
+    from search_spaces._fbnet_torch import calibrate_int8, prepare_int8_qat
+
+    torch.manual_seed(seed)
+    net = space.build_for_training(arch).to(memory_format=torch.channels_last)
+    finetune(net, data, est.finetune_steps, lr=est.finetune_lr, seed=seed, recal_images=est.recal_images)
+    x = torch.from_numpy(np.ascontiguousarray(data.x_train[:256]))
+    return accuracy(calibrate_int8(prepare_int8_qat(net), x), data.x_val, data.y_val)[0]
+
+
 def _draw(n: int, seed: int) -> list[str]:
     rng = np.random.default_rng(seed)
     out = []
@@ -105,7 +124,7 @@ def _cached_standalone(pool: ProcessPoolExecutor, cache: Path, archs: list[str],
 
     done = json.loads(cache.read_text()) if cache.is_file() else {}
     prefix = "" if data_name == "mnist5k" else f"{data_name}/"
-    key = lambda a, s: f"{prefix}{a}/e{epochs}/s{s}"  # noqa: E731
+    key = lambda a, s: f"{prefix}{a}/e{epochs}/s{s}/{STANDALONE_INIT}"  # noqa: E731
     todo = {(a, s): pool.submit(_standalone, a, epochs, s, 0, data_name) for s in seeds for a in archs
             if key(a, s) not in done}
     out = {}
@@ -129,6 +148,7 @@ def main() -> None:
     ap.add_argument("--data", choices=["mnist5k", "digits"], default="mnist5k")
     ap.add_argument("--supernet-epochs", type=int, help="elastic epochs of the supernet (default: nas search's)")
     ap.add_argument("--supernet-lr", type=float, help="its learning rate (default: nas search's)")
+    ap.add_argument("--finetune-steps", type=int, help="fine-tuning steps per estimate (default: nas search's)")
     ap.add_argument("--out", help="default: benchmarks/results/supernet_fbnet_<data>.md")
     args = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -162,6 +182,8 @@ def main() -> None:
             opts["epochs_elastic"] = args.supernet_epochs
         if args.supernet_lr is not None:
             opts["lr"] = args.supernet_lr
+        if args.finetune_steps is not None:
+            opts["finetune_steps"] = args.finetune_steps
         est = SupernetAccuracy(**opts)
         est.bind(space, data, args.runs_dir, seed=args.seed)
         t0 = time.perf_counter()
@@ -171,14 +193,16 @@ def main() -> None:
         for a in archs:
             r = est.evaluate(space, a, data, seed=args.seed)
             nw = Naswot(batch=32).evaluate(space, a, data, seed=args.seed)
-            scored.append((r, nw))
-            print(f"{a} supernet {r.value:.4f} ({r.seconds:.1f} s) naswot {nw.value:.1f}", flush=True)
+            # the control: the same fine-tuning steps from scratch (does the supernet add anything?)
+            sc = _scratch_control(space, a, data, est, args.seed) if est.finetune_steps else float("nan")
+            scored.append((r, nw, sc))
+            print(f"{a} supernet {r.value:.4f} ({r.seconds:.1f} s) naswot {nw.value:.1f} scratch {sc:.4f}", flush=True)
         sa = sa_future.result()
     rows = []
-    for a, (r, nw) in zip(archs, scored, strict=True):
+    for a, (r, nw, sc) in zip(archs, scored, strict=True):
         runs = [sa[(a, s)] for s in seeds]
         cost = fbnet_cost(space.op_indices(a), in_channels=1, num_classes=10, input_size=side)
-        rows.append({"arch": a, "supernet": r.value, "est_s": r.seconds, "naswot": nw.value,
+        rows.append({"arch": a, "supernet": r.value, "est_s": r.seconds, "naswot": nw.value, "scratch": sc,
                      "standalone": float(np.mean([x[0] for x in runs])), "seed0": runs[0][0], "seed1": runs[1][0],
                      "float": float(np.mean([x[1] for x in runs])), "train_s": float(np.mean([x[2] for x in runs])),
                      "macs": cost.macs, "skips": a.count("8")})
@@ -199,7 +223,8 @@ def main() -> None:
         f"Command: `.venv/bin/python benchmarks/bench_supernet_fbnet.py --n {args.n} --epochs {args.epochs} --data "
         f"{args.data}"
         + (f" --supernet-epochs {args.supernet_epochs}" if args.supernet_epochs is not None else "")
-        + (f" --supernet-lr {args.supernet_lr:g}" if args.supernet_lr is not None else "") + "` (the "
+        + (f" --supernet-lr {args.supernet_lr:g}" if args.supernet_lr is not None else "")
+        + (f" --finetune-steps {args.finetune_steps}" if args.finetune_steps is not None else "") + "` (the "
         "stand-alone results may come from its cache)",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, one torch thread per process (supernet and "
         f"estimates in one, stand-alone training in the other); load average {load0[0]:.1f} at start, "
@@ -224,15 +249,18 @@ def main() -> None:
         f"- supernet estimate (`val_acc_supernet`): {agree('supernet')}",
         f"- NASWOT (`--accuracy proxy`, batch 32, the phones' default): {agree('naswot')}",
         f"- MACs (bigger = better): {agree('macs')}",
+        *([f"- the control, the same {est.finetune_steps} fine-tuning steps from scratch (`build_for_training`) "
+           f"instead of the supernet's weights: {agree('scratch')}"] if est.finetune_steps else []),
         f"- mean time per supernet estimate {np.mean([r['est_s'] for r in rows]):.1f} s; per stand-alone training "
         f"{np.mean([r['train_s'] for r in rows]):.0f} s; whole benchmark {total / 60:.1f} min",
         "",
-        "| # | architecture | skips | M MACs | val_acc_supernet | NASWOT | stand-alone float | stand-alone int8 "
-        "(seed 0 / 1) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| # | architecture | skips | M MACs | val_acc_supernet | same steps from scratch | NASWOT | stand-alone float "
+        "| stand-alone int8 (seed 0 / 1) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for i, r in enumerate(rows):
-        lines.append(f"| {i} | `{r['arch']}` | {r['skips']} | {r['macs'] / 1e6:.1f} | {r['supernet']:.4f} | "
+        sc = "-" if np.isnan(r["scratch"]) else f"{r['scratch']:.4f}"
+        lines.append(f"| {i} | `{r['arch']}` | {r['skips']} | {r['macs'] / 1e6:.1f} | {r['supernet']:.4f} | {sc} | "
                      f"{r['naswot']:.1f} | {r['float']:.4f} | {r['standalone']:.4f} ({r['seed0']:.3f} / "
                      f"{r['seed1']:.3f}) |")
     lines += ["", f"## Supernet training log (`{sn.train_log.name}`)", "", "```", sn.train_log.read_text().strip(), "```"]
