@@ -2,19 +2,23 @@
 
 Draws ``--n`` fbnet networks (fixed seed) for MNIST 5k: network ``i`` makes each layer ``skip``
 with probability ``i / (n - 1)`` and otherwise one of the 8 blocks uniformly, so the set spans
-small to large networks. Trains each from scratch, with training seeds 0 and 1 (their agreement
-is the ceiling any estimate can reach), in a second process while this one trains (or loads)
-the supernet: float, ``--epochs`` epochs (Adam 3e-3, cosine, batch 32),
+small to large networks. Trains each from scratch (``space.build_for_training``: residual blocks
+start as the identity), with training seeds 0 and 1 (how well one seed predicts the other; the
+target is their mean, which an estimate can predict better than one seed does), in a second
+process while this one trains (or loads) the supernet: float, ``--epochs`` epochs (Adam 3e-3,
+cosine, batch 32),
 then the phones' int8 arithmetic of ``nas qat`` (BatchNorm folded, int8 per-channel weights,
 int8 activations calibrated on 256 training images, no QAT epochs), scored on the validation
 split. Compares with the ``supernet`` estimate of ``nas search`` on the fbnet space (its default
-settings, ``nas._supernet_fbnet.FBNET_SUPERNET_DEFAULTS``) and with NASWOT (the phones' default
-estimate) by Kendall tau and Spearman rho (``scipy.stats``, with p-values). Prints the table
+settings, ``nas._supernet_fbnet.FBNET_SUPERNET_DEFAULTS``) and with NASWOT (the quick
+estimate) and MACs by Kendall tau and Spearman rho (``scipy.stats``, with p-values); with
+fine-tuning steps, also the control: the same steps from scratch instead of the supernet's
+weights (does the supernet add anything over a short training?). Prints the table
 and writes ``benchmarks/results/supernet_fbnet_<data>.md``. ``--data digits`` runs the same on
 scikit-learn's 8x8 digits (1,797 images; seconds per network), where more networks are affordable.
 
     .venv/bin/python benchmarks/bench_supernet_fbnet.py [--n 10] [--epochs 3] [--data mnist5k|digits]
-        [--runs-dir runs] [--standalone-only]
+        [--runs-dir runs] [--standalone-only] [--supernet-epochs E] [--finetune-steps S]
 """
 
 from __future__ import annotations
@@ -247,7 +251,7 @@ def main() -> None:
         "",
         f"- the ceiling, stand-alone seed 0 vs seed 1: {agree('seed0', 'seed1')}",
         f"- supernet estimate (`val_acc_supernet`): {agree('supernet')}",
-        f"- NASWOT (`--accuracy proxy`, batch 32, the phones' default): {agree('naswot')}",
+        f"- NASWOT (`--accuracy proxy`, batch 32, the quick estimate): {agree('naswot')}",
         f"- MACs (bigger = better): {agree('macs')}",
         *([f"- the control, the same {est.finetune_steps} fine-tuning steps from scratch (`build_for_training`) "
            f"instead of the supernet's weights: {agree('scratch')}"] if est.finetune_steps else []),

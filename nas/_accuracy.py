@@ -2,14 +2,12 @@
 
 Three estimators, each reported under its real name:
 
-* :class:`SupernetAccuracy` (the default of ``nas search`` on the MAX78000): validation accuracy
+* :class:`SupernetAccuracy` (the default of ``nas search``): validation accuracy
   of the sub-network of a once-for-all style weight-sharing supernet (``nas._supernet``; on the
   phones' ``fbnet`` space ``nas._supernet_fbnet``) with inherited weights, BatchNorm recalibrated
   on training images, fake-quantised at the sub-network's bit widths (int8 on phones):
   ``val_acc_supernet``.
-* :class:`Naswot` (``--accuracy proxy``; the default on phones, host-cpu and registered
-  devices, where the fbnet supernet ranked no better at the training a default can afford,
-  see ``nas._search.MOBILE_NASWOT_NOTE``): the training-free score of Mellor et al.,
+* :class:`Naswot` (``--accuracy proxy``, for quick runs): the training-free score of Mellor et al.,
   "Neural Architecture Search without Training", ICML 2021: ``log|K_H|`` with
   ``K_H[i, j] = sum over ReLU units of [c_i == c_j]`` for the binary activation codes ``c`` of a
   batch of real training images through the untrained network. Here the forward pass is the

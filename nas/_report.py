@@ -329,8 +329,9 @@ def _mobile_estimate_notes(prep: _Prepared) -> str:
         return _estimate_notes(prep)
     return ("The network is the fbnet module of this space with int8 weights (per output channel) and 8-bit\n"
             "activations after the stem, every layer and the head. It ranks candidates; it is not an accuracy.\n"
-            "`--accuracy supernet` scores sub-networks of the fbnet supernet instead "
-            "(benchmarks/results/supernet_fbnet_mnist5k.md compares both).\n")
+            "It is the quick estimate (`--accuracy proxy`); the default `--accuracy supernet` scores sub-networks "
+            "of the fbnet supernet instead, which ranks as well or better (benchmarks/results/supernet_fbnet_*.md "
+            "compares both).\n")
 
 
 def _mobile_md(prep: _Prepared, rows: list[dict[str, Any]], trials: list[dict[str, Any]]) -> str:

@@ -61,8 +61,7 @@ class SearchConfig:
         name: run name (directory under ``runs_dir``); None derives it from the settings.
         runs_dir: where run directories go.
         data: a ``.npz`` file (arrays x, y), or None for the built-in MNIST subset.
-        estimator: ``auto`` (default: ``supernet`` on MAX78000 devices, ``naswot`` on phones,
-            host-cpu and registered devices, see :data:`MOBILE_NASWOT_NOTE`), ``supernet``
+        estimator: ``auto`` (default: ``supernet``), ``supernet``
             (validation accuracy of the weight-sharing supernet's sub-network: ``nas._supernet`` on
             MAX78000 devices, ``nas._supernet_fbnet`` on the others, with
             :data:`~nas._supernet_fbnet.FBNET_SUPERNET_DEFAULTS` under ``estimator_options``),
@@ -125,23 +124,18 @@ MOBILE_SPACES = ("fbnet",)
 _CLI_ESTIMATE = {"supernet": "supernet", "naswot": "proxy", "short_qat": "short-qat"}
 
 
-MOBILE_NASWOT_NOTE = ("NASWOT is the default on phones, host-cpu and registered devices: the fbnet supernet "
-                      "(--accuracy supernet) ranked networks no better than NASWOT on MNIST 5k and 8x8 digits (both "
-                      "near chance), at the cost of ~13 min of training and ~11 s per trial on MNIST "
-                      "(benchmarks/results/supernet_fbnet_*.md).")
-
-
 def resolve_estimator(name: str, mobile: bool = False) -> str:
-    """The estimator key ``name`` means: ``auto`` is ``supernet`` on MAX78000 devices and
-    ``naswot`` on phones, host-cpu and registered devices (:data:`MOBILE_NASWOT_NOTE` says why);
-    ``supernet`` is the ai8x or the fbnet supernet.
+    """The estimator key ``name`` means: ``auto`` is ``supernet`` (the ai8x supernet on MAX78000
+    devices, the fbnet supernet on phones, host-cpu and registered devices; ``mobile`` is kept for
+    callers and changes nothing since the fbnet supernet ranks as well as NASWOT or better,
+    benchmarks/results/supernet_fbnet_*.md).
 
     Raises:
         InputError: an unknown name.
     """
     low = name.replace("-", "_").lower()
     if low == "auto":
-        return "naswot" if mobile else "supernet"
+        return "supernet"
     key = ESTIMATE_ALIASES.get(low)
     if key is None:
         raise InputError(f"unknown accuracy estimate {name!r}; use supernet, proxy or short-qat")
@@ -270,7 +264,7 @@ def default_run_name(cfg: SearchConfig, mobile: bool = False) -> str:
     low = cfg.estimator.replace("-", "_").lower()
     if low != "auto":
         key = ESTIMATE_ALIASES.get(low, low)
-        if key != ("naswot" if mobile else "supernet"):
+        if key != "supernet":
             parts.append(_CLI_ESTIMATE.get(key, key.replace("_", "-")))
     name = "-".join(parts)
     name = re.sub(r"[^A-Za-z0-9._+-]", "_", name)
@@ -410,8 +404,6 @@ def validate(cfg: SearchConfig) -> _Prepared:
         est_opts = {**FBNET_SUPERNET_DEFAULTS, **est_opts}
     if mobile and est_key == "naswot":
         est_opts.setdefault("batch", FBNET_NASWOT_BATCH)  # keeps a trial near 1-2 s on one thread
-        if cfg.estimator.lower() == "auto":
-            est_opts.setdefault("note", MOBILE_NASWOT_NOTE)
     estimator = make_estimator(est_key, **est_opts)
     name = cfg.name if cfg.name is not None else default_run_name(cfg, mobile)
     if not _NAME_RE.match(name):
@@ -509,8 +501,8 @@ def validate(cfg: SearchConfig) -> _Prepared:
 
 
 def _comparable(key: str, value: Any) -> Any:
-    """A run setting as resuming compares it: NASWOT's ``note`` (why it is the phones' default,
-    worded differently by earlier versions) is prose, not a setting."""
+    """A run setting as resuming compares it: NASWOT's ``note`` (why it was the phones' default,
+    written by earlier versions) is prose, not a setting."""
     if key == "estimator" and isinstance(value, dict):
         return {k: v for k, v in value.items() if k != "note"}
     return value

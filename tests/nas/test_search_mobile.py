@@ -15,7 +15,8 @@ from search_spaces._fbnet_cost import fbnet_cost
 
 REPO = Path(__file__).resolve().parents[2]
 SMALL = dict(max_train_images=64, estimator="proxy", estimator_options={"batch": 16})
-TINY_SUPERNET = {"epochs_largest": 1, "epochs_elastic": 1, "random_subnets": 1, "recal_images": 16, "val_images": 32}
+TINY_SUPERNET = {"epochs_largest": 1, "epochs_elastic": 1, "random_subnets": 1, "recal_images": 16, "val_images": 32,
+                 "finetune_steps": 2}
 
 
 def _check_front(run: Path, latency: float, budget: int | None, ram: int | None, k: float = 1.645) -> list[dict]:
@@ -60,36 +61,48 @@ def test_pixel3_search_meets_every_limit(tmp_path: Path) -> None:
     assert "`--accuracy supernet` scores sub-networks of the fbnet supernet" in text
 
 
-def test_phone_default_estimate_is_naswot_and_says_why(tmp_path: Path) -> None:
-    cfg = SearchConfig(device="pixel3", space="fbnet", latency_ms=20.0, trials=2, runs_dir=tmp_path,
-                       max_train_images=64, estimator_options={"batch": 16})
-    res = run_search(cfg)
-    assert res.metric.startswith("naswot_logdet_KH") and res.run_dir.name == "pixel3-fbnet-20ms"
-    assert "ranked networks no better than NASWOT" in (res.run_dir / "report.md").read_text()
-
-
-def test_phone_search_with_the_fbnet_supernet_and_qat_starts_from_it(tmp_path: Path) -> None:
+def _digits(tmp_path: Path, n: int = 240) -> Path:
     import numpy as np
     from sklearn.datasets import load_digits
 
-    from nas._qat import QatConfig, run_qat
-
     d = load_digits()  # 8x8 digits: the fbnet supernet costs ~130 M MACs per 28x28 image
     data = tmp_path / "digits.npz"
-    np.savez(data, x=(d.images[:240] * 16).clip(0, 255).astype(np.uint8), y=d.target[:240])
+    np.savez(data, x=(d.images[:n] * 16).clip(0, 255).astype(np.uint8), y=d.target[:n])
+    return data
+
+
+def test_phone_default_estimate_is_the_fbnet_supernet(tmp_path: Path) -> None:
+    tiny = {k: v for k, v in TINY_SUPERNET.items() if k != "finetune_steps"}  # the default's 30 steps
+    cfg = SearchConfig(device="pixel3", space="fbnet", latency_ms=30.0, trials=2, runs_dir=tmp_path,
+                       data=_digits(tmp_path, 160), estimator_options=tiny)
+    res = run_search(cfg)
+    assert res.metric == "val_acc_supernet" and res.run_dir.name == "pixel3-fbnet-30ms-digits"
+    est = res.settings["estimator"]
+    assert est["estimator"] == "supernet" and est["finetune_steps"] == 30 and est["epochs_elastic"] == 1
+    assert "covers every op of every layer" in (res.run_dir / "report.md").read_text()
+    # --accuracy proxy is the quick estimate, and its run is named so
+    quick = run_search(SearchConfig(device="pixel3", space="fbnet", latency_ms=30.0, trials=1, runs_dir=tmp_path,
+                                    data=_digits(tmp_path, 160), estimator="proxy", estimator_options={"batch": 16}))
+    assert quick.metric.startswith("naswot_logdet_KH") and quick.run_dir.name == "pixel3-fbnet-30ms-digits-proxy"
+    assert "the default `--accuracy supernet`" in (quick.run_dir / "report.md").read_text()
+
+
+def test_phone_search_with_the_fbnet_supernet_and_qat_starts_from_it(tmp_path: Path) -> None:
+    from nas._qat import QatConfig, run_qat
+
     cfg = SearchConfig(device="pixel3", space="fbnet", latency_ms=30.0, trials=3, runs_dir=tmp_path,
-                       data=data, estimator="supernet", estimator_options=TINY_SUPERNET)
+                       data=_digits(tmp_path), estimator="supernet", estimator_options=TINY_SUPERNET)
     res = run_search(cfg)
     assert res.metric == "val_acc_supernet" and res.n_complete == 3
     est = res.settings["estimator"]
-    assert est["estimator"] == "supernet" and est["finetune_steps"] == 0 and est["random_subnets"] == 1
+    assert est["estimator"] == "supernet" and est["finetune_steps"] == 2 and est["random_subnets"] == 1
     cache = Path(res.settings["supernet"]["cache"])
     assert (cache / "weights.safetensors").is_file() and "searched_widths" not in res.settings["supernet"]
     rows = _check_front(res.run_dir, 30.0, None, None)
     assert all(0.0 <= r["estimate"] <= 1.0 for r in rows)
     text = (res.run_dir / "report.md").read_text()
     assert "int8 per-channel weights" in text and "covers every op of every layer" in text and str(cache) in text
-    assert res.run_dir.name == "pixel3-fbnet-30ms-digits-supernet"
+    assert res.run_dir.name == "pixel3-fbnet-30ms-digits"
     q = run_qat(res.run_dir.name, QatConfig(top=1, epochs=1, qat_epochs=1, max_train_images=64, max_eval_images=64,
                                 batch_size=32), runs_dir=tmp_path)
     (n,) = q.networks
