@@ -124,11 +124,10 @@ MOBILE_SPACES = ("fbnet",)
 _CLI_ESTIMATE = {"supernet": "supernet", "naswot": "proxy", "short_qat": "short-qat"}
 
 
-def resolve_estimator(name: str, mobile: bool = False) -> str:
+def resolve_estimator(name: str) -> str:
     """The estimator key ``name`` means: ``auto`` is ``supernet`` (the ai8x supernet on MAX78000
-    devices, the fbnet supernet on phones, host-cpu and registered devices; ``mobile`` is kept for
-    callers and changes nothing since the fbnet supernet ranks as well as NASWOT or better,
-    benchmarks/results/supernet_fbnet_*.md).
+    devices, the fbnet supernet on phones, host-cpu and registered devices, which ranks as well as
+    NASWOT or better there: benchmarks/results/supernet_fbnet_*.md).
 
     Raises:
         InputError: an unknown name.
@@ -390,7 +389,7 @@ def validate(cfg: SearchConfig) -> _Prepared:
                          "postgresql://user:pass@host/db or sqlite:///path.db")
     if cfg.max_train_images is not None and cfg.max_train_images < 2:
         raise InputError("max_train_images must be at least 2")
-    est_key = resolve_estimator(cfg.estimator, mobile)
+    est_key = resolve_estimator(cfg.estimator)
     est_opts = dict(cfg.estimator_options)
     for opt, flag in (("max_width", "--supernet-max-width"), ("epochs_elastic", "--supernet-epochs")):
         if est_key != "supernet" and est_opts.get(opt) is not None:
