@@ -110,7 +110,8 @@ unless told otherwise: a largest fbnet network costs ~130 M MACs at 28x28, 5x th
 supernet's cap, so fewer epochs and sub-networks per step: 13-21 min of training on MNIST 5k on one
 thread of a busy 2-core machine, then ~24 s per estimate, 30 fine-tuning steps included
 (benchmarks/results/supernet_fbnet_mnist5k.md). The 30 steps: Kendall tau on 8x8 digits -0.14
-without them, 0.64 with them (the same steps from scratch: 0.52); MNIST 5k 0.64 -> 0.73."""
+without them, 0.64 with them (the same steps from scratch: 0.52); MNIST 5k 0.64 -> 0.73
+(``supernet_fbnet_*_ft0.md`` against ``supernet_fbnet_*.md``)."""
 
 
 def _training_dict(settings: SupernetSettings) -> dict[str, Any]:
