@@ -482,6 +482,14 @@ def validate(cfg: SearchConfig) -> _Prepared:
                            ("data_seed", "--seed (it fixes the data split)")):
             if _comparable(key, old.get(key, settings.get(key) if key in ("space", "ram_bytes", "latency_margin")
                                          else None)) != _comparable(key, settings.get(key)):
+                was, now = ((old.get(key) or {}).get("estimator"), settings[key].get("estimator")) \
+                    if key == "estimator" else (None, None)
+                if was != now and was in _CLI_ESTIMATE:
+                    # e.g. a phone run from before the supernet became the phones' default (NASWOT)
+                    raise SettingsMismatchError(
+                        f"run {name!r} was started with the accuracy estimate {was}, not {now}; resume it with "
+                        f"--accuracy {_CLI_ESTIMATE[was]} --name {name}, or pass --name NEW for a new study"
+                    )
                 raise SettingsMismatchError(
                     f"run {name!r} was started with {label} = {old.get(key)!r}, not {settings[key]!r}; "
                     f"repeat its settings to resume it, or pass --name NEW for a new study"

@@ -170,3 +170,16 @@ def test_host_cpu_measures(tmp_path: Path) -> None:
     rows = _check_front(res.run_dir, 1000.0, None, None)
     assert res.settings["device_kind"] == "measured"
     assert all(r["latency_ms"] > 0 for r in rows)
+
+
+def test_a_phone_run_from_the_naswot_default_says_how_to_resume_it(tmp_path: Path) -> None:
+    from nas._search import SettingsMismatchError
+
+    run_search(SearchConfig(device="pixel3", space="fbnet", latency_ms=20.0, trials=1, runs_dir=tmp_path,
+                            name="pixel3-fbnet-20ms", **SMALL))  # what the default made before
+    with pytest.raises(SettingsMismatchError, match="resume it with --accuracy proxy --name pixel3-fbnet-20ms"):
+        run_search(SearchConfig(device="pixel3", space="fbnet", latency_ms=20.0, trials=2, runs_dir=tmp_path,
+                                max_train_images=64, estimator_options=TINY_SUPERNET))
+    res = run_search(SearchConfig(device="pixel3", space="fbnet", latency_ms=20.0, trials=2, runs_dir=tmp_path,
+                                  name="pixel3-fbnet-20ms", **SMALL))
+    assert res.n_complete == 2  # resumed: one trial was there
