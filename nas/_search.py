@@ -482,18 +482,7 @@ def validate(cfg: SearchConfig) -> _Prepared:
                            ("data_seed", "--seed (it fixes the data split)")):
             if _comparable(key, old.get(key, settings.get(key) if key in ("space", "ram_bytes", "latency_margin")
                                          else None)) != _comparable(key, settings.get(key)):
-                was, now = ((old.get(key) or {}).get("estimator"), settings[key].get("estimator")) \
-                    if key == "estimator" else (None, None)
-                if was != now and was in _CLI_ESTIMATE:
-                    # e.g. a phone run from before the supernet became the phones' default (NASWOT)
-                    raise SettingsMismatchError(
-                        f"run {name!r} was started with the accuracy estimate {was}, not {now}; resume it with "
-                        f"--accuracy {_CLI_ESTIMATE[was]} --name {name}, or pass --name NEW for a new study"
-                    )
-                raise SettingsMismatchError(
-                    f"run {name!r} was started with {label} = {old.get(key)!r}, not {settings[key]!r}; "
-                    f"repeat its settings to resume it, or pass --name NEW for a new study"
-                )
+                raise SettingsMismatchError(_mismatch(name, key, label, old.get(key), settings[key]))
         if old.get("data", {}).get("fingerprint") != data.fingerprint:
             raise SettingsMismatchError(
                 f"run {name!r} was started on different data ({old.get('data', {}).get('name')}); "
@@ -505,6 +494,18 @@ def validate(cfg: SearchConfig) -> _Prepared:
     return _Prepared(cfg=cfg, name=name, run_dir=run_dir, device=device, budget=budget, data=data, space=space,
                      estimator=estimator, settings=settings, resumed=old is not None, mobile=mobile,
                      space_name=space_name, ram=cfg.ram_bytes)
+
+
+def _mismatch(name: str, key: str, label: str, was: Any, now: Any) -> str:
+    """Why run ``name`` cannot resume with setting ``key`` = ``now`` (it was ``was``), and how to."""
+    if key == "estimator":
+        est_was, est_now = (was or {}).get("estimator"), now.get("estimator")
+        if est_was != est_now and est_was in _CLI_ESTIMATE:
+            # e.g. a phone run from before the supernet became the phones' default (NASWOT)
+            return (f"run {name!r} was started with the accuracy estimate {est_was}, not {est_now}; resume it with "
+                    f"--accuracy {_CLI_ESTIMATE[est_was]} --name {name}, or pass --name NEW for a new study")
+    return (f"run {name!r} was started with {label} = {was!r}, not {now!r}; "
+            "repeat its settings to resume it, or pass --name NEW for a new study")
 
 
 def _comparable(key: str, value: Any) -> Any:
