@@ -95,19 +95,17 @@ def _standalone(arch: str, epochs: int, seed: int, split_seed: int = 0,
     return acc, fl, time.perf_counter() - t0
 
 
-def _scratch_control(space, arch: str, data, est, seed: int) -> float:
+def _scratch_control(space, arch: str, data, est, sn, seed: int) -> float:
     """The estimate's fine-tuning and scoring from scratch (``build_for_training``) instead of the
-    supernet's weights: validation accuracy, int8 as in the estimate."""
+    supernet's weights: validation accuracy, in the estimate's int8 arithmetic (``sn.quantised``)."""
     import torch
 
     from nas._supernet import accuracy, finetune
-    from search_spaces._fbnet_torch import calibrate_int8, prepare_int8_qat
 
     torch.manual_seed(seed)
     net = space.build_for_training(arch).to(memory_format=torch.channels_last)
     finetune(net, data, est.finetune_steps, lr=est.finetune_lr, seed=seed, recal_images=est.recal_images)
-    x = torch.from_numpy(np.ascontiguousarray(data.x_train[:256]))
-    return accuracy(calibrate_int8(prepare_int8_qat(net), x), data.x_val, data.y_val)[0]
+    return accuracy(sn.quantised(net, data), data.x_val, data.y_val)[0]
 
 
 def _draw(n: int, seed: int) -> list[str]:
@@ -198,7 +196,7 @@ def main() -> None:
             r = est.evaluate(space, a, data, seed=args.seed)
             nw = Naswot(batch=32).evaluate(space, a, data, seed=args.seed)
             # the control: the same fine-tuning steps from scratch (does the supernet add anything?)
-            sc = _scratch_control(space, a, data, est, args.seed) if est.finetune_steps else float("nan")
+            sc = _scratch_control(space, a, data, est, sn, args.seed) if est.finetune_steps else float("nan")
             scored.append((r, nw, sc))
             print(f"{a} supernet {r.value:.4f} ({r.seconds:.1f} s) naswot {nw.value:.1f} scratch {sc:.4f}", flush=True)
         sa = sa_future.result()
