@@ -141,7 +141,8 @@ class FBNet(nn.Module):
             block starts as the identity (Goyal et al., 2017; ``torchvision``'s option of the same
             name). Training from scratch uses it (``FBNetSpace.build_for_training``): with PyTorch's
             default, deep networks trained for 3 epochs on 8x8 digits reached 64-76% where shallow
-            ones reached 90%; with it, 88-92% (benchmarks/results/supernet_fbnet_digits.md).
+            ones reached 90% (benchmarks/results/supernet_fbnet_digits.md as of commit 40fa590);
+            with it, 88-92% (the same file now).
             NASWOT scores networks at PyTorch's default.
     """
 

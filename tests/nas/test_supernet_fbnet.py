@@ -163,7 +163,8 @@ def test_estimator_scores_int8_and_ships_without_weights(trained, digits, space)
 
 def test_residual_blocks_start_as_the_identity() -> None:
     """Zero-init residual (Goyal et al., 2017): without it, sub-networks mixing the nine ops stayed at
-    chance level through the default training (benchmarks/results/supernet_fbnet_digits.md)."""
+    chance level through the default training (benchmarks/results/supernet_fbnet_digits.md as of commit
+    40fa590)."""
     m = _make_module(1, 10)
     for i, (cin, cout, stride) in enumerate(m.geometry):
         gamma = m.weights[f"l{i}_bn3_gamma"]
