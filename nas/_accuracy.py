@@ -365,7 +365,8 @@ class SupernetAccuracy(Estimator):
                if self.finetune_steps else "")
             + f", BatchNorm statistics recalibrated on {n_recal} training images, "
             + ("then in the phones' int8 arithmetic of nas qat (BatchNorm folded, int8 per-channel weights, int8 "
-               f"per-tensor activations with ranges calibrated on {_calibration_images()} training images)"
+               f"per-tensor activations with ranges calibrated on {_calibration_images()} training images, int32 "
+               "biases)"
                if b is not None and b["fbnet"] else
                "weights fake-quantised at the sub-network's per-layer bit widths with the vendor's rounding and "
                "activations at 8 bits")

@@ -245,17 +245,26 @@ class ActFakeQuant(nn.Module):
 
 class _WeightFQ:
     """Per-output-channel symmetric int8 weights: scale ``max|w_c| / 127``, recomputed every
-    training step and frozen (buffers) in eval so that an export sees constants."""
+    training step and frozen (buffers) in eval so that an export sees constants.
+
+    In eval, once :meth:`Int8QatFBNet.train` has set ``in_scale`` (the scale of the int8
+    activation the layer reads), the bias is rounded to int32 at scale ``in_scale * w_scale``,
+    as every int8 runtime stores it (onnxruntime quantises a float bias this way when it loads a
+    QDQ model); training keeps the float bias.
+    """
 
     weight: torch.Tensor
+    bias: torch.Tensor | None
     w_scale: torch.Tensor
     w_zp: torch.Tensor
+    in_scale: torch.Tensor
     training: bool
 
     def _init_fq(self) -> None:
         n = self.weight.shape[0]
         self.register_buffer("w_scale", torch.ones(n))  # type: ignore[attr-defined]
         self.register_buffer("w_zp", torch.zeros(n, dtype=torch.int32))  # type: ignore[attr-defined]
+        self.register_buffer("in_scale", torch.zeros(()))  # type: ignore[attr-defined]  # 0: float bias
 
     @torch.no_grad()
     def refresh_scale(self) -> None:
@@ -267,19 +276,25 @@ class _WeightFQ:
             self.refresh_scale()
         return torch.fake_quantize_per_channel_affine(self.weight, self.w_scale, self.w_zp, 0, -128, 127)
 
+    def qbias(self) -> torch.Tensor | None:
+        if self.bias is None or self.training or not bool(self.in_scale > 0):
+            return self.bias
+        scale = self.in_scale * self.w_scale
+        return torch.clamp(torch.round(self.bias / scale), -(2**31), 2**31 - 1) * scale
+
 
 class QConv2d(nn.Conv2d, _WeightFQ):
     """A conv whose weights are fake-quantised to int8 per output channel."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._conv_forward(x, self.qweight(), self.bias)
+        return self._conv_forward(x, self.qweight(), self.qbias())
 
 
 class QLinear(nn.Linear, _WeightFQ):
     """A linear layer whose weights are fake-quantised to int8 per output channel."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return nn.functional.linear(x, self.qweight(), self.bias)
+        return nn.functional.linear(x, self.qweight(), self.qbias())
 
 
 def _swap(module: nn.Module) -> None:
@@ -311,13 +326,28 @@ class Int8QatFBNet(nn.Module):
         self.pool_fq = ActFakeQuant()
 
     def train(self, mode: bool = True) -> Int8QatFBNet:
-        """Switch mode; leaving training freezes the weight scales at the final weights."""
+        """Switch mode; leaving training freezes the weight scales at the final weights and
+        gives every layer the scale of the int8 activation it reads (its int32 bias scale)."""
         super().train(mode)
         if not mode:
             for m in self.modules():
                 if isinstance(m, _WeightFQ):
                     m.refresh_scale()
+            self._bind_input_scales()
         return self
+
+    @torch.no_grad()
+    def _bind_input_scales(self) -> None:
+        # The network is a chain (residual sums aside), so a layer reads the output of the
+        # quantiser that runs last before it; channel shuffles only permute that tensor.
+        last = self.input_fq
+        n = self.net
+        for m in [*n.stem.modules(), *n.layers.modules(), *n.head.modules()]:
+            if isinstance(m, ActFakeQuant):
+                last = m
+            elif isinstance(m, _WeightFQ):
+                m.in_scale.copy_(last.qparams()[0].reshape(()))
+        n.classifier.in_scale.copy_(self.pool_fq.qparams()[0].reshape(()))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n = self.net
@@ -329,9 +359,11 @@ def prepare_int8_qat(model: FBNet) -> Int8QatFBNet:
     """Fold BN, make weights int8 per channel and insert int8 activation fake-quantisers.
 
     Activations are quantised at the input, after every conv (+ReLU) group, after every
-    searchable layer (residual sums included), after the head and after the global pooling;
-    the logits stay float (what an int8 runtime dequantises at the end). Modifies and wraps
-    ``model`` (a float :class:`FBNet`).
+    residual sum and after the global pooling, once each: a layer whose output is already
+    quantised gets no second quantiser, which onnxruntime would fold away (Q-DQ-Q-DQ pairs
+    are merged at its basic optimisation level) and so compute differently. The logits stay
+    float (what an int8 runtime dequantises at the end). Modifies and wraps ``model`` (a float
+    :class:`FBNet`).
     """
     if getattr(model, "quantize", False):
         raise ValueError("prepare_int8_qat needs a float FBNet (quantize=False)")
@@ -341,7 +373,7 @@ def prepare_int8_qat(model: FBNet) -> Int8QatFBNet:
         if any(isinstance(c, nn.Conv2d) for c in seq.children()):
             seq.append(ActFakeQuant())
     for i, layer in enumerate(model.layers):
-        if not isinstance(layer, nn.Identity):
+        if isinstance(layer, _MBBlock) and layer.residual:  # the sum is a new tensor to quantise
             model.layers[i] = nn.Sequential(layer, ActFakeQuant())
     return Int8QatFBNet(model)
 
