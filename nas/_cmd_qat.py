@@ -68,6 +68,7 @@ def run_and_print(run: Any, cfg: Any, *, runs_dir: Any = "runs", command: str = 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
+    from ._export import onnx_summary
     from ._qat import (
         TABLE_HEADER,
         load_run,
@@ -106,6 +107,8 @@ def run_and_print(run: Any, cfg: Any, *, runs_dir: Any = "runs", command: str = 
         table.add_row(*row)
     out.print(table)
     for x in result.networks:
-        out.print(f"{x.name}: {x.arch}; initialisation: {x.init}" + (f"; exported to {x.export_dir}/" if x.export_dir else ""))
+        onnx = f"; {onnx_summary(x.extra['onnx'])}" if "onnx" in x.extra else ""
+        out.print(f"{x.name}: {x.arch}; initialisation: {x.init}" + (f"; exported to {x.export_dir}/" if x.export_dir else "")
+                  + onnx)
     print(f"{result.summary_path}")
     return result

@@ -19,7 +19,8 @@ then the lower trial number):
      clamped to [-1, 127/128] and rounded to 8 bits, straight-through gradients
      (``search_spaces._ai8x``);
    * phone CPUs (``fbnet`` space): BatchNorm folded, int8 per-channel weights, int8 per-tensor
-     activations (``search_spaces._fbnet_torch.prepare_int8_qat``).
+     activations, int32 biases at input x weight scale in eval (what onnxruntime computes;
+     ``search_spaces._fbnet_torch.prepare_int8_qat``).
 
 Both phases keep the weights of the epoch with the best *validation* accuracy; the test split is
 only scored at the end (float model after phase 2, quantised model after phase 3). Training uses
@@ -630,6 +631,8 @@ TABLE_HEADER = ["network", "float test acc", "quantised test acc", "delta (point
 
 def qat_markdown(payload: dict[str, Any]) -> str:
     """``qat.md``: the settings and the results table."""
+    from ._export import onnx_summary
+
     q = payload["qat"]
     d = payload["data"]
     lines = [
@@ -652,7 +655,8 @@ def qat_markdown(payload: dict[str, Any]) -> str:
                             "(1-bit: {-1, 0} as the vendor's formula gives), 8-bit bias, activations clamped to "
                             "[-1, 127/128] and 8-bit)"
                             if payload["space"] == "ai8x" else
-                            "int8 per-channel weights, int8 per-tensor activations, BN folded"),
+                            "int8 per-channel weights, int8 per-tensor activations, int32 biases at input x weight "
+                            "scale, BN folded"),
         "- latency: " + ("the vendor's cycle model at 50 MHz (CNN only)" if payload["space"] == "ai8x"
                          else "the device's predicted mean latency"),
         "",
@@ -663,8 +667,9 @@ def qat_markdown(payload: dict[str, Any]) -> str:
         lines.append("| " + " | ".join(row) + f" | {n['init']} |")
     lines.append("")
     for n in payload["networks"]:
-        lines.append(f"- `{n['name']}`: `{n['arch']}`; exported to `{n['export_dir']}/`" if n.get("export_dir")
-                     else f"- `{n['name']}`: `{n['arch']}`")
+        onnx = f"; {onnx_summary(n['extra']['onnx'])}" if "onnx" in n.get("extra", {}) else ""
+        lines.append((f"- `{n['name']}`: `{n['arch']}`; exported to `{n['export_dir']}/`" if n.get("export_dir")
+                      else f"- `{n['name']}`: `{n['arch']}`") + onnx)
     return "\n".join(lines) + "\n"
 
 
