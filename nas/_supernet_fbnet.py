@@ -41,10 +41,10 @@ training settings that apply here and the seed.
 
 Measured (benchmarks/results/supernet_fbnet_*.md; Kendall tau against networks trained from
 scratch for 3 epochs with ``build_for_training``, mean of two training seeds): MNIST 5k, 10
-networks, 0.73 (NASWOT 0.69, MACs 0.73, the same 30 fine-tuning steps from scratch 0.60; two
-seeds agree with each other at 0.45); 8x8 digits, 20 networks, 0.64 (NASWOT 0.34, MACs 0.37, the
-same steps from scratch 0.52; seeds agree at 0.59). Before the zero-initialised residuals it
-ranked at chance on both.
+networks, 0.73 (NASWOT 0.78, MACs 0.82, the same 30 fine-tuning steps from scratch 0.64; two
+seeds agree with each other at 0.71, so these are within noise); 8x8 digits, 20 networks, 0.52
+(NASWOT 0.28, MACs 0.34, the same steps from scratch 0.50; seeds agree at 0.53). Before the
+zero-initialised residuals it ranked at chance on both.
 """
 
 from __future__ import annotations
@@ -107,11 +107,12 @@ FBNET_SUPERNET_DEFAULTS: dict[str, Any] = {
 }
 """Settings of the ``supernet`` estimate (the default) that ``nas search`` uses on the fbnet space
 unless told otherwise: a largest fbnet network costs ~130 M MACs at 28x28, 5x the MAX78000
-supernet's cap, so fewer epochs and sub-networks per step: 13-21 min of training on MNIST 5k on one
+supernet's cap, so fewer epochs and sub-networks per step: 11-21 min of training on MNIST 5k on one
 thread of a busy 2-core machine, then ~24 s per estimate, 30 fine-tuning steps included
 (benchmarks/results/supernet_fbnet_mnist5k.md). The 30 steps: Kendall tau on 8x8 digits -0.14
-without them, 0.64 with them (the same steps from scratch: 0.52); MNIST 5k 0.64 -> 0.73
-(``supernet_fbnet_*_ft0.md`` against ``supernet_fbnet_*.md``)."""
+without them, 0.52 with them (the same steps from scratch: 0.50); on MNIST 5k 0.78 without, 0.73
+with, both within the seed-vs-seed 0.71 (``supernet_fbnet_*_ft0.md`` against
+``supernet_fbnet_*.md``)."""
 
 
 def _training_dict(settings: SupernetSettings) -> dict[str, Any]:
