@@ -57,7 +57,7 @@ def register(subparsers: Any) -> None:
                    "measured 261-326 s to train once on 1 thread of a busy 2-core machine and ~4 s per trial, 60 "
                    "fine-tuning steps included; phones, host-cpu and registered devices (fbnet): covers every "
                    "op, scored in int8 after 30 fine-tuning steps; on MNIST 5k 11-21 min to train once and "
-                   "~24 s per trial, see benchmarks/results/supernet_fbnet_*.md), proxy (training-free "
+                   "~21-34 s per trial, see benchmarks/results/supernet_fbnet_*.md), proxy (training-free "
                    "NASWOT score, about 1 s per trial, for quick runs) "
                    "or short-qat (validation accuracy after a short "
                    "quantisation-aware training from scratch)")

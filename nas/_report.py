@@ -330,8 +330,8 @@ def _mobile_estimate_notes(prep: _Prepared) -> str:
     return ("The network is the fbnet module of this space with int8 weights (per output channel) and 8-bit\n"
             "activations after the stem, every layer and the head. It ranks candidates; it is not an accuracy.\n"
             "It is the quick estimate (`--accuracy proxy`); the default `--accuracy supernet` scores sub-networks "
-            "of the fbnet supernet instead, which ranked better on 8x8 digits and within seed noise of it on MNIST "
-            "5k (benchmarks/results/supernet_fbnet_*.md compares both).\n")
+            "of the fbnet supernet instead, which ranked better than this one on 8x8 digits and within seed noise "
+            "of it on MNIST 5k (benchmarks/results/supernet_fbnet_*.md compares both).\n")
 
 
 def _mobile_md(prep: _Prepared, rows: list[dict[str, Any]], trials: list[dict[str, Any]]) -> str:

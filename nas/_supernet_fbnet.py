@@ -39,12 +39,10 @@ The cache (``<runs_dir>/supernets/<key>/``, atomic, locked, corrupted files name
 ``nas._supernet``; the key hashes the space (input channels, size, classes), the data, the
 training settings that apply here and the seed.
 
-Measured (benchmarks/results/supernet_fbnet_*.md; Kendall tau against networks trained from
-scratch for 3 epochs with ``build_for_training``, mean of two training seeds): MNIST 5k, 10
-networks, 0.73 (NASWOT 0.78, MACs 0.82, the same 30 fine-tuning steps from scratch 0.64; two
-seeds agree with each other at 0.71, so these are within noise); 8x8 digits, 20 networks, 0.52
-(NASWOT 0.28, MACs 0.34, the same steps from scratch 0.50; seeds agree at 0.53). Before the
-zero-initialised residuals it ranked at chance on both.
+How well it ranks against networks trained from scratch (Kendall tau, NASWOT, MACs and
+seed-vs-seed for comparison) is measured by ``benchmarks/bench_supernet_fbnet.py``, written to
+``benchmarks/results/supernet_fbnet_*.md`` and summarised in the README's benchmark table. Before
+the zero-initialised residuals it ranked at chance.
 """
 
 from __future__ import annotations
@@ -108,7 +106,7 @@ FBNET_SUPERNET_DEFAULTS: dict[str, Any] = {
 """Settings of the ``supernet`` estimate (the default) that ``nas search`` uses on the fbnet space
 unless told otherwise: a largest fbnet network costs ~130 M MACs at 28x28, 5x the MAX78000
 supernet's cap, so fewer epochs and sub-networks per step: 11-21 min of training on MNIST 5k on one
-thread of a busy 2-core machine, then ~24 s per estimate, 30 fine-tuning steps included
+thread of a busy 2-core machine, then ~21-34 s per estimate, 30 fine-tuning steps included
 (benchmarks/results/supernet_fbnet_mnist5k.md). The 30 steps: Kendall tau on 8x8 digits -0.14
 without them, 0.52 with them (the same steps from scratch: 0.50); on MNIST 5k 0.78 without, 0.73
 with, both within the seed-vs-seed 0.71 (``supernet_fbnet_*_ft0.md`` against
