@@ -19,7 +19,11 @@ MAX78000 (``ai8x`` space), for Analog Devices' synthesis tool (ai8x-synthesis):
   offsets come from our own placement and data-memory model (``MAX78000.layout``).
 
 Phones (``fbnet`` space): ``model.onnx``, an int8 QDQ model (legacy exporter, opset 13) whose
-onnxruntime outputs are compared with the PyTorch fake-quantised model on test images.
+onnxruntime outputs are compared with the PyTorch fake-quantised model on test images: weights
+per output channel on the 7-bit range [-63, 63], stored as int8 initializers (no pair of
+products can saturate the int16 sums of x86 CPUs without VNNI, so AVX2, AVX-512, VNNI and ARM
+compute the same integers; ``search_spaces._fbnet_torch.INT8_WEIGHT_MAX``), activations int8
+per tensor with a zero point, biases int32 at input x weight scale.
 
 Both: ``network.yaml`` / ``network.json`` (our description) and ``model_card.md``.
 """
@@ -34,11 +38,13 @@ from typing import Any
 import numpy as np
 
 __all__ = ["export_network", "export_max78000", "export_onnx_int8", "checkpoint_state", "synthesis_yaml",
-           "onnx_agreement", "onnx_summary", "vendor_layer_names", "load_checkpoint"]
+           "onnx_agreement", "onnx_summary", "onnx_weight_range", "vendor_layer_names", "load_checkpoint"]
 
 ONNX_OPSET = 13
 ONNX_ATOL = 1e-3
 """Largest |onnxruntime - PyTorch| logit difference for an image's logits to count as equal."""
+INT16_MAX = 32767
+"""Largest sum of two uint8 x int8 products that VPMADDUBSW (x86 without VNNI) keeps exact."""
 ONNX_MIN_AGREEMENT = 0.99
 """Share of test images on which onnxruntime and PyTorch must predict the same class.
 
@@ -47,10 +53,11 @@ sums a layer's products in float32 in its own order: an activation within that r
 half step lands on the neighbouring int8 value and the one-step difference travels on, so the
 logits of some images differ (by more images, the larger the network and its input) while the
 predictions agree. The check therefore asks for equal predictions, and the card also gives the
-share of images with equal logits, the SQNR and the largest difference. Measured on two MNIST
-fbnet networks (1,000 test images): 70% and 95% of the images with equal logits, SQNR 44 and
-54 dB, max |diff| 0.24 and 0.17, argmax agreement 100%; with float biases (onnxruntime then
-rounds them itself) no image had equal logits (SQNR 33 and 30 dB).
+share of images with equal logits, the SQNR and the largest difference; the figures measured on
+MNIST fbnet networks are in benchmarks/results/qat_fbnet_weight_bits.md. With float biases
+(onnxruntime then rounds them itself) hardly any image's logits are equal
+(``tests/nas/test_export.py::test_onnx_check_sees_a_float_bias``). The weights' 7-bit range
+(``search_spaces._fbnet_torch.INT8_WEIGHT_MAX``) makes the integers the same on every CPU.
 """
 
 
@@ -179,9 +186,16 @@ def export_max78000(model: Any, network: Any, out_dir: Path, *, name: str, datas
 
 
 def export_onnx_int8(model: Any, out_path: Path, input_shape: tuple[int, ...]) -> Path:
-    """The int8 QDQ ONNX model of a fake-quantised (eval-mode) module (legacy exporter)."""
+    """The int8 QDQ ONNX model of a fake-quantised (eval-mode) module (legacy exporter).
+
+    The exporter writes each weight as a float tensor and a QuantizeLinear; that node is replaced
+    by an int8 initializer holding the integers the PyTorch model computes with (``int_weight()``
+    of ``search_spaces._fbnet_torch``'s layers: the 7-bit range of ``INT8_WEIGHT_MAX``), read by
+    the same per-channel DequantizeLinear. The file then holds the weights a runtime multiplies.
+    """
     import warnings
 
+    import onnx
     import torch
 
     model.eval()
@@ -190,16 +204,94 @@ def export_onnx_int8(model: Any, out_path: Path, input_shape: tuple[int, ...]) -
         torch.onnx.export(model, torch.zeros(1, *input_shape), str(out_path), dynamo=False, opset_version=ONNX_OPSET,
                           input_names=["input"], output_names=["logits"],
                           dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+    ints = {f"{name}.weight": m for name, m in model.named_modules() if hasattr(m, "int_weight")}
+    proto = onnx.load(str(out_path))
+    _store_int8_weights(proto, ints)
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(out_path))
     return out_path
+
+
+def _store_int8_weights(proto: Any, layers: dict[str, Any]) -> None:
+    """Replace each weight's QuantizeLinear (float initializer in) by an int8 initializer of the
+    layer's ``int_weight()``, after checking that its scale and zero point are the layer's."""
+    from onnx import numpy_helper
+
+    g = proto.graph
+    inits = {i.name: i for i in g.initializer}
+    identity = {n.output[0]: n.input[0] for n in g.node if n.op_type == "Identity"}
+
+    def const(name: str) -> np.ndarray:
+        while name not in inits and name in identity:  # the exporter shares equal constants via Identity
+            name = identity[name]
+        if name not in inits:
+            raise ValueError(f"ONNX export: {name!r} is not a constant")
+        return numpy_helper.to_array(inits[name])
+
+    drop: list[Any] = []
+    for node in g.node:
+        if node.op_type != "QuantizeLinear" or node.input[0] not in inits:
+            continue
+        m = layers.get(node.input[0])
+        if m is None:
+            raise ValueError(f"ONNX export: weight {node.input[0]!r} has no quantised layer in the model")
+        scale, zp = const(node.input[1]), const(node.input[2])
+        if not (np.array_equal(scale, m.w_scale.numpy()) and not zp.any()):
+            raise ValueError(f"ONNX export: the scale or zero point of {node.input[0]!r} is not the layer's")
+        q = numpy_helper.from_array(m.int_weight().numpy(), name=f"{node.input[0]}.int8")
+        g.initializer.append(q)
+        for other in g.node:
+            for k, name in enumerate(other.input):
+                if name == node.output[0]:
+                    other.input[k] = q.name
+        drop.append(node)
+    for node in drop:
+        g.node.remove(node)
+    while True:  # drop what only the replaced nodes read (float weights, Identity-shared zero points)
+        used = {name for n in g.node for name in n.input} | {o.name for o in g.output}
+        dead = [n for n in g.node if n.op_type == "Identity" and n.output[0] not in used]
+        for n in dead:
+            g.node.remove(n)
+        if not dead:
+            break
+    for init in [i for i in g.initializer if i.name not in used]:
+        g.initializer.remove(init)
+
+
+def onnx_weight_range(onnx_path: Path) -> dict[str, int]:
+    """The largest |weight integer| of an int8 QDQ model and its worst pair of products.
+
+    Weights are the int8 initializers that DequantizeLinear nodes read into a Conv or Gemm;
+    ``int16_pair_max`` is ``2 x 255 x weight_int_max``, the largest |a1 w1 + a2 w2| for
+    activations in [0, 255] (onnxruntime's x86 kernels shift int8 activations to uint8 by +128),
+    which must not exceed :data:`INT16_MAX` for VPMADDUBSW (x86 without VNNI) not to saturate.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    g = onnx.load(str(onnx_path)).graph
+    inits = {i.name: i for i in g.initializer}
+    prod = {o: n for n in g.node for o in n.output}
+    top = 0
+    for n in g.node:
+        if n.op_type in ("Conv", "Gemm"):
+            dq = prod.get(n.input[1])
+            w = inits.get(dq.input[0]) if dq is not None and dq.op_type == "DequantizeLinear" else None
+            if w is None or w.data_type != onnx.TensorProto.INT8:
+                raise ValueError(f"{onnx_path}: {n.op_type} {n.name!r} does not read int8 weights")
+            top = max(top, int(np.abs(numpy_helper.to_array(w).astype(np.int64)).max()))
+    return {"weight_int_max": top, "int16_pair_max": 2 * 255 * top}
 
 
 def onnx_agreement(model: Any, onnx_path: Path, x: np.ndarray, y: np.ndarray | None = None) -> dict[str, Any]:
     """onnxruntime (default optimisations, 1 thread) vs the PyTorch fake-quantised model on ``x``.
 
     Returns whether the predictions agree on at least :data:`ONNX_MIN_AGREEMENT` of the images
-    (``ok``), the argmax agreement, the share of images whose logits are equal within
+    and no pair of weight products can saturate int16 (``ok``; ``int16_safe``: see
+    :func:`onnx_weight_range`; such a model computes differently on x86 CPUs without VNNI, so
+    agreement on this machine would not carry over), the argmax agreement, the share of images whose logits are equal within
     :data:`ONNX_ATOL`, the SQNR of the logits (dB; None when identical), the largest difference, both test accuracies
-    when labels ``y`` are given, and the Q/DQ node counts.
+    when labels ``y`` are given, the Q/DQ node counts and :func:`onnx_weight_range`.
     """
     import onnx
     import onnxruntime as ort
@@ -218,11 +310,14 @@ def onnx_agreement(model: Any, onnx_path: Path, x: np.ndarray, y: np.ndarray | N
     per_image = np.abs(got - ref).reshape(len(x), -1).max(1)
     agree = float((got.argmax(1) == ref.argmax(1)).mean())
     noise = float(((got - ref).astype(np.float64) ** 2).sum())
-    out = {"images": int(len(x)), "ok": agree >= ONNX_MIN_AGREEMENT, "argmax_agreement": agree,
+    rng = onnx_weight_range(onnx_path)
+    safe = rng["int16_pair_max"] <= INT16_MAX
+    out = {"images": int(len(x)), "ok": agree >= ONNX_MIN_AGREEMENT and safe, "argmax_agreement": agree,
            "min_agreement": ONNX_MIN_AGREEMENT, "equal": float((per_image <= ONNX_ATOL).mean()), "atol": ONNX_ATOL,
            "sqnr_db": float(10 * np.log10((ref.astype(np.float64) ** 2).sum() / noise)) if noise > 0 else None,
            "max_abs_diff": float(per_image.max()),
-           "quantize_linear": ops.get("QuantizeLinear", 0), "dequantize_linear": ops.get("DequantizeLinear", 0)}
+           "quantize_linear": ops.get("QuantizeLinear", 0), "dequantize_linear": ops.get("DequantizeLinear", 0),
+           **rng, "int16_safe": safe}
     if y is not None:
         out["onnx_test_acc"] = float((got.argmax(1) == y).mean())
         out["torch_test_acc"] = float((ref.argmax(1) == y).mean())
@@ -279,15 +374,34 @@ def _search_command(settings: dict[str, Any], run_name: str) -> str:
 
 def onnx_summary(o: dict[str, Any]) -> str:
     """A short form of :func:`onnx_agreement`'s result (CLI and ``qat.md``)."""
+    safe = o.get("int16_safe")  # absent in runs exported before 7-bit weights
+    rng = "" if safe is None else (f", weights |w| <= {o['weight_int_max']}" + ("" if safe else " (int16 pairs can "
+                                                                                    "saturate on x86 without VNNI)"))
     return (f"ONNX check {'pass' if o['ok'] else 'FAIL'} (argmax agreement {100 * o['argmax_agreement']:.2f}% on "
-            f"{o['images']} test images, logits equal on {100 * o['equal']:.1f}%)")
+            f"{o['images']} test images, logits equal on {100 * o['equal']:.1f}%{rng})")
+
+
+def _arithmetic_line(o: dict[str, Any]) -> str:
+    from search_spaces._fbnet_torch import INT8_WEIGHT_MAX
+
+    top, pair = o["weight_int_max"], o["int16_pair_max"]
+    verdict = ("no pair can saturate the int16 sums of x86 CPUs without VNNI (VPMADDUBSW), so AVX2, AVX-512, "
+               "VNNI and ARM CPUs compute the same integers" if o["int16_safe"] else
+               "pairs CAN SATURATE the int16 sums of x86 CPUs without VNNI (VPMADDUBSW): results depend on the CPU")
+    return (f"- int8 arithmetic (trained by QAT, exported, run by onnxruntime): weights symmetric per output channel "
+            f"on the 7-bit range [-{INT8_WEIGHT_MAX}, {INT8_WEIGHT_MAX}] stored as int8 (largest |integer| in "
+            "`model.onnx`: "
+            f"{top}); activations int8 per tensor with a zero point (onnxruntime's x86 kernels read them as uint8 "
+            f"0..255); biases int32 at input x weight scale; worst sum of two products 2 x 255 x {top} = {pair:,} "
+            f"({'within' if o['int16_safe'] else 'over'} {INT16_MAX:,}): {verdict}")
 
 
 def _onnx_line(o: dict[str, Any]) -> str:
     acc = (f"; test accuracy {100 * o['onnx_test_acc']:.2f}% in onnxruntime, {100 * o['torch_test_acc']:.2f}% in "
            "PyTorch" if "onnx_test_acc" in o else "")
     return (f"- ONNX (int8 QDQ, opset {ONNX_OPSET}), onnxruntime (default optimisations: integer kernels) vs the "
-            f"PyTorch quantised model on {o['images']} test images: {'pass' if o['ok'] else 'FAIL'}: argmax agreement "
+            f"PyTorch quantised model on {o['images']} test images: {'pass' if o['ok'] else 'FAIL'}: "
+            + ("" if o["int16_safe"] else "weights can saturate int16 pairs (see above); ") + "argmax agreement "
             f"{100 * o['argmax_agreement']:.2f}% (required {100 * o['min_agreement']:.0f}%){acc}; logits equal "
             f"(|diff| <= {o['atol']:g}) on {100 * o['equal']:.1f}% of the images, the others differ by one-step "
             "roundings of PyTorch's float32 sums: "
@@ -356,6 +470,7 @@ def model_card(net: Any, *, settings: dict[str, Any], data: Any, run_name: str, 
             f"- int8 size: {dev['size_bytes']:,} B (weights {dev['weights']:,} + 4 x biases {dev['biases']:,}); "
             f"peak int8 activation RAM {dev['peak_ram_bytes']:,} B",
             f"- limits: {'pass' if dev['fits'] else 'FAIL: ' + '; '.join(dev['violations'])}",
+            _arithmetic_line(extra["onnx"]),
             _onnx_line(extra["onnx"]),
             "",
         ]

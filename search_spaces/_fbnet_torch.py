@@ -28,7 +28,7 @@ from torch import nn
 __all__ = [
     "FBNet", "build_fbnet", "STAGE_CHANNELS", "STAGE_DEPTHS", "STAGE_STRIDES", "ActFakeQuant", "Int8QatFBNet",
     "fold_bn_fbnet", "prepare_int8_qat", "calibrate_int8", "FBNET_BLOCKS", "SKIP_OP", "STEM_CHANNELS", "HEAD_CHANNELS",
-    "layer_geometry",
+    "layer_geometry", "INT8_WEIGHT_MAX",
 ]
 
 STAGE_CHANNELS: tuple[int, ...] = (16, 24, 32, 64, 112, 184, 352)
@@ -183,11 +183,26 @@ def build_fbnet(ops: Sequence[int], num_classes: int = 100, in_channels: int = 3
 
 
 # ---------------------------------------------------------------------- int8 QAT (phones)
-# Quantisation-aware training for CPUs: BatchNorm folded into the convs, int8 weights per output
-# channel (symmetric, scale max|w_c| / 127) and int8 activations per tensor (affine, range from an
-# exponential moving average of the batch min/max while training, frozen in eval). Both use
-# torch's fake_quantize ops (straight-through gradients inside the range), which the legacy ONNX
-# exporter writes as QuantizeLinear/DequantizeLinear pairs (8-bit only; toolchain.md).
+# Quantisation-aware training for CPUs: BatchNorm folded into the convs, weights per output channel
+# on the 7-bit range [-63, 63] stored as int8 (symmetric, scale max|w_c| / 63; INT8_WEIGHT_MAX says
+# why) and int8 activations per tensor (affine, range from an exponential moving average of the
+# batch min/max while training, frozen in eval). Both use torch's fake_quantize ops
+# (straight-through gradients inside the range), which the legacy ONNX exporter writes as
+# QuantizeLinear/DequantizeLinear pairs (8-bit only; toolchain.md); nas._export then stores the
+# weight integers themselves as int8 initializers.
+
+INT8_WEIGHT_MAX = 63
+"""Largest |integer| of a phone weight: the 7-bit range [-63, 63], stored as int8 per output channel.
+
+Every CPU then computes the same integers. On x86 without VNNI (AVX2, AVX-512 without VNNI),
+onnxruntime's integer convolutions and GEMMs (MLAS u8 x s8; int8 activations are first shifted to
+uint8 by +128, so the kernel reads activations in [0, 255]) multiply with VPMADDUBSW, which adds
+each pair of neighbouring products in int16 and saturates. With |w| <= 63 a pair is at most
+2 x 255 x 63 = 32,130 < 32,767, so no sum saturates and AVX2, AVX-512, VNNI and ARM agree; with
+full-range int8 weights (|w| up to 127) they do not (onnxruntime's documentation, "quantization
+on x86: saturation", advises this ``reduce_range``). Weights lose one bit of resolution; the
+measured cost is in benchmarks/results/qat_fbnet_weight_bits.md.
+"""
 
 @torch.no_grad()
 def fold_bn_fbnet(model: nn.Module) -> nn.Module:
@@ -244,8 +259,9 @@ class ActFakeQuant(nn.Module):
 
 
 class _WeightFQ:
-    """Per-output-channel symmetric int8 weights: scale ``max|w_c| / 127``, recomputed every
-    training step and frozen (buffers) in eval so that an export sees constants.
+    """Per-output-channel symmetric weights on [-INT8_WEIGHT_MAX, INT8_WEIGHT_MAX] (stored as
+    int8): scale ``max|w_c| / INT8_WEIGHT_MAX``, recomputed every training step and frozen
+    (buffers) in eval so that an export sees constants.
 
     In eval, once :meth:`Int8QatFBNet.train` has set ``in_scale`` (the scale of the int8
     activation the layer reads), the bias is rounded to int32 at scale ``in_scale * w_scale``,
@@ -269,12 +285,21 @@ class _WeightFQ:
     @torch.no_grad()
     def refresh_scale(self) -> None:
         w = self.weight
-        self.w_scale.copy_((w.abs().reshape(w.shape[0], -1).amax(1) / 127.0).clamp_min(1e-8))
+        self.w_scale.copy_((w.abs().reshape(w.shape[0], -1).amax(1) / float(INT8_WEIGHT_MAX)).clamp_min(1e-8))
 
     def qweight(self) -> torch.Tensor:
         if self.training:
             self.refresh_scale()
-        return torch.fake_quantize_per_channel_affine(self.weight, self.w_scale, self.w_zp, 0, -128, 127)
+        # The legacy ONNX exporter writes only (-128, 127); nas._export replaces that QuantizeLinear
+        # by int_weight(), the integers of this range.
+        lo, hi = (-128, 127) if torch.onnx.is_in_onnx_export() else (-INT8_WEIGHT_MAX, INT8_WEIGHT_MAX)
+        return torch.fake_quantize_per_channel_affine(self.weight, self.w_scale, self.w_zp, 0, lo, hi)
+
+    @torch.no_grad()
+    def int_weight(self) -> torch.Tensor:
+        """The weight integers the forward pass uses (int8, within +-INT8_WEIGHT_MAX)."""
+        q = self.qweight() / self.w_scale.reshape((-1,) + (1,) * (self.weight.dim() - 1))
+        return torch.round(q).to(torch.int8)
 
     def qbias(self) -> torch.Tensor | None:
         if self.bias is None or self.training or not bool(self.in_scale > 0):

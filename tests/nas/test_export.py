@@ -12,11 +12,12 @@ import torch
 import yaml
 
 from devices import MAX78000
-from nas._export import export_onnx_int8, load_checkpoint, onnx_agreement
+from nas._export import export_onnx_int8, load_checkpoint, onnx_agreement, onnx_weight_range
 from nas._qat import QatConfig, run_qat
 from nas._search import SearchConfig, run_search
 from search_spaces import Network, get_space
 from search_spaces._ai8x import vendor_integers
+from search_spaces._fbnet_torch import INT8_WEIGHT_MAX
 
 SPACE = {"max_units": 3, "widths": [16, 24], "max_depth": 1, "bits": [2, 4, 8]}
 
@@ -143,13 +144,83 @@ def test_onnx_int8_matches_pytorch_fake_quant(tmp_path: Path, int8_fbnet: Callab
     assert agr["ok"] and agr["argmax_agreement"] == 1.0 and agr["onnx_test_acc"] == agr["torch_test_acc"]
     # most images give the same logits; the rest differ by one-step roundings only
     assert agr["equal"] >= 0.5 and agr["sqnr_db"] > 40 and agr["max_abs_diff"] < 0.05
-    assert agr["quantize_linear"] >= 50 and agr["quantize_linear"] == agr["dequantize_linear"]
-    assert _qdq_chains(path) == 0
     g = onnx.load(str(path)).graph
-    zps = {i.name: i for i in g.initializer}
-    int8 = [n for n in g.node if n.op_type == "QuantizeLinear" and len(n.input) > 2 and n.input[2] in zps
-            and zps[n.input[2]].data_type == onnx.TensorProto.INT8]
-    assert int8  # int8 zero points (per-channel weights among them)
+    layers = [n for n in g.node if n.op_type in ("Conv", "Gemm")]
+    # a Q/DQ pair per activation, a DQ of int8 integers per weight
+    assert agr["quantize_linear"] >= 50 and agr["quantize_linear"] + len(layers) == agr["dequantize_linear"]
+    assert _qdq_chains(path) == 0
+    assert agr["weight_int_max"] == INT8_WEIGHT_MAX
+
+
+def _weights(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Integers, scales and zero points of every Conv/Gemm weight, as the file stores them (the
+    weight's DequantizeLinear reads an initializer, its scale and zero point through Identity nodes)."""
+    import onnx
+    from onnx import numpy_helper
+
+    g = onnx.load(str(path)).graph
+    inits = {i.name: i for i in g.initializer}
+    prod = {o: n for n in g.node for o in n.output}
+
+    def const(name: str) -> onnx.TensorProto:
+        while name not in inits:
+            assert prod[name].op_type == "Identity"
+            name = prod[name].input[0]
+        return inits[name]
+
+    out = {}
+    for n in g.node:
+        if n.op_type in ("Conv", "Gemm"):
+            dq = prod[n.input[1]]
+            assert dq.op_type == "DequantizeLinear" and dq.input[0] in inits
+            q, scale, zp = (const(i) for i in dq.input)
+            assert q.data_type == zp.data_type == onnx.TensorProto.INT8
+            out[n.name] = (numpy_helper.to_array(q), numpy_helper.to_array(scale), numpy_helper.to_array(zp))
+    return out
+
+
+def test_onnx_weights_cannot_saturate_int16_pairs(tmp_path: Path, int8_fbnet: Callable[[], torch.nn.Module]) -> None:
+    """On x86 without VNNI, onnxruntime multiplies uint8 activations (0..255; int8 ones are shifted
+    by +128) by int8 weights with VPMADDUBSW, which saturates each sum of two products at int16:
+    every weight integer in the file must keep 255 x (|w1| + |w2|) <= 32767, whatever the CPU
+    this test runs on. Full-range int8 weights (up to 127) fail this."""
+    from search_spaces._fbnet_torch import QConv2d, QLinear
+
+    q = int8_fbnet()
+    path = export_onnx_int8(q, tmp_path / "m.onnx", (1, 16, 16))
+    weights = _weights(path)
+    mods = [m for m in q.modules() if isinstance(m, (QConv2d, QLinear))]
+    assert len(weights) == len(mods) == 56
+    for ints, scale, zp in weights.values():
+        a = np.abs(ints.astype(np.int64)).reshape(len(ints), -1)
+        top2 = np.sort(a, axis=1)[:, -2:].sum(1) if a.shape[1] > 1 else a[:, 0]
+        assert 255 * int(top2.max()) <= 32767  # the worst pair of products of any output channel
+        assert not zp.any() and scale.shape == (len(ints),)  # symmetric, per output channel
+        assert (a.max(1) == INT8_WEIGHT_MAX).all()  # each channel uses the range: no resolution thrown away
+    # the integers are the ones the PyTorch model (and so QAT) computes with
+    by_shape = {}
+    for m in mods:
+        by_shape.setdefault(tuple(m.weight.shape), []).append(m)
+    for ints, scale, _ in weights.values():
+        m = next(m for m in by_shape[ints.shape] if np.array_equal(m.w_scale.numpy(), scale))
+        assert np.array_equal(m.int_weight().numpy(), ints)
+        shape = (-1,) + (1,) * (ints.ndim - 1)
+        assert torch.equal(m.qweight(), torch.tensor(ints, dtype=torch.float32) * m.w_scale.reshape(shape))
+    assert onnx_weight_range(path) == {"weight_int_max": 63, "int16_pair_max": 32130}
+
+
+def test_full_range_int8_weights_would_be_caught(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 int8_fbnet: Callable[[], torch.nn.Module]) -> None:
+    """Weights up to 127 (plain int8, what saturates on AVX2) make the ONNX check fail on any CPU."""
+    import search_spaces._fbnet_torch as fbt
+
+    monkeypatch.setattr(fbt, "INT8_WEIGHT_MAX", 127)
+    q = int8_fbnet()
+    path = export_onnx_int8(q, tmp_path / "m.onnx", (1, 16, 16))
+    x = (np.random.default_rng(0).random((8, 1, 16, 16), dtype=np.float32) * 2 - 1).astype(np.float32)
+    agr = onnx_agreement(q, path, x)
+    assert agr["weight_int_max"] == 127 and agr["int16_pair_max"] > 32767 and not agr["int16_safe"]
+    assert not agr["ok"]
 
 
 def test_onnx_check_sees_a_float_bias(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -53,3 +53,24 @@ def test_eval_rounds_biases_to_int32_at_input_times_weight_scale(int8_fbnet: Cal
         assert (b - m.bias).abs().max() <= 0.5 * float((m.in_scale * m.w_scale).max()) * (1 + 1e-5)
     q.train()
     assert all(m.qbias() is m.bias for m in layers)  # training keeps the float bias
+
+
+def test_weights_use_the_7bit_range_in_training_and_eval(int8_fbnet: Callable[[], nn.Module]) -> None:
+    """QAT trains the exported weight arithmetic: integers in [-63, 63] (INT8_WEIGHT_MAX), each
+    output channel reaching 63; a stale scale clamps there too instead of using int8's full range."""
+    from search_spaces._fbnet_torch import INT8_WEIGHT_MAX
+
+    assert INT8_WEIGHT_MAX == 63  # 2 x 255 x 63 <= 32767: no int16 pair saturation on x86 without VNNI
+    q = int8_fbnet()
+    layers = [m for m in q.modules() if isinstance(m, (QConv2d, QLinear))]
+    for training in (True, False):
+        q.train(training)
+        for m in layers:
+            ints = m.int_weight().to(torch.int64).reshape(len(m.weight), -1)
+            assert ints.abs().amax(1).tolist() == [INT8_WEIGHT_MAX] * len(m.weight)
+    m = layers[3]
+    with torch.no_grad():
+        m.weight.mul_(3.0)  # eval keeps the frozen scale: these integers would be ~189
+    assert int(m.int_weight().to(torch.int64).abs().max()) == INT8_WEIGHT_MAX
+    m.qweight().sum().backward()
+    assert 0 < float((m.weight.grad == 0).float().mean()) < 1  # straight-through inside the range only
