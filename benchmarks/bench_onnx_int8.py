@@ -23,8 +23,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 ARCHS = ("7818488874147327324245", "0888888838888858888888")
 """The test suite's int8 network (residual and plain blocks, grouped convs, a skip) and a shallow one."""
 
