@@ -364,7 +364,7 @@ class SupernetAccuracy(Estimator):
             + (f", then {self.finetune_steps} Adam steps (lr {self.finetune_lr:g}, batch 64) on the training split"
                if self.finetune_steps else "")
             + f", BatchNorm statistics recalibrated on {n_recal} training images, "
-            + ("then in the phones' int8 arithmetic of nas qat (BatchNorm folded, int8 per-channel weights, int8 "
+            + ("then in the phones' int8 arithmetic of nas qat (BatchNorm folded, int8 per-channel weights on the 7-bit range [-63, 63], int8 "
                f"per-tensor activations with ranges calibrated on {_calibration_images()} training images, int32 "
                "biases)"
                if b is not None and b["fbnet"] else

@@ -18,8 +18,10 @@ then the lower trial number):
      ``|w, b|``, weights at the layer's searched 1/2/4/8 bits and an 8-bit bias, activations
      clamped to [-1, 127/128] and rounded to 8 bits, straight-through gradients
      (``search_spaces._ai8x``);
-   * phone CPUs (``fbnet`` space): BatchNorm folded, int8 per-channel weights, int8 per-tensor
-     activations, int32 biases at input x weight scale in eval (what onnxruntime computes;
+   * phone CPUs (``fbnet`` space): BatchNorm folded, int8 per-channel weights on the 7-bit range
+     [-63, 63] (no int16 pair saturation on x86 CPUs without VNNI:
+     ``search_spaces._fbnet_torch.INT8_WEIGHT_MAX``), int8 per-tensor activations, int32 biases
+     at input x weight scale in eval (what onnxruntime computes, on every CPU;
      ``search_spaces._fbnet_torch.prepare_int8_qat``).
 
 Both phases keep the weights of the epoch with the best *validation* accuracy; the test split is
@@ -655,7 +657,8 @@ def qat_markdown(payload: dict[str, Any]) -> str:
                             "(1-bit: {-1, 0} as the vendor's formula gives), 8-bit bias, activations clamped to "
                             "[-1, 127/128] and 8-bit)"
                             if payload["space"] == "ai8x" else
-                            "int8 per-channel weights, int8 per-tensor activations, int32 biases at input x weight "
+                            "int8 per-channel weights on the 7-bit range [-63, 63] (safe from int16 pair saturation "
+                            "on x86 CPUs without VNNI), int8 per-tensor activations, int32 biases at input x weight "
                             "scale, BN folded"),
         "- latency: " + ("the vendor's cycle model at 50 MHz (CNN only)" if payload["space"] == "ai8x"
                          else "the device's predicted mean latency"),

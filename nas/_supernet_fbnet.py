@@ -32,8 +32,8 @@ A sub-network's estimate (:meth:`LoadedFBNetSupernet.evaluate`, ``nas._accuracy`
 weights copied into ``space.build(arch)`` (its ``state_dict`` keys are those of
 :func:`search_spaces._fbnet_torch.build_fbnet`), BatchNorm recalibrated on training images, a few
 fine-tuning steps (``FBNET_SUPERNET_DEFAULTS``: 30), then the phones' int8 arithmetic of ``nas
-qat`` (BatchNorm folded, int8 per-channel weights, int8 per-tensor activations with ranges
-calibrated on training images, int32 biases), scored on the validation split.
+qat`` (BatchNorm folded, int8 per-channel weights on the 7-bit range [-63, 63], int8 per-tensor
+activations with ranges calibrated on training images, int32 biases), scored on the validation split.
 
 The cache (``<runs_dir>/supernets/<key>/``, atomic, locked, corrupted files named) is the one of
 ``nas._supernet``; the key hashes the space (input channels, size, classes), the data, the
@@ -321,8 +321,8 @@ class LoadedFBNetSupernet(LoadedSupernet):
 
     def quantised(self, net: Any, data: Dataset) -> Any:
         """``net`` (float, BatchNorm statistics set) in the phones' int8 arithmetic: BatchNorm
-        folded, int8 per-channel weights, int8 activations with ranges calibrated on the first
-        :data:`CALIBRATION_IMAGES` training images, int32 biases; eval mode."""
+        folded, int8 per-channel weights on the 7-bit range [-63, 63], int8 activations with ranges
+        calibrated on the first :data:`CALIBRATION_IMAGES` training images, int32 biases; eval mode."""
         import torch
 
         x = torch.from_numpy(np.ascontiguousarray(data.x_train[:CALIBRATION_IMAGES]))

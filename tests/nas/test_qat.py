@@ -142,8 +142,11 @@ def test_phone_run_qat_exports_matching_onnx(tmp_path: Path) -> None:
     assert on["images"] == 64 and n.extra["n_test"] == 64 and on["ok"] and on["argmax_agreement"] >= 0.99
     assert on["onnx_test_acc"] == pytest.approx(on["torch_test_acc"], abs=1 / 64) and on["sqnr_db"] > 30
     assert on["quantize_linear"] > 0 and on["dequantize_linear"] > 0
+    assert on["weight_int_max"] == 63 and on["int16_pair_max"] == 2 * 255 * 63 and on["int16_safe"]
     out = res.run_dir / n.export_dir
     assert {p.name for p in out.iterdir()} == {"model.onnx", "network.json", "model_card.md"}
     assert json.loads((out / "network.json").read_text())["arch"] == n.arch
     card = (out / "model_card.md").read_text()
     assert "argmax agreement" in card and "pass" in card and "SQNR" in card
+    assert "7-bit range [-63, 63] stored as int8" in card and "2 x 255 x 63 = 32,130 (within 32,767)" in card
+    assert "weights |w| <= 63" in (res.run_dir / "qat" / "qat.md").read_text()
