@@ -347,9 +347,8 @@ def _write_predictor(d: Path, name: str, predictor: Any) -> tuple[Path, bool]:
         os.replace(tmp, final)
         return final, not existed
     finally:
-        for t in (tmp, tmp + ".tmp"):
-            if os.path.exists(t):
-                os.unlink(t)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def _store(name: str, record: dict[str, Any], predictor: Any | None, force: bool) -> Path:
