@@ -360,7 +360,8 @@ def test_a_corrupted_device_can_be_removed_or_replaced_with_the_tool(content: st
     (lambda r: r.update(residuals_ms="none"), "residuals_ms"),
     (lambda r: r.update(samples=[["a.yaml"]]), "samples"),
 ])
-def test_bad_max78000_calibration_is_refused(edit, word: str, tmp_path: Path, home: Path) -> None:
+def test_bad_max78000_calibration_is_refused(edit, word: str, tmp_path: Path, home: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
     """Issue 16 case 7: NaN or negative board-calibration coefficients were accepted (NaN: every
     trial failed while the CLI said feasible; negative: negative latencies)."""
     from nas.cli import main
@@ -378,8 +379,11 @@ def test_bad_max78000_calibration_is_refused(edit, word: str, tmp_path: Path, ho
     with pytest.raises(RegistryError, match=word) as e:
         get_device("board")
     assert "nas device remove board" in str(e.value) and "\n" not in str(e.value)
-    assert main(["device", "check", "board", str(nets[0])]) == 2
-    assert main(["device", "list"]) == 0 or True  # the listing is covered below
+    assert main(["device", "check", "board", str(nets[0])]) == 2  # 2: unusable input, not 1 (does not fit)
+    assert main(["device", "list", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["board"]["kind"] == "unreadable" and word in rows["board"]["description"]
+    assert rows["max78000"]["kind"] == "accelerator"
 
 
 def test_calibration_is_checked_where_it_is_set(tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
