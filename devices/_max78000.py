@@ -16,6 +16,7 @@ option of :class:`MAX78000`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -363,12 +364,12 @@ class MAX78000(Device):
         cpu_clock_hz: float = DEFAULT_CPU_CLOCK_HZ,
         input_cycles_per_word: float = DEFAULT_INPUT_CYCLES_PER_WORD,
     ) -> None:
-        if not clock_hz > 0 or not cpu_clock_hz > 0:
-            raise ValueError("clock frequencies must be positive")
+        if not (math.isfinite(clock_hz) and clock_hz > 0 and math.isfinite(cpu_clock_hz) and cpu_clock_hz > 0):
+            raise ValueError("clock frequencies must be positive finite numbers")
         if not 0 < data_budget_bytes <= DATA_INSTANCE_BYTES:
             raise ValueError(f"data_budget_bytes must be in 1..{DATA_INSTANCE_BYTES}")
-        if input_cycles_per_word < 0:
-            raise ValueError("input_cycles_per_word must not be negative")
+        if not (math.isfinite(input_cycles_per_word) and input_cycles_per_word >= 0):
+            raise ValueError("input_cycles_per_word must be a finite number >= 0")
         self.clock_hz = float(clock_hz)
         self.data_budget_bytes = int(data_budget_bytes)
         self.chw_first_layer = bool(chw_first_layer)

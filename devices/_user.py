@@ -5,16 +5,23 @@ Layout (``$NAS_HOME``, default ``$XDG_DATA_HOME/hw-nas`` or ``~/.local/share/hw-
     $NAS_HOME/devices/<name>.json            the device: metadata, samples, leave-one-out error
     $NAS_HOME/devices/<name>-<sha256:12>.npz the adapted predictor (predictors' .npz format)
 
-A device exists exactly when its JSON file does. Registration writes the predictor file first
-(under a content hash, so it never replaces another device's), then the JSON through a temporary
-file and ``os.replace`` (atomic), then removes the files it replaced. Read-only operations never
-create the directory.
+A device exists exactly when its JSON file does. Writers (register, remove) hold an exclusive
+``flock`` on ``$NAS_HOME/devices/.lock`` (released by the kernel when a writer dies, so a kill
+never leaves it stale): under it a registration checks the name is free, writes the predictor
+file (through a unique temporary file and ``os.replace``, under a content hash), then the JSON
+(the same way), then removes the files it replaced; a writer that fails removes only files it
+created. Temporary files left by a killed writer are removed by the next writer. Every read
+validates the record (types, ranges, version) and a bad one is a :class:`RegistryError` naming
+the file and the fix: ``nas device remove NAME`` or registering again with ``--force``, both
+of which work on a damaged entry. Read-only operations never create the directory.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as _dt
+import fcntl
 import hashlib
 import io
 import json
@@ -22,7 +29,8 @@ import math
 import os
 import re
 import tempfile
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,22 +105,175 @@ def _record_path(name: str) -> Path:
     return devices_dir() / f"{name}.json"
 
 
+_LOCK = ".lock"
+LOCK_TIMEOUT_S = 60.0
+"""How long a writer waits for another writer to finish before giving up with one line."""
+_PREDICTOR_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,200}\.npz$")
+
+
+@contextlib.contextmanager
+def _registry_lock() -> Iterator[None]:
+    """Hold the registry's writer lock (creates the directory). Waits up to :data:`LOCK_TIMEOUT_S`."""
+    d = devices_dir()
+    d.mkdir(parents=True, exist_ok=True)
+    path = d / _LOCK
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + LOCK_TIMEOUT_S
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise RegistryError(f"the device registry {d} is busy: another hw-nas process has held {path} "
+                                        f"for over {LOCK_TIMEOUT_S:g} s; let it finish (or stop it) and try again") from None
+                time.sleep(0.05)
+        _remove_stale_temporaries(d)  # left by a writer that was killed (none can be in use: we hold the lock)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _remove_stale_temporaries(d: Path) -> None:
+    for p in d.glob(".*"):
+        if p.name != _LOCK and p.is_file() and (p.name.endswith(".tmp") or p.name.endswith(".npz")):
+            p.unlink(missing_ok=True)
+
+
+def _fix(name: str) -> str:
+    return f"remove it with 'nas device remove {name}' or register the device again with --force"
+
+
+def _real(v: Any) -> bool:
+    """A finite real number (not a bool)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _check_pairs(value: Any, key: str) -> str | None:
+    if not isinstance(value, list) or not all(
+            isinstance(r, list) and len(r) == 2 and isinstance(r[0], str) and _real(r[1]) and r[1] > 0 for r in value):
+        return f"{key!r} must be a list of [name, positive latency in ms] pairs"
+    return None
+
+
+def _check_predictor_record(record: dict[str, Any]) -> str | None:
+    from predictors import SPACES
+
+    if record.get("space") not in SPACES:
+        return f"'space' must be one of {', '.join(SPACES)}, not {record.get('space')!r}"
+    pf = record.get("predictor_file")
+    if not isinstance(pf, str) or not _PREDICTOR_FILE.match(pf):
+        return f"'predictor_file' must name an .npz file in the registry folder, not {pf!r}"
+    if (problem := _check_pairs(record.get("samples"), "samples")) is not None:
+        return problem
+    loo = record.get("loo")
+    if not isinstance(loo, dict):
+        return "'loo' (the leave-one-out errors) must be an object"
+    for k in ("median_abs_error", "max_abs_error", "within_10pct"):
+        if not (_real(loo.get(k)) and loo[k] >= 0):
+            return f"'loo.{k}' must be a non-negative number, not {loo.get(k)!r}"
+    if not (isinstance(loo.get("n"), int) and not isinstance(loo["n"], bool) and loo["n"] >= 0):
+        return f"'loo.n' must be a count, not {loo.get('n')!r}"
+    scale = loo.get("std_scale", 1.0)
+    if not (_real(scale) and scale >= 1.0):
+        return f"'loo.std_scale' must be a finite number >= 1, not {scale!r}"
+    rows = loo.get("samples", [])
+    if not isinstance(rows, list) or not all(
+            isinstance(r, dict) and isinstance(r.get("arch"), str) and _real(r.get("measured_ms"))
+            and _real(r.get("predicted_ms")) and r["measured_ms"] > 0 and r["predicted_ms"] > 0 for r in rows):
+        return "'loo.samples' must be a list of {arch, measured_ms, predicted_ms} with positive latencies"
+    return None
+
+
+def _check_coefficients(coef: Any) -> str | None:
+    """Why ``coef`` is not a usable calibration ``[a, b, c]`` (None if it is)."""
+    if not (isinstance(coef, (list, tuple)) and len(coef) == 3 and all(_real(v) for v in coef)):
+        return f"'coefficients' must be 3 finite numbers [a, b, c], not {coef!r}"
+    if min(coef) < 0:
+        return f"'coefficients' {list(coef)} must not be negative (a negative latency term is not physical)"
+    if max(coef) <= 0:
+        return "'coefficients' are all zero (every latency would be 0 ms)"
+    return None
+
+
+def _check_max78000_record(record: dict[str, Any]) -> str | None:
+    opts = record.get("base_options", {})
+    if not isinstance(opts, dict) or not all(isinstance(k, str) and (_real(v) or isinstance(v, bool))
+                                             for k, v in opts.items()):
+        return f"'base_options' must be an object of finite numbers, not {opts!r}"
+    try:
+        MAX78000(**opts)
+    except (TypeError, ValueError) as e:
+        return f"'base_options' {opts} are not options of the MAX78000 ({e})"
+    if (problem := _check_coefficients(record.get("coefficients"))) is not None:
+        return problem
+    if (problem := _check_pairs(record.get("samples"), "samples")) is not None:
+        return problem
+    n = len(record["samples"])
+    for k in ("residuals_ms", "fitted_ms", "cnn_ms", "input_words"):
+        v = record.get(k)
+        if not (isinstance(v, list) and len(v) == n and all(_real(x) for x in v)):
+            return f"{k!r} must be a list of {n} finite numbers (one per sample)"
+    return None
+
+
+def _check_record(record: Any) -> str | None:
+    """Why ``record`` is not a usable device record (None if it is); a newer version raises."""
+    if not isinstance(record, dict) or record.get("format") != FORMAT:
+        return "it is not a device file of hw-nas"
+    version = record.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        return f"its format version {version!r} is not a version of the device format (1..{FORMAT_VERSION})"
+    if version > FORMAT_VERSION:
+        return None  # the caller says: upgrade
+    if not isinstance(record.get("name"), str):
+        return f"'name' must be a string, not {record.get('name')!r}"
+    for k in ("created", "source", "description"):
+        if record.get(k) is not None and not isinstance(record[k], str):
+            return f"{k!r} must be a string, not {record[k]!r}"
+    base = record.get("base", "predictor")
+    if base == "predictor":
+        return _check_predictor_record(record)
+    if base == "max78000":
+        return _check_max78000_record(record)
+    return f"'base' must be 'predictor' or 'max78000', not {base!r}"
+
+
 def _read_record(name: str) -> dict[str, Any] | None:
+    """The validated record of ``name`` (None if there is no such file).
+
+    Raises:
+        RegistryError: an unreadable or invalid file (naming it and the fix), or a newer format.
+    """
     path = _record_path(name)
     if not path.is_file():
         return None
     try:
-        record = json.loads(path.read_text())
+        record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
-        raise RegistryError(f"device file {path} cannot be read ({e}); remove it or register the device again "
-                            "with --force") from None
-    if not isinstance(record, dict) or record.get("format") != FORMAT:
-        raise RegistryError(f"{path} is not a device file of hw-nas")
-    version = record.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+        reason = f"{type(e).__name__}: {e}".splitlines()[0]
+        raise RegistryError(f"device file {path} cannot be read ({reason}); {_fix(name)}") from None
+    problem = _check_record(record)
+    if problem is not None:
+        raise RegistryError(f"device file {path} is damaged: {problem}; {_fix(name)}")
+    if record["format_version"] > FORMAT_VERSION:
         raise RegistryError(f"{path} was written by {record.get('written_by', 'a newer hw-nas')} (device format "
-                            f"{version}); this version reads <= {FORMAT_VERSION}: upgrade hw-nas")
+                            f"{record['format_version']}); this version reads <= {FORMAT_VERSION}: upgrade hw-nas, "
+                            f"or {_fix(name)}")
+    record["name"] = name  # the device is named after its file
     return record
+
+
+def _owned_files(name: str, record: dict[str, Any] | None) -> set[str]:
+    """Predictor files of device ``name``: its record's, and any ``NAME-<hash>.npz`` (a record that
+    cannot be read, or a writer killed between its two files)."""
+    own = re.compile(rf"^{re.escape(name)}-[0-9a-f]{{12}}\.npz$")
+    files = {p.name for p in devices_dir().glob(f"{name}-*.npz") if own.match(p.name)}
+    pf = (record or {}).get("predictor_file")
+    if isinstance(pf, str) and _PREDICTOR_FILE.match(pf):
+        files.add(pf)
+    return files
 
 
 def load_user_device(name: str) -> Device | None:
@@ -174,51 +335,74 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-def _store(name: str, record: dict[str, Any], predictor: Any | None, force: bool) -> Path:
-    """Write a device (predictor first, then the JSON atomically), replacing it only with ``force``."""
-    check_free(name, force)
-    d = devices_dir()
-    d.mkdir(parents=True, exist_ok=True)
-    old = _read_record(name) if force else None
-    new_files: list[Path] = []
+def _write_predictor(d: Path, name: str, predictor: Any) -> tuple[Path, bool]:
+    """Save ``predictor`` as ``NAME-<sha256:12>.npz``; returns (path, whether this call created it)."""
+    fd, tmp = tempfile.mkstemp(dir=d, prefix=f".{name}.", suffix=".npz")
+    os.close(fd)
     try:
-        if predictor is not None:
-            fd, tmp = tempfile.mkstemp(dir=d, prefix=f".{name}.", suffix=".npz")
-            os.close(fd)
-            predictor.save(tmp)
-            digest = hashlib.sha256(Path(tmp).read_bytes()).hexdigest()[:12]
-            final = d / f"{name}-{digest}.npz"
-            os.replace(tmp, final)
-            new_files.append(final)
-            record["predictor_file"] = final.name
-        record.update({"format": FORMAT, "format_version": FORMAT_VERSION, "name": name,
-                       "written_by": f"hw-nas {_package_version()}"})
-        path = _record_path(name)
-        if path.exists() and not force:  # appeared meanwhile
+        predictor.save(tmp)
+        digest = hashlib.sha256(Path(tmp).read_bytes()).hexdigest()[:12]
+        final = d / f"{name}-{digest}.npz"
+        existed = final.exists()  # the same content, kept by the device being replaced (we hold the lock)
+        os.replace(tmp, final)
+        return final, not existed
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _store(name: str, record: dict[str, Any], predictor: Any | None, force: bool) -> Path:
+    """Write a device under the registry lock (predictor first, then the JSON atomically),
+    replacing it only with ``force``; a failed write removes only the files it created."""
+    check_name(name)
+    d = devices_dir()
+    path = _record_path(name)
+    with _registry_lock():
+        if path.exists() and not force:  # checked under the lock: exactly one of two racing writers wins
             raise RegistryError(f"device {name!r} already exists ({path}); pass --force to replace it")
-        _atomic_write(path, (json.dumps(record, indent=2) + "\n").encode())
-    except BaseException:
-        for f in new_files:
-            if f.exists() and (old is None or old.get("predictor_file") != f.name):
-                f.unlink()
-        raise
-    if old and old.get("predictor_file") and old["predictor_file"] != record.get("predictor_file"):
-        (d / old["predictor_file"]).unlink(missing_ok=True)
+        try:
+            old = _read_record(name) if force else None
+        except RegistryError:  # a damaged entry: --force replaces it
+            old = None
+        old_files = _owned_files(name, old) if force else set()
+        created: Path | None = None
+        try:
+            if predictor is not None:
+                final, new = _write_predictor(d, name, predictor)
+                created = final if new else None
+                record["predictor_file"] = final.name
+            record.update({"format": FORMAT, "format_version": FORMAT_VERSION, "name": name,
+                           "written_by": f"hw-nas {_package_version()}"})
+            _atomic_write(path, (json.dumps(record, indent=2) + "\n").encode())
+        except BaseException:
+            if created is not None:
+                created.unlink(missing_ok=True)
+            raise
+        for f in old_files - {record.get("predictor_file")}:
+            (d / f).unlink(missing_ok=True)
     return path
 
 
 def remove_user_device(name: str) -> None:
-    """Delete a registered device (its JSON first, then its predictor file).
+    """Delete a registered device (its JSON first, then its predictor file), even a damaged one.
 
     Raises:
         RegistryError: if there is no such registered device.
     """
-    record = _read_record(name) if _NAME.match(name) else None
-    if record is None:
+    if not _NAME.match(name or "") or not _record_path(name).is_file():
         raise RegistryError(f"no registered device {name!r} in {devices_dir()}")
-    _record_path(name).unlink()
-    if record.get("predictor_file"):
-        (devices_dir() / record["predictor_file"]).unlink(missing_ok=True)
+    with _registry_lock():
+        path = _record_path(name)
+        if not path.is_file():  # removed meanwhile
+            raise RegistryError(f"no registered device {name!r} in {devices_dir()}")
+        try:
+            record = _read_record(name)
+        except RegistryError:  # damaged: remove it all the same, with the predictor files named after it
+            record = None
+        files = _owned_files(name, record)
+        path.unlink()
+        for f in files:
+            (devices_dir() / f).unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------------------- devices
@@ -245,8 +429,20 @@ class RegisteredDevice(SpaceDevice):
         if self._predictor is None:
             import predictors
 
+            name = self.record["name"]
             path = devices_dir() / self.record["predictor_file"]
-            self._predictor = predictors.load_file(path)
+            if not path.is_file():
+                raise RegistryError(f"device {name!r}: its predictor file {path} is missing; register the device "
+                                    f"again with --force, or remove it with 'nas device remove {name}'")
+            try:
+                pred = predictors.load_file(path)
+            except predictors.ArtefactError as e:
+                raise RegistryError(f"device {name!r}: its predictor file cannot be loaded ({e}); register the "
+                                    f"device again with --force, or remove it with 'nas device remove {name}'") from None
+            if pred.space != self.record["space"]:
+                raise RegistryError(f"device {name!r}: its predictor file {path} is for {pred.space}, not "
+                                    f"{self.record['space']}; register the device again with --force")
+            self._predictor = pred
         return self._predictor
 
     @property
@@ -294,6 +490,9 @@ class CalibratedMAX78000(MAX78000):
         self.description = (f"MAX78000 board calibrated {record.get('created', '')[:10]} on "  # type: ignore[misc]
                             f"{len(record.get('samples', []))} timings")
         self.record = record
+        problem = _check_coefficients(record.get("coefficients"))
+        if problem is not None:
+            raise RegistryError(f"device {self.name!r}: {problem}; {_fix(self.name)}")
         self.coef = tuple(float(v) for v in record["coefficients"])
 
     def latency_ms(self, network: Network) -> float:
@@ -534,6 +733,10 @@ def register_max78000_device(name: str, samples_path: str | os.PathLike[str], *,
     scale = np.maximum(np.abs(x).max(0), 1e-12)  # conditioning; coefficients rescaled below
     coef_s, _ = nnls(x / scale, y)
     coef = coef_s / scale
+    problem = _check_coefficients([float(v) for v in coef])
+    if problem is not None:
+        raise RegistryError(f"{samples_path}: the fit gave unusable calibration {problem}; check the timings "
+                            "(more networks, of different sizes)")
     fit = x @ coef
     record: dict[str, Any] = {
         "kind": "registered",

@@ -113,7 +113,12 @@ def _console() -> Any:
 def _list(args: argparse.Namespace) -> int:
     import devices
 
-    infos = [devices.get_device(name).info() for name in devices.list_devices()]
+    infos = []
+    for name in devices.list_devices():
+        try:
+            infos.append(devices.get_device(name).info())
+        except devices.RegistryError as e:  # a damaged registered device: listed, with the error and its fix
+            infos.append({"name": name, "kind": "unreadable", "spaces": [], "limits": {}, "description": str(e)})
     if args.json:
         print(json.dumps(infos, indent=2))
         return 0

@@ -40,8 +40,16 @@ def _read_archs(path: str) -> tuple[list[str], list[str]]:
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{path}: no such file")
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        text = "\0"
+    except OSError as e:
+        raise InputError(f"{path}: cannot be read ({e.strerror or type(e).__name__}); give a readable text file") from None
+    if "\0" in text:
+        raise InputError(f"{path}: not a text file (UTF-8); give one architecture per line")
     archs, where = [], []
-    for n, line in enumerate(p.read_text(encoding="utf-8-sig").splitlines(), start=1):
+    for n, line in enumerate(text.splitlines(), start=1):
         text = line.strip()
         if text and not text.startswith("#"):
             archs.append(text)

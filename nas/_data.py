@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -177,6 +179,7 @@ def load_npz(path: str | Path, seed: int = 0) -> Dataset:
     p = Path(path)
     if not p.is_file():
         raise DataError(f"--data {path}: no such file; give a .npz file with arrays x and y")
+    _check_npz_sizes(p, str(path))  # from the headers, before anything is allocated
     try:
         with np.load(p, allow_pickle=False) as z:
             keys = set(z.files)
@@ -219,6 +222,75 @@ def load_npz(path: str | Path, seed: int = 0) -> Dataset:
               seed, conv1d, [str(c) for c in classes])
     d.path = str(path)
     return d
+
+
+def _available_memory() -> int:
+    """Bytes of memory available now (Linux ``MemAvailable``, else free physical pages; 1 TiB if unknown)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        return 1 << 40
+
+
+def _gb(n: int) -> str:
+    return f"{n / 1e9:.3g} GB" if n >= 1e8 else f"{n / 1e6:.3g} MB" if n >= 1e5 else f"{n:,} bytes"
+
+
+_NPZ_FIX = "save it again with numpy.savez(path, x=..., y=...)"
+PREPARE_FACTOR = 5
+"""Bytes held while preparing an ``.npz`` per byte of ``x`` as float64 (the float64 copy, the [0, 1]
+copy, the vendor-range copy and the split): what the memory check assumes."""
+
+
+def _check_npz_sizes(p: Path, path: str) -> None:
+    """Read the ``.npy`` headers of ``x`` and ``y`` inside the ``.npz`` (nothing else) and refuse, with one
+    line, a header that does not match the data stored after it (a damaged or hostile file) or arrays that
+    would not fit in the memory available."""
+    import math
+    import zipfile
+
+    from numpy.lib import format as npformat
+
+    declared: dict[str, tuple[tuple[int, ...], int]] = {}
+    try:
+        with zipfile.ZipFile(p) as zf:
+            for info in zf.infolist():
+                name = info.filename[:-4] if info.filename.endswith(".npy") else None
+                if name not in ("x", "y"):
+                    continue
+                with zf.open(info) as f:
+                    major, _ = npformat.read_magic(f)
+                    read = npformat.read_array_header_1_0 if major == 1 else npformat.read_array_header_2_0
+                    shape, _, dtype = read(f)
+                    header = f.tell()
+                if dtype.hasobject:
+                    raise DataError(f"--data {path}: array {name} holds Python objects, not numbers; {_NPZ_FIX}")
+                nbytes = math.prod(int(d) for d in shape) * dtype.itemsize
+                stored = info.file_size - header
+                if nbytes != stored:
+                    raise DataError(f"--data {path}: array {name}'s header declares shape {list(shape)} ({_gb(nbytes)}) "
+                                    f"but the file holds {_gb(max(stored, 0))} of data: the file is damaged; {_NPZ_FIX}")
+                declared[name] = (tuple(int(d) for d in shape), nbytes)
+    except DataError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # np.load below reports these its own way
+        if isinstance(e, zipfile.BadZipFile) or not zipfile.is_zipfile(p):
+            return
+        raise DataError(f"--data {path}: not a readable .npz file ({e.__class__.__name__}); {_NPZ_FIX}") from None
+    if "x" in declared:
+        shape, nbytes = declared["x"]
+        need = nbytes + PREPARE_FACTOR * 8 * math.prod(shape) + declared.get("y", ((), 0))[1]
+        avail = _available_memory()
+        if need > avail:
+            raise DataError(f"--data {path}: x {list(shape)} needs about {_gb(need)} of memory to prepare, more than "
+                            f"the {_gb(avail)} available; use fewer or smaller samples")
 
 
 def _parse_size(size: str | tuple[int, int] | list[int] | None) -> tuple[int, int] | None:
@@ -270,11 +342,17 @@ def load_image_folder(path: str | Path, seed: int = 0, image_size: str | tuple[i
     gray = True
     for f, _ in files:
         try:
-            with Image.open(f) as im:
-                im.load()
-                gray = gray and im.mode in ("1", "L", "I", "I;16", "F", "LA")
-                images.append(im.copy())
-        except (OSError, UnidentifiedImageError, ValueError) as e:
+            with warnings.catch_warnings():
+                # Pillow only warns between its pixel limit and twice it: refuse those too
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(f) as im:
+                    im.load()
+                    gray = gray and im.mode in ("1", "L", "I", "I;16", "F", "LA")
+                    images.append(im.copy())
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise DataError(f"--data {path}: image {f} is too large (over Pillow's limit of "
+                            f"{Image.MAX_IMAGE_PIXELS:,} pixels; possibly a decompression bomb); shrink or remove it") from None
+        except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
             raise DataError(f"--data {path}: cannot read image {f} ({type(e).__name__}); fix or remove it") from None
     mode = "L" if gray else "RGB"
     if size is None:

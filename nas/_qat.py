@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -192,10 +193,17 @@ def load_run(run: str | Path, runs_dir: str | Path = "runs") -> _Run:
     space = settings["space"]
     if space not in ("ai8x", "fbnet"):
         raise InputError(f"{path}: nas qat handles the ai8x (MAX78000) and fbnet (phone) spaces, not {space!r}")
+    _check_settings(path, payload)
+    from devices import get_device
+
+    get_device(settings["device"])  # an unknown or damaged device: one line now, not after the training
     rows = []
     for i, r in enumerate(payload["pareto"]):
-        if not isinstance(r, dict) or not isinstance(r.get("arch"), str) or not isinstance(r.get("estimate"), (int, float)):
+        if not isinstance(r, dict) or not isinstance(r.get("arch"), str) or not _is_real(r.get("estimate")):
             raise InputError(f"{path}: Pareto row {i} lacks a text 'arch' and a numeric 'estimate'; re-run the search")
+        problem = _row_problem(r)
+        if problem:
+            raise InputError(f"{path}: Pareto row {i}: {problem}; re-run the search to rewrite it")
         if r.get("fits", True) is False or r.get("violations", 0):
             continue
         rows.append(r)
@@ -203,6 +211,73 @@ def load_run(run: str | Path, runs_dir: str | Path = "runs") -> _Run:
         raise InputError(f"run {d.name!r} has no feasible Pareto network; relax its limits or run more trials first")
     return _Run(run_dir=d, name=str(payload.get("name") or d.name), settings=settings, rows=rows,
                 mobile=space != "ai8x")
+
+
+def _is_real(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _is_count(v: Any, least: int = 0) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= least
+
+
+def _row_problem(r: dict[str, Any]) -> str | None:
+    """Why a Pareto row's optional entries have the wrong types (None when they are fine)."""
+    if "latency_ms" in r and r["latency_ms"] is not None and not (_is_real(r["latency_ms"]) and r["latency_ms"] >= 0):
+        return f"'latency_ms' {r['latency_ms']!r} is not a latency in ms"
+    if "trial" in r and not _is_count(r["trial"]):
+        return f"'trial' {r['trial']!r} is not a trial number"
+    if "fits" in r and not isinstance(r["fits"], bool):
+        return f"'fits' {r['fits']!r} is not true or false"
+    if "violations" in r and not (_is_count(r["violations"]) or isinstance(r["violations"], list)):
+        return f"'violations' {r['violations']!r} is not a count"
+    if r.get("network_file") is not None and not isinstance(r["network_file"], str):
+        return f"'network_file' {r['network_file']!r} is not a file name"
+    return None
+
+
+def _check_settings(path: Path, payload: dict[str, Any]) -> None:
+    """The types of the ``settings`` (and name) of a run's ``pareto.json`` that ``nas qat`` uses."""
+    settings = payload["settings"]
+
+    def bad(what: str) -> InputError:
+        return InputError(f"{path}: {what}; re-run the search to rewrite it")
+
+    if payload.get("name") is not None and not isinstance(payload["name"], str):
+        raise bad(f"'name' {payload['name']!r} is not a run name")
+    if not isinstance(settings["device"], str):
+        raise bad(f"settings 'device' {settings['device']!r} is not a device name")
+    data = settings["data"]
+    if not isinstance(data, dict):
+        raise bad(f"settings 'data' {data!r} is not an object")
+    shape = data.get("input_shape")
+    if not (isinstance(shape, list) and len(shape) == 3 and all(_is_count(v, 1) for v in shape)):
+        raise bad(f"settings 'data.input_shape' {shape!r} is not [channels, height, width]")
+    if not _is_count(data.get("num_classes"), 2):
+        raise bad(f"settings 'data.num_classes' {data.get('num_classes')!r} is not a number of classes (>= 2)")
+    for k in ("name", "source", "path", "fingerprint"):
+        if data.get(k) is not None and not isinstance(data[k], str):
+            raise bad(f"settings 'data.{k}' {data[k]!r} is not text")
+    size = data.get("image_size")
+    if size is not None and not (isinstance(size, list) and len(size) == 2 and all(_is_count(v, 1) for v in size)):
+        raise bad(f"settings 'data.image_size' {size!r} is not [height, width]")
+    if "conv1d" in data and not isinstance(data["conv1d"], bool):
+        raise bad(f"settings 'data.conv1d' {data['conv1d']!r} is not true or false")
+    if settings.get("space_options") is not None and not isinstance(settings["space_options"], dict):
+        raise bad(f"settings 'space_options' {settings['space_options']!r} is not an object")
+    if "data_seed" in settings and not _is_count(settings["data_seed"]):
+        raise bad(f"settings 'data_seed' {settings['data_seed']!r} is not a seed (an integer >= 0)")
+    if settings.get("estimator") is not None and not isinstance(settings["estimator"], dict):
+        raise bad(f"settings 'estimator' {settings['estimator']!r} is not an object")
+    for k in ("budget_bytes", "ram_bytes", "latency_ms", "latency_margin"):
+        if settings.get(k) is not None and not (_is_real(settings[k]) and settings[k] >= 0):
+            raise bad(f"settings {k!r} {settings[k]!r} is not a non-negative number")
+    try:
+        _space(settings)
+    except InputError as e:
+        raise bad(f"its search space cannot be built ({e})") from None
+    except (TypeError, ValueError) as e:
+        raise bad(f"settings 'space_options' do not fit the {settings['space']} space ({e})") from None
 
 
 def choose_rows(rows: list[dict[str, Any]], top: int) -> list[dict[str, Any]]:

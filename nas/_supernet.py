@@ -44,8 +44,9 @@ Cache: trained once per (covered space, data fingerprint and split sizes, settin
 version, settings, space, dataset fingerprint) and ``train_log.csv`` (epoch, phase, loss,
 validation accuracy of the largest and smallest sub-network, seconds). It is written to a
 temporary folder renamed into place, so a killed training leaves no half cache. A corrupted
-cache raises :class:`SupernetCacheError` naming the file and the fix (delete the folder); it is
-not rebuilt silently.
+cache, or one missing some of its files (an empty folder is trained into), raises
+:class:`SupernetCacheError` naming the file and the fix (delete the folder), before any
+training; it is not rebuilt silently.
 
 Sub-network evaluation (the search's estimate, :class:`nas._accuracy.SupernetAccuracy`): the
 inherited weights, then ``finetune_steps`` Adam steps (:func:`finetune`; default 60, batch 64),
@@ -70,6 +71,7 @@ import json
 import math
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -560,7 +562,8 @@ def _read_cache(path: Path, ident: dict[str, Any], model: Any) -> dict[str, Any]
             raise ValueError("not a JSON object")
     except (OSError, ValueError) as e:
         raise SupernetCacheError(f"supernet cache {cfg_file} is unreadable ({type(e).__name__}); {fix}") from None
-    if config.get("format") != FORMAT_VERSION or config.get("ident") != json.loads(json.dumps(ident)):
+    fmt = config.get("format")
+    if type(fmt) is not int or fmt != FORMAT_VERSION or config.get("ident") != json.loads(json.dumps(ident)):
         raise SupernetCacheError(f"supernet cache {cfg_file} does not match its key (format "
                                  f"{config.get('format')!r}); {fix}")
     from safetensors import SafetensorError
@@ -585,20 +588,26 @@ def _write_cache(path: Path, model: Any, log_rows: list[dict[str, Any]], config:
     """Write weights, train log and config to a temporary folder renamed to ``path`` (atomic)."""
     from safetensors.torch import save_file
 
-    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_file({k: v.detach().contiguous() for k, v in model.weights.items()}, str(tmp / WEIGHTS),
-              metadata={"format": str(FORMAT_VERSION)})
-    with (tmp / TRAIN_LOG).open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["epoch", "phase", "loss", "val_acc_largest", "val_acc_smallest", "seconds"])
-        w.writeheader()
-        w.writerows(log_rows)
-    (tmp / CONFIG).write_text(json.dumps(config, indent=1))
-    for p in tmp.iterdir():
-        with p.open("rb") as fh:
-            os.fsync(fh.fileno())
-    os.rename(tmp, path)  # atomic: the cache appears whole or not at all
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))  # unique per writer
+    try:
+        save_file({k: v.detach().contiguous() for k, v in model.weights.items()}, str(tmp / WEIGHTS),
+                  metadata={"format": str(FORMAT_VERSION)})
+        with (tmp / TRAIN_LOG).open("w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=["epoch", "phase", "loss", "val_acc_largest", "val_acc_smallest", "seconds"])
+            w.writeheader()
+            w.writerows(log_rows)
+        (tmp / CONFIG).write_text(json.dumps(config, indent=1))
+        for p in tmp.iterdir():
+            with p.open("rb") as fh:
+                os.fsync(fh.fileno())
+        os.rename(tmp, path)  # atomic: the cache appears whole or not at all
+    except Exception:  # a kill (KeyboardInterrupt) leaves the folder to the next writer, which removes it
+        shutil.rmtree(tmp, ignore_errors=True)
+        if path.exists() and not (path / CONFIG).exists():  # appeared meanwhile (only by hand: writers hold the lock)
+            raise SupernetCacheError(f"supernet cache {path} appeared while training; delete {path} to retrain "
+                                     "it") from None
+        raise
 
 
 def _load(path: Path, space: Ai8xSpace, ident: dict[str, Any], settings: SupernetSettings) -> LoadedSupernet:
@@ -608,13 +617,31 @@ def _load(path: Path, space: Ai8xSpace, ident: dict[str, Any], settings: Superne
     return LoadedSupernet(cov, model, path, config, settings, trained=False)
 
 
+def _check_not_incomplete(path: Path) -> None:
+    """Refuse a cache path that exists without a config (a file, or a folder missing files): the
+    cache is written whole by a rename, so someone edited it; training cannot replace it."""
+    fix = f"delete {path} to retrain it"
+    if path.exists() and not path.is_dir():
+        raise SupernetCacheError(f"supernet cache {path} is not a folder; {fix}")
+    if path.is_dir() and not (path / CONFIG).exists():
+        missing = [n for n in (CONFIG, WEIGHTS, TRAIN_LOG) if not (path / n).exists()]
+        raise SupernetCacheError(f"supernet cache {path} is incomplete (no {', '.join(missing)}); {fix}")
+
+
 def _cached_or_trained(path: Path, key: str, runs_dir: str | Path, load: Callable[[], Any],
                        train_fn: Callable[[], Any], say: Callable[[str], None], train: bool) -> Any:
-    """Load the cache at ``path``, or train it under a lock (another process may be training it)."""
+    """Load the cache at ``path``, or train it under a lock (another process may be training it).
+    An empty cache folder is trained into; one missing some of its files is refused with one line."""
     if (path / CONFIG).exists():
         sn = load()
         say(f"supernet: loaded from cache {path}")
         return sn
+    if path.is_dir() and not any(path.iterdir()):
+        if not train:
+            raise SupernetCacheError(f"no trained supernet at {path} (an empty folder); train it first "
+                                     "(nas search trains it on the driver)")
+    else:
+        _check_not_incomplete(path)
     if not train:
         raise SupernetCacheError(f"no trained supernet at {path}; train it first (nas search trains it on the driver)")
     with _lock(_cache_root(runs_dir) / f".{key}.lock"):
@@ -622,6 +649,9 @@ def _cached_or_trained(path: Path, key: str, runs_dir: str | Path, load: Callabl
             sn = load()
             say(f"supernet: loaded from cache {path}")
             return sn
+        if path.is_dir() and not any(path.iterdir()):
+            path.rmdir()  # nothing in it to lose
+        _check_not_incomplete(path)
         for stale in path.parent.glob(f".{key}.tmp-*"):  # left by a killed training (we hold the lock)
             shutil.rmtree(stale, ignore_errors=True)
         return train_fn()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import zipfile
 from importlib import metadata, resources
 from typing import Any
@@ -13,7 +14,7 @@ import numpy as np
 from search_spaces import get_space
 
 from ._data import SPACES
-from ._errors import ArtefactError, UnknownSpaceError
+from ._errors import ArtefactError, InputError, UnknownSpaceError
 
 __all__ = ["save_predictor", "load_file", "load", "list_pretrained", "FORMAT", "FORMAT_VERSION"]
 
@@ -81,10 +82,17 @@ def save_predictor(pred: Any, path: str | os.PathLike[str]) -> str:
         meta["support_archs"] = [space.format(a) for a in pred.support_archs_]
         arrays["support_y"] = np.asarray(pred.support_y_, dtype=np.float64)
     arrays[_META] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        np.savez_compressed(f, **arrays)
-    os.replace(tmp, path)
+    # a unique temporary file renamed into place: a reader never sees half a file, two writers never share one
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=f".{os.path.basename(path)}.",
+                               suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez_compressed(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
     return path
 
 
@@ -112,12 +120,79 @@ def _read(path: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         raise ArtefactError(f"{path!r} is not a latency-predictor file (format {meta.get('format')!r})"
                             if isinstance(meta, dict) else f"{path!r} has unreadable metadata")
     version = meta.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ArtefactError(f"{path!r} is damaged: its predictor format version {version!r} is not one of "
+                            f"1..{FORMAT_VERSION}; save or copy it again")
+    if version > FORMAT_VERSION:
         raise ArtefactError(
             f"{path!r} was written by {meta.get('written_by', 'an unknown version')} with predictor format "
             f"version {version}; this hw-nas {_package_version()} reads versions <= {FORMAT_VERSION}: upgrade hw-nas"
         )
+    for k, a in arrays.items():
+        if a.dtype.kind not in "fiu":
+            raise ArtefactError(f"{path!r} is damaged: array {k!r} holds {a.dtype}, not numbers; save or copy it again")
     return meta, arrays
+
+
+def _check(path: str, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    """Types and shapes of a predictor file's entries (raises :class:`ArtefactError` naming the first problem)."""
+
+    def bad(what: str) -> ArtefactError:
+        return ArtefactError(f"{path!r} is damaged: {what}; save or copy it again")
+
+    def is_int(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    def strings(v: Any) -> bool:
+        return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+    if not isinstance(meta.get("params"), dict):
+        raise bad("its 'params' are not an object")
+    if not (is_int(meta.get("n_members")) and meta["n_members"] >= 1):
+        raise bad(f"'n_members' {meta.get('n_members')!r} is not a positive count")
+    if not strings(meta.get("member_keys")) or not meta["member_keys"]:
+        raise bad("'member_keys' is not a list of names")
+    if not strings(meta.get("ref_archs")):
+        raise bad("'ref_archs' is not a list of architectures")
+    if not isinstance(meta.get("adapted", False), bool):
+        raise bad(f"'adapted' {meta.get('adapted')!r} is not true or false")
+    for k in ("meta_train_devices", "meta_valid_devices", "basis_devices"):
+        if k in meta and not strings(meta[k]):
+            raise bad(f"{k!r} is not a list of names")
+    if "valid_spearman" in meta and not (isinstance(meta["valid_spearman"], list) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in meta["valid_spearman"])):
+        raise bad("'valid_spearman' is not a list of numbers")
+    for k, a in arrays.items():
+        if a.dtype.kind == "f" and not np.isfinite(a).all():
+            raise bad(f"array {k!r} holds NaN or infinite values")
+    mean, std = arrays.get("x_mean"), arrays.get("x_std")
+    if mean is None or std is None:
+        return  # reported as missing by the caller
+    if mean.ndim != 1 or std.shape != mean.shape:
+        raise bad(f"'x_mean' {list(mean.shape)} and 'x_std' {list(std.shape)} must be vectors of the same length")
+    if not (std > 0).all():
+        raise bad("'x_std' holds values <= 0")
+    d = mean.shape[0]
+    for m in range(meta["n_members"]):
+        w = arrays.get(f"m{m}/W0x")
+        if w is not None and (w.ndim != 2 or w.shape[0] != d):
+            raise bad(f"member {m}'s first layer 'W0x' {list(w.shape)} does not take the {d} features of "
+                      f"'x_mean' {list(mean.shape)}")
+        for k in meta["member_keys"]:
+            a, a0 = arrays.get(f"m{m}/{k}"), arrays.get(f"m0/{k}")
+            if a is not None and a0 is not None and a.shape != a0.shape:
+                raise bad(f"member {m}'s {k!r} {list(a.shape)} differs from member 0's {list(a0.shape)}")
+    if "basis_w" in arrays and (arrays["basis_w"].ndim != 2 or arrays["basis_w"].shape[0] != d):
+        raise bad(f"'basis_w' {list(arrays['basis_w'].shape)} does not take the {d} features of 'x_mean'")
+    if "cost_mean" in arrays and arrays["cost_mean"].shape != arrays.get("cost_std", np.zeros(0)).shape:
+        raise bad("'cost_mean' and 'cost_std' differ in shape")
+    if "std_scale" in arrays and not (arrays["std_scale"].shape == (1,) and arrays["std_scale"][0] > 0):
+        raise bad("'std_scale' is not one positive number")
+    if meta.get("adapted"):
+        y = arrays.get("support_y")
+        if not strings(meta.get("support_archs")) or y is None or y.shape != (len(meta["support_archs"]),) \
+                or not (y > 0).all():
+            raise bad("its adaptation ('support_archs', 'support_y') is not one positive latency per architecture")
 
 
 def load_file(path: str | os.PathLike[str]) -> Any:
@@ -128,6 +203,7 @@ def load_file(path: str | os.PathLike[str]) -> Any:
     meta, arrays = _read(path)
     if meta.get("kind") != "LatencyPredictor":
         raise ArtefactError(f"{path!r} holds a {meta.get('kind')!r}, which this version cannot load")
+    _check(path, meta, arrays)
     try:
         params = dict(meta["params"])
         params.setdefault("device_basis", False)  # files before version 3 have no device basis
@@ -157,6 +233,10 @@ def load_file(path: str | os.PathLike[str]) -> Any:
         raise ArtefactError(f"{path!r} is incomplete: missing {e.args[0]!r}; save it again") from None
     except TypeError as e:
         raise ArtefactError(f"{path!r} has metadata this version cannot use ({e})") from None
+    except (ValueError, IndexError, ArithmeticError, InputError) as e:  # shapes or entries that do not fit together
+        reason = f"{type(e).__name__}: {e}".splitlines()[0]
+        raise ArtefactError(f"{path!r} is damaged: its entries do not fit together ({reason}); save or copy it "
+                            "again") from None
     return pred
 
 

@@ -38,7 +38,7 @@ def test_register_adapt_store_and_load(tmp_path: Path, home: Path) -> None:
     s = devices.read_samples(write_csv(tmp_path / "s.csv", archs, ms), SPACE)
     assert s.lines == list(range(2, 2 + len(archs)))
     dev = devices.register_space_device("my-board", s, source="s.csv")
-    files = sorted(p.name for p in (home / "devices").iterdir())
+    files = sorted(p.name for p in (home / "devices").iterdir() if p.name != ".lock")  # .lock: the writers' lock
     assert files[0] == "my-board-" + files[0][9:] and files[0].endswith(".npz") and files[1] == "my-board.json"
     record = json.loads((home / "devices" / "my-board.json").read_text())
     assert record["format"] == "hw-nas/device" and record["space"] == SPACE and record["source"] == "s.csv"
@@ -87,11 +87,11 @@ def test_existing_name_needs_force_and_force_replaces(tmp_path: Path, home: Path
     assert snapshot() == before
     s2 = devices.check_samples(SPACE, archs, ms * 2)
     devices.register_space_device("dev1", s2, source="b", force=True)
-    names = sorted(p.name for p in (home / "devices").iterdir())
+    names = sorted(p.name for p in (home / "devices").iterdir() if p.name != ".lock")
     assert len(names) == 2  # the old predictor file is gone
     assert get_device("dev1").record["source"] == "b"
     devices.remove_user_device("dev1")
-    assert not list((home / "devices").iterdir())
+    assert [p.name for p in (home / "devices").iterdir()] == [".lock"]
     with pytest.raises(RegistryError, match="no registered device"):
         devices.remove_user_device("dev1")
 
@@ -242,3 +242,207 @@ def test_max78000_bad_timings(tmp_path: Path, home: Path) -> None:
     with pytest.raises(SamplesError, match="at least 3"):
         devices.register_max78000_device("b", p)
     assert not home.exists()
+
+
+# ---------------------------------------------------------------------------- robustness (issue 16)
+def _race_store(args: tuple) -> str:  # a child process: wait for the others, then write the device
+    barrier, name, record, predictor, force = args
+    import devices._user as user
+
+    barrier.wait(timeout=60)
+    try:
+        user._store(name, dict(record), predictor, force)
+    except RegistryError as e:
+        return f"refused: {e}"
+    return "stored"
+
+
+def _race(name: str, record: dict, predictor: object, force: bool, n: int = 2) -> list[str]:
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    barrier = ctx.Manager().Barrier(n)
+    with ctx.Pool(n) as pool:
+        res = pool.map_async(_race_store, [(barrier, name, record, predictor, force)] * n)
+        return res.get(timeout=120)
+
+
+def test_concurrent_registrations_never_delete_the_winners_files(home: Path) -> None:
+    """Issue 16 case 3: two 'register NAME' at once; the loser's clean-up deleted the winner's .npz."""
+    archs, ms = table_rows()
+    s = devices.check_samples(SPACE, archs, ms)
+    base = predictors.load(SPACE)
+    adapted = base.adapt(s.archs, s.latency_ms)
+    record = {"kind": "registered", "base": "predictor", "space": SPACE, "created": "2024-01-01T00:00:00+00:00",
+              "source": "race", "samples": [[a, float(v)] for a, v in zip(s.archs, s.latency_ms)],
+              "loo": devices.leave_one_out(base, SPACE, s.archs, s.latency_ms).to_dict()}
+    d = home / "devices"
+    for round_ in range(4):
+        name = f"race{round_}"
+        outcome = sorted(_race(name, record, adapted, force=False))
+        assert outcome[-1] == "stored" and outcome[0].startswith("refused") and "already exists" in outcome[0], outcome
+        dev = get_device(name)
+        assert (d / dev.record["predictor_file"]).is_file()
+        assert dev.predict(SPACE, archs[:2]).shape == (2,)
+        # with --force both win in turn; the device left points at a file that exists, nothing else is left
+        assert _race(name, record, adapted, force=True) == ["stored", "stored"]
+        dev = get_device(name)
+        assert dev.predict(SPACE, archs[:2]).shape == (2,)
+        assert sorted(p.name for p in d.iterdir() if p.name.startswith(name)) == \
+            sorted([f"{name}.json", dev.record["predictor_file"]])
+    assert not [p.name for p in d.iterdir() if p.name.startswith(".") and p.name != ".lock"]  # no temp files
+
+
+def test_a_losing_writer_removes_only_what_it_wrote(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The device appears while this writer saves its predictor: the writer fails and the other's
+    files (the same content, so the same predictor file name) stay."""
+    import devices._user as user
+
+    archs, ms = table_rows()
+    s = devices.check_samples(SPACE, archs, ms)
+    devices.register_space_device("dev", s, source="first")
+    files = {p.name: p.read_bytes() for p in (home / "devices").iterdir() if not p.name.startswith(".")}
+    monkeypatch.setattr(user, "check_free", lambda name, force: None)  # as if the check had run before the other wrote
+    with pytest.raises(RegistryError, match="already exists"):
+        devices.register_space_device("dev", s, source="second")
+    assert {p.name: p.read_bytes() for p in (home / "devices").iterdir() if not p.name.startswith(".")} == files
+    assert get_device("dev").predict(SPACE, archs[:1]).shape == (1,)
+
+
+@pytest.mark.parametrize("content", [
+    "{not json",
+    "",
+    json.dumps([1, 2]),
+    json.dumps({"format": "hw-nas/device", "format_version": 1, "name": "x", "base": "predictor", "space": 7,
+                "predictor_file": "x-000000000000.npz"}),
+    json.dumps({"format": "hw-nas/device", "format_version": 1, "name": "x", "base": "max78000",
+                "coefficients": "fast", "samples": []}),
+])
+def test_a_corrupted_device_can_be_removed_or_replaced_with_the_tool(content: str, tmp_path: Path, home: Path) -> None:
+    """Issue 16 case 6 (and case 10: wrong types): the error names a fix, and the fix works."""
+    from nas.cli import main
+
+    d = home / "devices"
+    d.mkdir(parents=True)
+    (d / "x.json").write_text(content)
+    (d / "x-000000000000.npz").write_bytes(b"PK\x03\x04 a predictor that belonged to it")
+    with pytest.raises(RegistryError) as e:
+        get_device("x")
+    msg = str(e.value)
+    assert "\n" not in msg and str(d / "x.json") in msg
+    assert "nas device remove x" in msg and "--force" in msg
+    assert main(["device", "remove", "x"]) == 0
+    assert sorted(p.name for p in d.iterdir() if not p.name.startswith(".")) == []
+    with pytest.raises(devices.UnknownDeviceError):
+        get_device("x")
+    # register --force over a corrupted file
+    (d / "x.json").write_text(content)
+    archs, ms = table_rows()
+    csv_path = write_csv(tmp_path / "s.csv", archs, ms)
+    assert main(["device", "register", "x", "--space", SPACE, "--samples", str(csv_path)]) == 2  # still needs --force
+    assert main(["device", "register", "x", "--space", SPACE, "--samples", str(csv_path), "--force"]) == 0
+    dev = get_device("x")
+    assert dev.predict(SPACE, archs[:1]).shape == (1,)
+    assert sorted(p.name for p in d.iterdir() if not p.name.startswith(".")) == sorted(["x.json", dev.record["predictor_file"]])
+
+
+@pytest.mark.parametrize("edit, word", [
+    (lambda r: r.update(coefficients=[float("nan"), 1e-5, 0.1]), "coefficients"),
+    (lambda r: r.update(coefficients=[1.0, -1e-5, 0.1]), "coefficients"),
+    (lambda r: r.update(coefficients=[-1.0, 0.0, 0.0]), "coefficients"),
+    (lambda r: r.update(coefficients=[0.0, 0.0, 0.0]), "coefficients"),
+    (lambda r: r.update(coefficients=[1.0, 2.0]), "coefficients"),
+    (lambda r: r.update(coefficients=[1.0, True, 0.0]), "coefficients"),
+    (lambda r: r.update(coefficients=[1.0, 0.0, float("inf")]), "coefficients"),
+    (lambda r: r.update(base_options={"clock_hz": "fast"}), "base_options"),
+    (lambda r: r.update(base_options={"input_cycles_per_word": float("nan")}), "base_options"),
+    (lambda r: r.update(base_options={"warp": 9}), "base_options"),
+    (lambda r: r.update(residuals_ms="none"), "residuals_ms"),
+    (lambda r: r.update(samples=[["a.yaml"]]), "samples"),
+])
+def test_bad_max78000_calibration_is_refused(edit, word: str, tmp_path: Path, home: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 16 case 7: NaN or negative board-calibration coefficients were accepted (NaN: every
+    trial failed while the CLI said feasible; negative: negative latencies)."""
+    from nas.cli import main
+
+    nets = sorted(DATA.glob("*.yaml"))
+    base = devices.MAX78000()
+    rows = [f"{p},{1.1 * base.latency_ms(Network.load(p)) + 0.2}" for p in nets]
+    (tmp_path / "board.csv").write_text("\n".join(rows) + "\n")
+    devices.register_max78000_device("board", tmp_path / "board.csv")
+    path = home / "devices" / "board.json"
+    record = json.loads(path.read_text())
+    assert all(np.isfinite(record["coefficients"])) and min(record["coefficients"]) >= 0
+    edit(record)
+    path.write_text(json.dumps(record))
+    with pytest.raises(RegistryError, match=word) as e:
+        get_device("board")
+    assert "nas device remove board" in str(e.value) and "\n" not in str(e.value)
+    assert main(["device", "check", "board", str(nets[0])]) == 2  # 2: unusable input, not 1 (does not fit)
+    assert main(["device", "list", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["board"]["kind"] == "unreadable" and word in rows["board"]["description"]
+    assert rows["max78000"]["kind"] == "accelerator"
+
+
+def test_calibration_is_checked_where_it_is_set(tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import scipy.optimize
+
+    nets = sorted(DATA.glob("*.yaml"))
+    (tmp_path / "board.csv").write_text("\n".join(f"{p},{1 + i}" for i, p in enumerate(nets)) + "\n")
+    monkeypatch.setattr(scipy.optimize, "nnls", lambda a, b: (np.array([np.nan, 0.0, 1.0]), 0.0))
+    with pytest.raises(RegistryError, match="coefficients"):
+        devices.register_max78000_device("board", tmp_path / "board.csv")
+    assert not (home / "devices" / "board.json").exists()
+    with pytest.raises(ValueError):
+        devices.MAX78000(input_cycles_per_word=float("nan"))
+    with pytest.raises(ValueError):
+        devices.MAX78000(clock_hz=float("inf"))
+
+
+@pytest.mark.parametrize("edit", [
+    lambda r: r.update(space=7),
+    lambda r: r.update(space="nope"),
+    lambda r: r.update(predictor_file=["x"]),
+    lambda r: r.update(predictor_file="../../etc/passwd"),
+    lambda r: r.update(loo="bad"),
+    lambda r: r["loo"].update(std_scale="big"),
+    lambda r: r["loo"].update(std_scale=float("nan")),
+    lambda r: r.update(samples={"a": 1}),
+    lambda r: r.update(name=3),
+    lambda r: r.update(format_version=True),
+    lambda r: r.update(format_version=-3),
+    lambda r: r.update(created=5),
+])
+def test_device_file_with_wrong_types_is_one_line_error(edit, tmp_path: Path, home: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 16 case 10: a device JSON with wrong types gave a traceback."""
+    from nas.cli import main
+
+    archs, ms = table_rows()
+    devices.register_space_device("dev", devices.check_samples(SPACE, archs, ms), source="a")
+    path = home / "devices" / "dev.json"
+    record = json.loads(path.read_text())
+    edit(record)
+    path.write_text(json.dumps(record))
+    for argv in (["device", "show", "dev"], ["predict", "--device", "dev", archs[0]]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and str(path) in err and "nas device remove dev" in err, err
+    assert main(["device", "list"]) == 0  # the other devices are still listed, this one as unreadable
+    out = capsys.readouterr().out
+    assert "dev" in out and "max78000" in out
+
+
+def test_a_damaged_predictor_file_names_the_device_fix(home: Path) -> None:
+    archs, ms = table_rows()
+    dev = devices.register_space_device("dev", devices.check_samples(SPACE, archs, ms), source="a")
+    npz = home / "devices" / dev.record["predictor_file"]
+    npz.write_bytes(npz.read_bytes()[:200])
+    with pytest.raises(RegistryError) as e:
+        get_device("dev").predict(SPACE, archs[:1])
+    assert str(npz) in str(e.value) and "--force" in str(e.value)
+    npz.unlink()
+    with pytest.raises(RegistryError, match="--force"):
+        get_device("dev").predict(SPACE, archs[:1])

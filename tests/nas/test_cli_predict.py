@@ -100,3 +100,13 @@ def test_accelerator_and_host_cpu(capsys: pytest.CaptureFixture[str], monkeypatc
     (row,) = json.loads(captured.out)
     assert row["source"] == "measured" and row["latency_ms"] > 0
     assert "measuring 1 architecture(s)" in captured.err
+
+
+def test_archs_file_that_is_binary_exits_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """Issue 16 case 10: --archs on a binary file gave a traceback."""
+    for data in (bytes(range(256)) * 4, b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe", b"ab\x00cd\n"):
+        f = tmp_path / "archs.bin"
+        f.write_bytes(data)
+        assert main(["predict", "--device", "pixel3", "--space", "fbnet", "--archs", str(f)]) == 2
+        err = capsys.readouterr().err
+        assert str(f) in err and "text" in err and len(err.strip().splitlines()) == 1, err

@@ -135,3 +135,92 @@ def test_image_folder_errors(tmp_path, case: str, word: str) -> None:
     with pytest.raises(DataError) as e:
         load_dataset(root, image_size=size)
     assert word in str(e.value) and "\n" not in str(e.value)
+
+
+# ---------------------------------------------------------------------------- hostile files (issue 16 case 10)
+def _npz_with_header_shape(path, shape: tuple[int, ...], dtype: str = "<f8", compress: bool = False) -> None:
+    """An .npz whose x.npy header declares ``shape`` but holds only a few bytes of data."""
+    import io
+    import zipfile
+
+    from numpy.lib import format as npformat
+
+    def npy(header_shape: tuple[int, ...], data: bytes, dt: str) -> bytes:
+        buf = io.BytesIO()
+        npformat.write_array_header_1_0(buf, {"descr": dt, "fortran_order": False, "shape": header_shape})
+        return buf.getvalue() + data
+
+    mode = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    with zipfile.ZipFile(path, "w", mode) as z:
+        z.writestr("x.npy", npy(shape, b"\0" * 64, dtype))
+        z.writestr("y.npy", npy((20,), np.arange(20, dtype="<i8").tobytes(), "<i8"))
+
+
+@pytest.mark.parametrize("shape, compress", [
+    ((2**40, 28, 28), False),  # 6 PB declared
+    ((2**40, 28, 28), True),
+    ((10**6, 1, 1000, 1000), False),  # 8 TB
+    ((2**62, 4), False),  # overflows int64 bytes
+])
+def test_npz_whose_header_declares_a_huge_array(tmp_path, shape, compress: bool) -> None:
+    p = tmp_path / "huge.npz"
+    _npz_with_header_shape(p, shape, compress=compress)
+    with pytest.raises(DataError) as e:
+        load_npz(p)
+    msg = str(e.value)
+    assert str(p) in msg and "\n" not in msg and "x" in msg and "save" in msg, msg
+
+
+def test_npz_larger_than_memory_is_refused_before_loading(tmp_path, monkeypatch) -> None:
+    import nas._data as data_mod
+
+    p = tmp_path / "ok.npz"
+    np.savez(p, x=np.zeros((40, 8, 8), np.uint8), y=np.arange(40) % 2)
+    assert load_npz(p).input_shape == (1, 8, 8)
+    monkeypatch.setattr(data_mod, "_available_memory", lambda: 10_000)  # bytes
+    with pytest.raises(DataError, match="memory") as e:
+        load_npz(p)
+    assert "\n" not in str(e.value)
+
+
+def _bomb_png(path, width: int, height: int) -> None:
+    """A tiny PNG whose header claims ``width`` x ``height`` pixels (the IHDR patched, its CRC fixed)."""
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(path)
+    data = bytearray(path.read_bytes())
+    i = data.index(b"IHDR")
+    data[i + 4:i + 12] = struct.pack(">II", width, height)
+    data[i + 17:i + 21] = struct.pack(">I", zlib.crc32(bytes(data[i:i + 17])))
+    path.write_bytes(bytes(data))
+
+
+def _folder_with(tmp_path, bad_name: str):
+    root = tmp_path / "imgs"
+    for cls in ("a", "b"):
+        for i in range(5):
+            _png(root / cls / f"{i}.png", np.zeros((4, 4), np.uint8))
+    return root, root / "b" / bad_name
+
+
+def test_image_folder_with_a_decompression_bomb(tmp_path) -> None:
+    root, bomb = _folder_with(tmp_path, "bomb.png")
+    _bomb_png(bomb, 100_000, 100_000)  # 10^10 pixels: over twice Pillow's limit (an error in Pillow)
+    with pytest.raises(DataError) as e:
+        load_dataset(root)
+    assert str(bomb) in str(e.value) and "\n" not in str(e.value) and "remove" in str(e.value)
+
+
+def test_image_folder_with_an_image_over_the_pixel_limit(tmp_path, monkeypatch) -> None:
+    from PIL import Image
+
+    root, big = _folder_with(tmp_path, "big.png")
+    _png(big, np.zeros((12, 12), np.uint8))  # 144 pixels: between the limit and twice it (a warning in Pillow)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    with pytest.raises(DataError) as e:
+        load_dataset(root)
+    assert str(big) in str(e.value) and "\n" not in str(e.value)

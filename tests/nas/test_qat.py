@@ -150,3 +150,59 @@ def test_phone_run_qat_exports_matching_onnx(tmp_path: Path) -> None:
     assert "argmax agreement" in card and "pass" in card and "SQNR" in card
     assert "7-bit range [-63, 63] stored as int8" in card and "2 x 255 x 63 = 32,130 (within 32,767)" in card
     assert "weights |w| <= 63" in (res.run_dir / "qat" / "qat.md").read_text()
+
+
+@pytest.fixture(scope="module")
+def searched_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished 4-trial MAX78000 search (NASWOT on 64 images), no QAT."""
+    runs = tmp_path_factory.mktemp("runs")
+    cfg = SearchConfig(device="max78000", budget_bytes=400_000, trials=4, runs_dir=runs, name="s",
+                       max_train_images=64, estimator="naswot", estimator_options={"batch": 16}, space_options=SPACE)
+    run_search(cfg)
+    return runs / "s"
+
+
+def _set(*keys: str, value: object):
+    def edit(p: dict) -> None:
+        d = p
+        for k in keys[:-1]:
+            d = d[k]
+        d[keys[-1]] = value
+    return edit
+
+
+@pytest.mark.parametrize("edit, word", [
+    (_set("settings", "data", value="mnist"), "data"),
+    (_set("settings", "device", value=5), "device"),
+    (_set("settings", "device", value="no-such-device"), "unknown device"),
+    (_set("settings", "space_options", value=[1]), "space_options"),
+    (_set("settings", "space_options", "widths", value="16"), "space"),
+    (_set("settings", "space_options", "nope", value=1), "space_options"),
+    (_set("settings", "data_seed", value="x"), "data_seed"),
+    (_set("settings", "data_seed", value=-1), "data_seed"),
+    (_set("settings", "data_seed", value=None), "data_seed"),
+    (_set("settings", "data", "input_shape", value="1x28x28"), "input_shape"),
+    (_set("settings", "data", "num_classes", value="10"), "num_classes"),
+    (_set("settings", "data", "image_size", value="ab"), "image_size"),
+    (_set("settings", "estimator", value="supernet"), "estimator"),
+    (_set("settings", "budget_bytes", value="400KB"), "budget_bytes"),
+    (_set("pareto", 0, "trial", value="abc"), "trial"),
+    (_set("pareto", 0, "latency_ms", value="fast"), "latency_ms"),
+    (_set("pareto", 0, "estimate", value=float("nan")), "estimate"),
+    (_set("pareto", 0, "estimate", value=True), "estimate"),
+    (_set("pareto", 0, "fits", value="no"), "fits"),
+    (_set("pareto", 0, "network_file", value=5), "network_file"),
+    (_set("name", value=["a"]), "name"),
+])
+def test_pareto_json_with_edited_types_exit_2_and_write_nothing(searched_run: Path, tmp_path: Path, edit, word: str,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 16 case 10: pareto.json with edited types gave tracebacks under nas qat (or failed after training)."""
+    runs = tmp_path / "runs"
+    shutil.copytree(searched_run, runs / "r")
+    p = json.loads((runs / "r" / "pareto.json").read_text())
+    edit(p)
+    (runs / "r" / "pareto.json").write_text(json.dumps(p))
+    err = _cli_bad(capsys, runs, "r", "--top", "1", "--epochs", "1", "--qat-epochs", "1")
+    assert word in err, err
+    if word != "unknown device":
+        assert "pareto.json" in err and "re-run the search" in err, err

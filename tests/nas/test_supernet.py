@@ -276,3 +276,43 @@ def test_settings_from_run_finds_the_search_cache(trained, digits, space) -> Non
     assert got == TINY
     assert get_supernet(space, digits, runs_dir=runs, settings=got, train=False).path == sn.path
     assert settings_from_run({"estimator": {"estimator": "naswot", "batch": 8}}) == SupernetSettings()
+
+
+@pytest.mark.parametrize("missing", ["config.json", "weights.safetensors", "train_log.csv"])
+def test_incomplete_cache_is_one_line_and_not_retrained(tmp_path, digits, space, missing: str) -> None:
+    """Issue 16 case 8: a cache missing its config.json retrained fully, then crashed (OSError) on every run."""
+    settings = SupernetSettings(epochs_largest=1, epochs_elastic=0, batch_size=32, recal_images=32, max_width=8)
+    sn = get_supernet(space, digits, runs_dir=tmp_path, settings=settings)
+    for p in sn.path.iterdir():
+        if p.name == missing:
+            p.unlink()
+    for train in (True, False):
+        lines: list[str] = []
+        with pytest.raises(SupernetCacheError) as e:
+            get_supernet(space, digits, runs_dir=tmp_path, settings=settings, train=train, progress=lines.append)
+        msg = str(e.value)
+        assert str(sn.path) in msg and "incomplete" in msg and f"delete {sn.path}" in msg and "\n" not in msg
+        assert not any("training" in line for line in lines)  # refused before training
+    import shutil
+
+    shutil.rmtree(sn.path)  # the fix it names
+    again = get_supernet(space, digits, runs_dir=tmp_path, settings=settings)
+    assert again.trained and {p.name for p in again.path.iterdir()} == {"weights.safetensors", "config.json",
+                                                                        "train_log.csv"}
+    assert not get_supernet(space, digits, runs_dir=tmp_path, settings=settings).trained
+    if missing == "config.json":  # an empty folder holds nothing to lose: it is trained into
+        shutil.rmtree(again.path)
+        again.path.mkdir()
+        assert get_supernet(space, digits, runs_dir=tmp_path, settings=settings).trained
+
+
+def test_cache_path_taken_by_a_file(tmp_path, digits, space) -> None:
+    settings = SupernetSettings(epochs_largest=1, epochs_elastic=0, batch_size=32, recal_images=32, max_width=8)
+    from nas._supernet import cache_dir
+
+    path = cache_dir(space, digits, runs_dir=tmp_path, settings=settings)
+    path.parent.mkdir(parents=True)
+    path.write_text("not a folder")
+    with pytest.raises(SupernetCacheError, match="delete") as e:
+        get_supernet(space, digits, runs_dir=tmp_path, settings=settings)
+    assert str(path) in str(e.value)

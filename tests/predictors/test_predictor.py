@@ -433,3 +433,49 @@ def test_reference_selection_uses_only_meta_train_devices_and_pool_rows() -> Non
                                                                                     help_t.ref_index]
     with pytest.raises(ValueError, match="references"):
         predictors.load_latency_table("nasbench201", "random")
+
+
+# ---------------------------------------------------------------------------- damaged files (issue 16)
+def _rewrite(src: Path, dst: Path, edit_meta=None, edit_arrays=None) -> Path:
+    with np.load(src, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(bytes(arrays.pop("__meta__")).decode())
+    if edit_meta:
+        edit_meta(meta)
+    if edit_arrays:
+        edit_arrays(arrays)
+    arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    np.savez(dst, **arrays)
+    return dst
+
+
+@pytest.mark.parametrize("edit_meta, edit_arrays, word", [
+    (lambda m: m.update(format_version=-3), None, "version -3"),
+    (lambda m: m.update(format_version=True), None, "version True"),
+    (lambda m: m.update(format_version=0), None, "version 0"),
+    (lambda m: m.update(format_version="2"), None, "version '2'"),
+    (None, lambda a: a.update(x_mean=np.zeros(7)), "x_mean"),
+    (None, lambda a: a.update(x_mean=np.zeros((51, 2)), x_std=np.ones((51, 2))), "x_mean"),
+    (None, lambda a: a.update(x_std=-a["x_std"]), "x_std"),
+    (None, lambda a: a.update({"m1/W1": np.zeros((3, 3))}), "W1"),
+    (None, lambda a: a.update({"m0/b0": np.full(a["m0/b0"].shape, np.nan)}), "NaN"),
+    (None, lambda a: a.update(support_y=a["support_y"][:3]), "support_y"),
+    (None, lambda a: a.update(support_y=np.array(["a"] * len(a["support_y"]))), "support_y"),
+    (lambda m: m.update(n_members="2"), None, "n_members"),
+    (lambda m: m.update(member_keys="W0x"), None, "member_keys"),
+    (lambda m: m.update(ref_archs=5), None, "ref_archs"),
+    (lambda m: m.update(support_archs=["|bad|"] * len(m["support_archs"])), None, "do not fit together"),
+    (lambda m: m.update(params=[1, 2]), None, "params"),
+])
+def test_damaged_predictor_files_are_one_line_errors(tiny: predictors.LatencyPredictor, table: predictors.LatencyTable,
+                                                     tmp_path: Path, edit_meta, edit_arrays, word: str) -> None:
+    """Issue 16 case 10: a wrong x_mean shape gave a raw ValueError; versions -3 and True were accepted."""
+    q = tiny.adapt(table.ref_archs, _device(table)[table.ref_index])
+    src = Path(q.save(tmp_path / "p.npz"))
+    bad = _rewrite(src, tmp_path / "bad.npz", edit_meta, edit_arrays)
+    with pytest.raises(ArtefactError) as e:
+        predictors.load_file(bad)
+    msg = str(e.value)
+    assert word in msg and str(bad) in msg and "\n" not in msg and "again" in msg, msg
+    # the fix it names works: the file saved again loads
+    predictors.load_file(q.save(bad))
