@@ -32,7 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from optuna.storages.journal import BaseJournalBackend
-from optuna.storages.journal._file import BaseJournalFileLock  # not re-exported; a documented lock_obj type
+from optuna.storages.journal._file import (
+    BaseJournalFileLock,  # not re-exported; a documented lock_obj type
+)
 
 from search_spaces import InputError
 
