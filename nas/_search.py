@@ -322,6 +322,9 @@ def _rdb_storage(url: str) -> Any:
     """Optuna's RDB storage at ``url`` (with heartbeats); an :class:`InputError` when it cannot be opened."""
     import optuna
 
+    # study.ask() warns that heartbeats are meant for Study.optimize; this search (and Ray's
+    # OptunaSearch) asks and tells, recording the heartbeats itself (heartbeat()).
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used", category=UserWarning)
     for attempt in range(5):
         try:
             with warnings.catch_warnings():
