@@ -155,7 +155,7 @@ class JournalScan:
         return self.damaged and self.intact_after == 0
 
     def describe(self) -> str:
-        """``line 12 of 40 cut short`` style."""
+        """``line 12 of 40 is cut short (...)`` style."""
         tail = f" and {self.n_damaged - 1} more damaged line(s)" if self.n_damaged > 1 else ""
         return f"line {self.damaged_line} of {self.n_lines} {self.reason}{tail}"
 
@@ -194,7 +194,7 @@ def scan_journal(journal: Path) -> JournalScan:
             scan.n_damaged += 1
             if scan.damaged_line is None:
                 scan.damaged_line = scan.n_lines
-                scan.reason = ("cut short (no line end: a write cut by a kill, a full disk or a power loss)"
+                scan.reason = ("is cut short (no line end: a write cut by a full disk, a power loss or a kill)"
                                if end < 0 else "is not a journal record")
         elif scan.damaged_line is None:
             scan.records.append(rec)

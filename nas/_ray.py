@@ -330,7 +330,7 @@ def run_ray_search(prep: _Prepared, progress: Callable[[SearchProgress], None] |
     study = searcher = None
     try:
         workers = cfg.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        with _run_dir_locked(prep.run_dir):
+        with _run_dir_locked(prep.run_dir, cfg.storage is not None):
             study, tally, cache = _open_study(prep, log)
             if progress:
                 progress(tally.progress(cfg.trials, prep.estimator.metric_name(), None, False))

@@ -623,7 +623,7 @@ def _comparable(key: str, value: Any) -> Any:
 
 
 @contextlib.contextmanager
-def _locked(run_dir: Path) -> Iterator[None]:
+def _locked(run_dir: Path, shared: bool = False) -> Iterator[None]:
     """Hold an exclusive lock on the run (``flock``: the OS releases it when its holder dies, even
     by SIGKILL, so a lock file left behind never blocks). The holder writes ``HOST PID`` into it
     for the message a second search gets."""
@@ -642,7 +642,8 @@ def _locked(run_dir: Path) -> Iterator[None]:
                 owner = ""
             raise RunInUseError(
                 f"run {run_dir} is in use by another nas search{f' ({owner})' if owner else ''}; "
-                "wait for it or pass --name NEW"
+                + ("wait for it, or give this one another --runs-dir to join the same --storage study" if shared
+                   else "wait for it or pass --name NEW")
             ) from None
         with contextlib.suppress(OSError):
             os.ftruncate(fd, 0)
@@ -653,7 +654,7 @@ def _locked(run_dir: Path) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _run_dir_locked(run_dir: Path) -> Iterator[None]:
+def _run_dir_locked(run_dir: Path, shared: bool = False) -> Iterator[None]:
     """Make the run directory and hold its lock; a directory this call made is removed again when
     the call fails before writing anything into it (a bad --storage), so the name stays free."""
     made = not run_dir.exists()
@@ -662,7 +663,7 @@ def _run_dir_locked(run_dir: Path) -> Iterator[None]:
     except OSError as e:
         raise InputError(f"cannot create {run_dir}: {e.strerror or e}; choose another --runs-dir or --name") from None
     try:
-        with _locked(run_dir):
+        with _locked(run_dir, shared):
             yield
     except BaseException:
         if made:
@@ -805,7 +806,7 @@ def run_search(cfg: SearchConfig, progress: Callable[[SearchProgress], None] | N
     t_start = time.perf_counter()
     prepare_estimator(prep, log)
     shared = cfg.storage is not None
-    with _run_dir_locked(prep.run_dir):
+    with _run_dir_locked(prep.run_dir, shared):
         study, tally, cache = _open_study(prep, log)
         n_done = tally.done
         metric = prep.estimator.metric_name()
@@ -1020,8 +1021,8 @@ def _repair_journal(prep: _Prepared, log: Callable[[str], None] | None) -> None:
         raise InputError(f"{journal} is damaged: {scan.describe()}, followed by {scan.intact_after} intact record(s); "
                          "nothing was changed: restore it from a backup, or move it away and run again")
     kept = recover(journal, scan)
-    say(f"{journal} was damaged ({scan.describe()}); recovered its {len(scan.records)} intact record(s) into a "
-        f"fresh {journal.name}, the damaged file is kept as {kept}")
+    say(f"{journal} was damaged at its end: {scan.describe()}; its {len(scan.records)} intact record(s) now make "
+        f"a fresh {journal.name}, the damaged file is kept as {kept}")
 
 
 def _open_study(prep: _Prepared, log: Callable[[str], None] | None = None,

@@ -110,7 +110,7 @@ def test_damaged_journal_end_is_recovered_never_written_to(tmp_path: Path, tiny:
     damaged = journal.read_bytes()
     assert main(_args(tiny, runs, 3)) == 0
     err = capsys.readouterr().err
-    assert "damaged" in err and "recovered" in err
+    assert "damaged at its end" in err and "intact record(s) now make a fresh study.journal" in err
     kept = [p for p in (runs / NAME).iterdir() if p.name.startswith("study.journal.damaged-")]
     assert len(kept) == 1 and kept[0].name in err
     assert kept[0].read_bytes() == damaged  # kept byte for byte
