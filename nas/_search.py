@@ -396,7 +396,12 @@ def _inspect_study(run_dir: Path, name: str, url: str | None = None) -> tuple[di
     if name not in names:
         return None, scan if scan.damaged else None, []
     study = optuna.load_study(study_name=name, storage=storage)
-    return dict(study.user_attrs.get("settings", {})), scan if scan.damaged else None, []
+    settings = study.user_attrs.get("settings")
+    if not settings and not study.trials:  # killed between creating the study and writing its settings
+        return None, scan if scan.damaged else None, [
+            f"{journal} holds the study {name!r} without settings or trials (a search killed while creating it): "
+            "starting it"]
+    return dict(settings or {}), scan if scan.damaged else None, []
 
 
 def validate(cfg: SearchConfig) -> _Prepared:

@@ -93,6 +93,18 @@ def test_journal_lock_breaks_an_old_lock_and_links_an_absolute_path(tmp_path: Pa
         lk.release()
 
 
+def test_killed_while_creating_the_study_resumes(tmp_path: Path, tiny: Path, capsys) -> None:
+    """A SIGKILL between the study's creation and its settings record (found by killing at the
+    moment the journal lock existed) left a study whose resume was refused as "--device = None"."""
+    journal = tmp_path / "runs" / NAME / "study.journal"
+    journal.parent.mkdir(parents=True)
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+    optuna.create_study(study_name=NAME, storage=storage, directions=["maximize", "minimize"])
+    assert main(_args(tiny, tmp_path / "runs", 1)) == 0
+    assert "without settings or trials" in capsys.readouterr().err
+    assert _complete(_study(journal)) == 1
+
+
 # -- 2: a journal cut short or with garbage appended ---------------------------------------------
 
 
