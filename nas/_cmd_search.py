@@ -1,6 +1,6 @@
 """``nas search``: find Pareto-optimal networks for a device (thin layer over ``nas._search``).
 
-    nas search --device max78000 --budget 400KB [--latency 2ms] [--trials N] [--seed S] [--name RUN]
+    nas search --device max78000 --budget 400KB [--latency 2ms] [--trials N] [--timeout 30min] [--seed S] [--name RUN]
                [--accuracy supernet|proxy|short-qat] [--data FILE.npz|FOLDER]
                [--backend ray [--ray-address ADDRESS] [--workers N]]
     nas search --device pixel3 --space fbnet --latency 20ms [--budget 4MB] [--ram 2MB] [--latency-margin K]
@@ -9,6 +9,8 @@
 from __future__ import annotations
 
 import argparse
+import signal
+import threading
 from typing import Any
 
 __all__ = ["register"]
@@ -45,7 +47,13 @@ def register(subparsers: Any) -> None:
                    help="not MAX78000: K of mean + K x std <= --latency (default 1.645, a one-sided 95%% bound)")
     p.add_argument("--trials", type=int, default=DEFAULT_TRIALS,
                    help=f"completed trials the study should hold, resumed trials included (default {DEFAULT_TRIALS})")
-    p.add_argument("--seed", type=int, default=0, help="seed of the sampler, data split and estimate (default 0; a resumed run needs the same seed)")
+    p.add_argument("--timeout", help="wall-clock budget of this call's trials, e.g. 30min, 2h or 90s: no trial "
+                   "starts after it (the one in flight finishes; the supernet training before the trials and the "
+                   "QAT after them are not counted); the search ends at --trials or --timeout, whichever comes "
+                   "first, and running the command again goes on toward --trials (default: none)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampler, data split and estimate, 0 to "
+                   "4294967295 (default 0; a resumed run needs the same seed; processes sharing a --storage "
+                   "also mix in their process id, so that they draw different networks)")
     p.add_argument("--name", help="run name under --runs-dir (default: from device, budget, latency, data)")
     p.add_argument("--data", help="a .npz file with arrays x [N,C,H,W] (or [N,H,W]; [N,C,L,1] for sequences) "
                    "and y [N], or an image folder with one sub-folder per class (PNG/JPEG/BMP) "
@@ -90,7 +98,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--qat-quant-epochs", type=int, help="quantisation-aware epochs of that QAT (default: nas qat's)")
     p.add_argument("--runs-dir", default="runs", help="directory holding the runs (default runs)")
     p.add_argument("--storage", help="an RDB URL for the study instead of RUN/study.journal, e.g. "
-                   "postgresql://user:pass@host/db (several machines) or sqlite:///nas.db")
+                   "postgresql://user:pass@host/db (several machines) or sqlite:///nas.db; every process on "
+                   "it counts toward the same --trials")
     p.add_argument("--backend", default="local", choices=["local", "ray"],
                    help="local: trials one after another here (default); ray: Ray Tune trials driven by "
                    "Optuna's sampler, in the same study and run directory")
@@ -104,11 +113,12 @@ def _config(args: argparse.Namespace) -> Any:
     from search_spaces import InputError
 
     from ._search import SearchConfig
-    from ._units import parse_size, parse_time_ms
+    from ._units import parse_duration_s, parse_size, parse_time_ms
 
     budget = parse_size(args.budget, what="--budget") if args.budget is not None else None
     latency = parse_time_ms(args.latency, what="--latency") if args.latency is not None else None
     ram = parse_size(args.ram, what="--ram") if args.ram is not None else None
+    timeout = parse_duration_s(args.timeout, what="--timeout") if args.timeout is not None else None
     if args.estimate is not None and args.accuracy is not None:
         raise InputError("give --accuracy only (--estimate is its deprecated alias)")
     if args.estimate is not None:
@@ -143,7 +153,7 @@ def _config(args: argparse.Namespace) -> Any:
         latency_text=args.latency.strip() if args.latency else None,
         backend=args.backend, ray_address=args.ray_address, workers=args.workers, storage=args.storage,
         space=args.space, ram_bytes=ram, latency_margin=args.latency_margin,
-        ram_text=args.ram.strip() if args.ram else None,
+        ram_text=args.ram.strip() if args.ram else None, timeout_s=timeout,
     )
 
 
@@ -210,6 +220,28 @@ def _qat_config(args: argparse.Namespace) -> Any:
 
 
 def _search(args: argparse.Namespace) -> int:
+    """``nas search``; SIGTERM stops it like Ctrl-C (the trial in flight told FAIL), exit 143."""
+    import sys
+
+    from ._search import SearchTerminated
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise SearchTerminated()
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    old = signal.signal(signal.SIGTERM, on_term) if main_thread else None
+    try:
+        return _run(args)
+    except SearchTerminated:
+        print("nas search: terminated (SIGTERM); a trial in flight was marked failed, the study keeps the "
+              "finished ones: run the same command to resume", file=sys.stderr)
+        return 143
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, old if old is not None else signal.SIG_DFL)
+
+
+def _run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -250,7 +282,8 @@ def _search(args: argparse.Namespace) -> int:
         from ._ray import TrialFailedTwiceError
 
         try:
-            result = run_search(cfg, progress=on_progress)  # the supernet is in the cache by now
+            result = run_search(cfg, progress=on_progress,  # the supernet is in the cache by now
+                                log=lambda line: bar.console.print(line, highlight=False, soft_wrap=True))
         except TrialFailedTwiceError as e:
             bar.stop()
             err.print(f"nas search: error: {e}", highlight=False)
@@ -262,6 +295,9 @@ def _search(args: argparse.Namespace) -> int:
         out.print("no feasible network yet: relax --budget, --ram or --latency, or raise --trials")
     out.print(f"{result.n_new} new trials in {result.seconds:.1f} s "
               f"(device checks {result.device_seconds:.2f} s, estimates {result.estimate_seconds:.1f} s)")
+    if result.timed_out:
+        out.print(f"stopped by --timeout {args.timeout.strip()}: the study holds {result.n_complete} of {cfg.trials} "
+                  "trials; run the same command again to go on", highlight=False)
     print(f"{result.run_dir}/")
     if qat_cfg is not None and result.pareto:
         from ._cmd_qat import run_and_print

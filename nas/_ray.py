@@ -16,7 +16,13 @@ do is filled in by a small subclass, :class:`_StudySearch`:
 * a trial whose worker died (or which raised) is told FAIL and retried once as a new trial with
   the same parameters (``enqueue_trial``); the search goes on. A retry that fails again stops
   the search with an error (a failure that repeats is not a lost worker);
-* it stops when the study holds ``trials`` completed trials, counted like the local backend.
+* it stops when the study holds ``trials`` completed trials, counted like the local backend
+  (on a shared ``--storage``: the trials every process completed or is running), or when
+  ``timeout_s`` has passed (the trials in flight finish).
+
+Tune keeps its files in ``$TMPDIR/nas-tune-<driver pid>-*``, removed when the search ends; a
+driver killed with SIGKILL cannot remove its own, so the next search removes those whose driver
+is gone (:func:`clean_stale_tune_dirs`).
 
 Supernet training (``nas._supernet``) runs once on the driver before the first trial
 (:func:`nas._search.prepare_estimator`); the estimator shipped to the workers holds no weights
@@ -32,6 +38,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -44,22 +51,58 @@ from typing import Any
 
 from search_spaces import InputError
 
+from . import _search
 from ._search import (
     SearchProgress,
     SearchResult,
     _finish,
-    _locked,
     _open_study,
     _Prepared,
+    _run_dir_locked,
     _Tally,
     check_trial,
+    counted_trials,
     estimate_arch,
     prepare_estimator,
     record_estimate,
     trial_values,
+    worker_id,
 )
 
-__all__ = ["RayUnreachableError", "TrialFailedTwiceError", "connect", "run_ray_search", "JOBS", "KILL_TRIAL_ENV"]
+__all__ = ["RayUnreachableError", "TrialFailedTwiceError", "connect", "run_ray_search", "JOBS", "KILL_TRIAL_ENV",
+           "clean_stale_tune_dirs"]
+
+_TUNE_PREFIX = "nas-tune-"
+_TUNE_RE = re.compile(r"^nas-tune-(\d+)-")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def clean_stale_tune_dirs() -> int:
+    """Remove ``$TMPDIR/nas-tune-<pid>-*`` folders whose driver process is gone (a driver killed
+    by SIGKILL leaves its own); returns how many were removed. Folders without a driver pid in
+    their name (older versions) are left alone."""
+    n = 0
+    for p in Path(tempfile.gettempdir()).glob(f"{_TUNE_PREFIX}*"):
+        m = _TUNE_RE.match(p.name)
+        if m is None or not p.is_dir() or p.is_symlink() or _alive(int(m.group(1))):
+            continue
+        try:
+            if p.stat().st_uid != os.getuid():
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(p, ignore_errors=True)
+        n += not p.exists()
+    return n
 
 KILL_TRIAL_ENV = "NAS_RAY_TEST_KILL_TRIAL"
 """Test hook: the study trial number whose first attempt kills its own Ray worker (SIGKILL);
@@ -155,6 +198,8 @@ def _make_searcher(prep: _Prepared, study: Any, tally: _Tally, cache: dict[str, 
     cfg = prep.cfg
     metric = prep.estimator.metric_name()
     kill = os.environ.get(KILL_TRIAL_ENV)
+    shared = cfg.storage is not None
+    deadline = None if cfg.timeout_s is None else _search._clock() + float(cfg.timeout_s)
     device_seconds = [0.0]
 
     def space(trial: Any) -> dict[str, Any]:
@@ -162,6 +207,8 @@ def _make_searcher(prep: _Prepared, study: Any, tally: _Tally, cache: dict[str, 
         chk = check_trial(prep, trial)
         device_seconds[0] += time.perf_counter() - t0
         retry_of = trial.user_attrs.get("retry_of")
+        if shared:
+            trial.set_user_attr("worker", worker_id())
         return {
             "nas_job": "estimate",
             "nas_number": trial.number,
@@ -189,14 +236,25 @@ def _make_searcher(prep: _Prepared, study: Any, tally: _Tally, cache: dict[str, 
             self.failures: list[int] = []
             self.device_seconds = device_seconds
             self.progress = progress
+            self.timed_out = False
 
         def __getstate__(self) -> dict[str, Any]:
             # Tune pickles the searcher (for Tuner.restore, unused: the study is the state);
             # a progress callback may hold locks (rich's progress bar).
             return {**self.__dict__, "progress": None}
 
+        def _full(self) -> bool:
+            if self.failed_twice is not None:
+                return True
+            if deadline is not None and _search._clock() >= deadline:
+                self.timed_out = True
+                return True
+            if shared:  # every process's trials count, this one's live ones are RUNNING
+                return counted_trials(study) >= cfg.trials
+            return tally.done + len(self.live) >= cfg.trials
+
         def suggest(self, trial_id: str) -> Any:
-            if self.failed_twice is not None or tally.done + len(self.live) >= cfg.trials:
+            if self._full():
                 if self.live:
                     return None
                 self.finished = True
@@ -267,13 +325,13 @@ def run_ray_search(prep: _Prepared, progress: Callable[[SearchProgress], None] |
     # carries no weights and loads this cache (it never trains: SupernetAccuracy.evaluate).
     prepare_estimator(prep, log)
     started = connect(cfg.ray_address, cfg.workers)
-    tune_dir = Path(tempfile.mkdtemp(prefix="nas-tune-"))
+    clean_stale_tune_dirs()
+    tune_dir = Path(tempfile.mkdtemp(prefix=f"{_TUNE_PREFIX}{os.getpid()}-"))
     study = searcher = None
     try:
         workers = cfg.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        prep.run_dir.mkdir(parents=True, exist_ok=True)
-        with _locked(prep.run_dir):
-            study, tally, cache = _open_study(prep)
+        with _run_dir_locked(prep.run_dir, cfg.storage is not None):
+            study, tally, cache = _open_study(prep, log)
             if progress:
                 progress(tally.progress(cfg.trials, prep.estimator.metric_name(), None, False))
             searcher = _make_searcher(prep, study, tally, cache, progress)
@@ -304,8 +362,10 @@ def run_ray_search(prep: _Prepared, progress: Callable[[SearchProgress], None] |
                 raise TrialFailedTwiceError(
                     f"trial {first} failed on Ray and its retry (trial {second}) failed too"
                     + (f": {errs[-1]}" if errs else "") + "; the study keeps the finished trials")
-            return _finish(study, prep, tally, n_new=searcher.n_new, seconds=time.perf_counter() - t_start,
-                           device_seconds=searcher.device_seconds[0], estimate_seconds=searcher.estimate_seconds)
+            result = _finish(study, prep, tally, n_new=searcher.n_new, seconds=time.perf_counter() - t_start,
+                             device_seconds=searcher.device_seconds[0], estimate_seconds=searcher.estimate_seconds)
+            result.timed_out = searcher.timed_out
+            return result
     finally:
         if searcher is not None and study is not None:  # Ctrl-C or an error: trials in flight never finished
             trials = study.get_trials(deepcopy=False)

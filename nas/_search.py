@@ -9,6 +9,10 @@ The study lives in ``runs/<name>/study.journal`` (Optuna ``JournalStorage`` with
 ``JournalFileBackend``; optuna-dashboard opens it). Every finished trial is appended and
 fsync'ed, so a search killed with SIGKILL loses at most the trial in flight; running the same
 settings with the same name resumes the study (``--trials`` counts all completed trials).
+``nas._journal`` makes the journal survive kills and damage: a lock left by a killed process is
+broken, a journal damaged at its end is recovered into a fresh one (the damaged file kept beside
+it), and damage inside it stops the search before anything is written. A shared ``--storage``
+holds ``--trials`` for every process together, and each process draws its own networks.
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ import json
 import math
 import os
 import re
+import socket
 import time
 import warnings
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -45,6 +51,17 @@ class RunInUseError(InputError):
 
 class SettingsMismatchError(InputError):
     """A run of that name exists with different settings."""
+
+
+class SearchTerminated(KeyboardInterrupt):
+    """SIGTERM arrived (``nas search`` turns it into this): stop like Ctrl-C, the trial in flight
+    told FAIL."""
+
+
+SEED_MAX = 2**32 - 1
+"""Largest ``--seed`` (the seeds of NumPy's legacy generators, used by Optuna's samplers, are 32-bit)."""
+
+_clock = time.monotonic  # the --timeout clock (tests replace it)
 
 
 @dataclass
@@ -118,6 +135,9 @@ class SearchConfig:
     ram_text: str | None = None
     device_options: dict[str, Any] = field(default_factory=dict)
     image_size: str | tuple[int, int] | None = None
+    timeout_s: float | None = None
+    """Wall-clock budget of this call's trials in seconds: no trial starts after it (the one in
+    flight finishes); None: none. Whichever of ``trials`` and this comes first ends the search."""
 
 
 MOBILE_SPACES = ("fbnet",)
@@ -207,6 +227,7 @@ class SearchResult:
         n_new: trials run by this call; seconds: wall time of this call.
         device_seconds, estimate_seconds: time spent in device checks / estimates this call.
         resumed: the study existed before this call.
+        timed_out: ``timeout_s`` ended this call before the study held ``trials`` completed trials.
     """
 
     run_dir: Path
@@ -222,6 +243,7 @@ class SearchResult:
     resumed: bool
     settings: dict[str, Any]
     files: dict[str, Path] = field(default_factory=dict)
+    timed_out: bool = False
 
 
 @dataclass
@@ -240,6 +262,11 @@ class _Prepared:
     """A latency-predicting device (phone, host-cpu, registered) searching ``space_name``."""
     space_name: str = "ai8x"
     ram: int | None = None
+    journal_scan: Any = None
+    """The journal's :class:`nas._journal.JournalScan` when it was damaged at its end (recovered
+    when the study is opened), else None."""
+    notes: list[str] = field(default_factory=list)
+    """One-line notes for the user found while validating (an empty journal)."""
 
 
 def _fmt_num(x: float) -> str:
@@ -270,24 +297,46 @@ def default_run_name(cfg: SearchConfig, mobile: bool = False) -> str:
     return name[:100]
 
 
-def _journal_storage(path: Path) -> Any:
+def _journal_storage(path: Path, records: list[dict[str, Any]] | None = None) -> Any:
+    """The journal at ``path`` with a lock that survives kills (``nas._journal.JournalLock``);
+    with ``records``: a read-only storage over those records instead (a damaged journal)."""
     import optuna
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
+    from ._journal import JournalLock, RecordsBackend
+
+    backend = (RecordsBackend(records) if records is not None
+               else JournalFileBackend(str(path), lock_obj=JournalLock(path)))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return JournalStorage(JournalFileBackend(str(path)))
+        return JournalStorage(backend)
+
+
+HEARTBEAT_S = 30
+"""Shared ``--storage``: a running trial records a heartbeat this often (s); one silent for
+:data:`HEARTBEAT_GRACE_S` belongs to a killed process and is failed by the next search."""
+HEARTBEAT_GRACE_S = 120
 
 
 def _rdb_storage(url: str) -> Any:
-    """Optuna's RDB storage at ``url``; an :class:`InputError` when it cannot be opened."""
+    """Optuna's RDB storage at ``url`` (with heartbeats); an :class:`InputError` when it cannot be opened."""
     import optuna
 
-    try:
-        return optuna.storages.RDBStorage(url)
-    except Exception as e:  # driver missing, server down, bad credentials
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise InputError(f"cannot open --storage {url}: {first}") from None
+    # study.ask() warns that heartbeats are meant for Study.optimize; this search (and Ray's
+    # OptunaSearch) asks and tells, recording the heartbeats itself (heartbeat()).
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used", category=UserWarning)
+    for attempt in range(5):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=HEARTBEAT_GRACE_S)
+        except Exception as e:  # driver missing, server down, bad credentials
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            if attempt < 4 and any(w in first for w in ("already exists", "UNIQUE constraint", "database is locked")):
+                time.sleep(0.2 * (attempt + 1))  # another process is creating the tables right now
+                continue
+            raise InputError(f"cannot open --storage {url}: {first}") from None
+    raise AssertionError("unreachable")
 
 
 def _study_storage(run_dir: Path, url: str | None) -> Any:
@@ -295,21 +344,64 @@ def _study_storage(run_dir: Path, url: str | None) -> Any:
     return _rdb_storage(url) if url is not None else _journal_storage(run_dir / JOURNAL)
 
 
-def _existing_settings(run_dir: Path, name: str, url: str | None = None) -> dict[str, Any] | None:
-    """Settings stored in an existing run's study (None when there is no study)."""
-    if url is None:
-        if not (run_dir / JOURNAL).is_file():
-            return None
-    elif url.startswith("sqlite") and not Path(url.split(":///", 1)[-1]).is_file():
-        return None  # opening would create the file
+def _inspect_study(run_dir: Path, name: str, url: str | None = None) -> tuple[dict[str, Any] | None, Any, list[str]]:
+    """Read an existing run's study without writing anything.
+
+    Returns:
+        its settings (None: no study yet), the journal's scan when it is damaged at its end
+        (recovered later, under the run lock), and one-line notes for the user.
+
+    Raises:
+        InputError: the journal is not a readable file, is damaged inside, or holds another
+            run's study (a renamed run directory).
+    """
     import optuna
 
-    storage = _study_storage(run_dir, url)
-    try:
-        study = optuna.load_study(study_name=name, storage=storage)
-    except KeyError:
-        return None
-    return dict(study.user_attrs.get("settings", {}))
+    if url is not None:
+        if url.startswith("sqlite"):
+            db = Path(url.split(":///", 1)[-1])
+            if not db.is_file():
+                if not db.parent.is_dir():
+                    raise InputError(f"cannot open --storage {url}: the directory {db.parent} does not exist; "
+                                     "create it or give another path")
+                return None, None, []  # opening would create the file
+        try:
+            study = optuna.load_study(study_name=name, storage=_rdb_storage(url))
+        except KeyError:
+            return None, None, []
+        return dict(study.user_attrs.get("settings", {})), None, []
+    from ._journal import scan_journal
+
+    journal = run_dir / JOURNAL
+    if not os.path.lexists(journal):
+        return None, None, []
+    scan = scan_journal(journal)  # InputError: a directory, unreadable
+    if scan.size == 0:
+        return None, None, [f"{journal} is empty (a search killed before it wrote anything): starting the study"]
+    if scan.damaged and not scan.recoverable:
+        raise InputError(
+            f"{journal} is damaged: {scan.describe()}, followed by {scan.intact_after} intact record(s) that may "
+            "depend on it; nothing was changed: restore it from a backup, or move it away and run again for a "
+            "new study")
+    storage = _journal_storage(journal, scan.records if scan.damaged else None)
+    names = [s.study_name for s in storage.get_all_studies()]
+    if names and name not in names:
+        runs_dir = run_dir.parent
+        first = names[0]
+        back = (f"rename the directory back ({run_dir} -> {runs_dir / first}) and pass --name {first} to resume it"
+                if not os.path.lexists(runs_dir / first) else
+                f"move {journal} away for a new study named {name!r}")
+        raise InputError(f"{journal} holds the study {first!r}, not {name!r}: was the run directory renamed? "
+                         f"{back}")
+    if name not in names:
+        return None, scan if scan.damaged else None, []
+    study = optuna.load_study(study_name=name, storage=storage)
+    settings = study.user_attrs.get("settings")
+    if not settings and not study.trials:  # killed between creating the study and writing its settings
+        return None, scan if scan.damaged else None, [
+            f"{journal} holds the study {name!r} without settings or trials (a search killed while creating it): "
+            "starting it"]
+    return dict(settings or {}), scan if scan.damaged else None, []
 
 
 def validate(cfg: SearchConfig) -> _Prepared:
@@ -374,6 +466,11 @@ def validate(cfg: SearchConfig) -> _Prepared:
         raise InputError(f"invalid --latency {cfg.latency_ms}: it must be greater than zero (e.g. 2ms)")
     if isinstance(cfg.trials, bool) or int(cfg.trials) < 1:
         raise InputError(f"invalid --trials {cfg.trials}: it must be at least 1")
+    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or not 0 <= cfg.seed <= SEED_MAX:
+        raise InputError(f"invalid --seed {cfg.seed}: give a whole number from 0 to {SEED_MAX}")
+    if cfg.timeout_s is not None and (isinstance(cfg.timeout_s, bool) or not math.isfinite(float(cfg.timeout_s))
+                                      or float(cfg.timeout_s) <= 0):
+        raise InputError(f"invalid --timeout {cfg.timeout_s}: it must be greater than zero (e.g. 30min)")
     if cfg.sampler not in ("tpe", "nsga2"):
         raise InputError(f"unknown sampler {cfg.sampler!r}; use tpe or nsga2")
     if cfg.backend not in ("local", "ray"):
@@ -474,7 +571,8 @@ def validate(cfg: SearchConfig) -> _Prepared:
         settings["latency_margin"] = margin
         settings["device_kind"] = str(getattr(device, "kind", ""))
     run_dir = runs_dir / name
-    old = _existing_settings(run_dir, name, cfg.storage)
+    _check_run_dir(run_dir)
+    old, scan, notes = _inspect_study(run_dir, name, cfg.storage)
     if old is not None:
         for key, label in (("device", "--device"), ("budget_bytes", "--budget"), ("latency_ms", "--latency"),
                            ("space", "--space"), ("ram_bytes", "--ram"), ("latency_margin", "--latency-margin"),
@@ -488,12 +586,25 @@ def validate(cfg: SearchConfig) -> _Prepared:
                 f"run {name!r} was started on different data ({old.get('data', {}).get('name')}); "
                 "use the same --data to resume it, or pass --name NEW"
             )
-    elif run_dir.exists() and any(run_dir.iterdir()):
+    elif run_dir.exists() and any(p.name != ".lock" for p in run_dir.iterdir()):
         if not (run_dir / JOURNAL).exists() and cfg.storage is None:
             raise InputError(f"{run_dir} exists and holds no study; choose another --name or remove it")
     return _Prepared(cfg=cfg, name=name, run_dir=run_dir, device=device, budget=budget, data=data, space=space,
                      estimator=estimator, settings=settings, resumed=old is not None, mobile=mobile,
-                     space_name=space_name, ram=cfg.ram_bytes)
+                     space_name=space_name, ram=cfg.ram_bytes, journal_scan=scan, notes=notes)
+
+
+def _check_run_dir(run_dir: Path) -> None:
+    """The run directory is a writable directory, or can be made (one-line :class:`InputError` if not)."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise InputError(f"{run_dir} exists and is not a directory; remove it or pass --name NEW")
+    probe = run_dir
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise InputError(f"{probe} is not a directory, so {run_dir} cannot be made; choose another --runs-dir")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise InputError(f"{probe} is not writable; fix its permissions or choose another --runs-dir / --name")
 
 
 def _mismatch(name: str, key: str, label: str, was: Any, now: Any) -> str:
@@ -517,19 +628,137 @@ def _comparable(key: str, value: Any) -> Any:
 
 
 @contextlib.contextmanager
-def _locked(run_dir: Path) -> Iterator[None]:
-    """Hold an exclusive lock on the run (released by the OS even after SIGKILL)."""
-    fd = os.open(run_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+def _locked(run_dir: Path, shared: bool = False) -> Iterator[None]:
+    """Hold an exclusive lock on the run (``flock``: the OS releases it when its holder dies, even
+    by SIGKILL, so a lock file left behind never blocks). The holder writes ``HOST PID`` into it
+    for the message a second search gets."""
+    try:
+        fd = os.open(run_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise InputError(f"cannot lock {run_dir}: {e.strerror or e}; is it writable? Fix its permissions or pass "
+                         "--name NEW") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            try:
+                owner = os.pread(fd, 200, 0).decode(errors="replace").strip()
+            except OSError:
+                owner = ""
             raise RunInUseError(
-                f"run {run_dir} is in use by another nas search; wait for it or pass --name NEW"
+                f"run {run_dir} is in use by another nas search{f' ({owner})' if owner else ''}; "
+                + ("wait for it, or give this one another --runs-dir to join the same --storage study" if shared
+                   else "wait for it or pass --name NEW")
             ) from None
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"host {socket.gethostname()} pid {os.getpid()}\n".encode(), 0)
         yield
     finally:
         os.close(fd)
+
+
+@contextlib.contextmanager
+def _run_dir_locked(run_dir: Path, shared: bool = False) -> Iterator[None]:
+    """Make the run directory and hold its lock; a directory this call made is removed again when
+    the call fails before writing anything into it (a bad --storage), so the name stays free."""
+    made = not run_dir.exists()
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"cannot create {run_dir}: {e.strerror or e}; choose another --runs-dir or --name") from None
+    try:
+        with _locked(run_dir, shared):
+            yield
+    except BaseException:
+        if made:
+            with contextlib.suppress(OSError):
+                if [p.name for p in run_dir.iterdir()] == [".lock"]:
+                    (run_dir / ".lock").unlink()
+                    run_dir.rmdir()
+        raise
+
+
+def sampler_seed(seed: int, n_done: int, shared: bool) -> int:
+    """The sampler's seed for a search that starts with ``n_done`` completed trials.
+
+    A run of its own: ``(seed * 1,000,003 + n_done) mod 2**32`` (reproducible; the same value as
+    before for every seed that worked then). A shared ``--storage``: the same mixed with this
+    process's id, host and start time (NumPy ``SeedSequence``), so identically seeded processes
+    on one study draw different networks (a shared study's order is not reproducible anyway).
+    """
+    if not shared:
+        return (seed * 1_000_003 + n_done) % 2**32
+    import numpy as np
+
+    entropy = [seed, n_done, os.getpid(), zlib.crc32(socket.gethostname().encode()), time.time_ns() % 2**32]
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0])
+
+
+def worker_id() -> str:
+    """``HOST:PID`` of this process (the ``worker`` user_attr of trials in a shared study)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def counted_trials(study: Any) -> int:
+    """Trials that count toward a shared study's ``--trials``: completed, and running anywhere."""
+    from optuna.trial import TrialState
+
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)))
+
+
+def within_total(study: Any, trial: Any, total: int) -> bool:
+    """A trial just asked of a shared study may run: fewer than ``total`` trials are complete or
+    were started before it (trial numbers are handed out in order by the storage, so of two
+    processes racing for the last place exactly one gets it)."""
+    from optuna.trial import TrialState
+
+    ahead = sum(1 for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
+                if t.state == TrialState.COMPLETE or t.number < trial.number)
+    return ahead < total
+
+
+def fail_stale_trials(study: Any) -> None:
+    """Shared ``--storage``: fail trials whose process stopped sending heartbeats (killed)."""
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
+@contextlib.contextmanager
+def heartbeat(study: Any, trial: Any, shared: bool) -> Iterator[None]:
+    """Shared ``--storage``: record the trial's heartbeat every :data:`HEARTBEAT_S` while it runs."""
+    if not shared or not hasattr(study._storage, "record_heartbeat"):
+        yield
+        return
+    import threading
+
+    stop = threading.Event()
+
+    def beat() -> None:
+        while True:
+            with contextlib.suppress(Exception):
+                study._storage.record_heartbeat(trial._trial_id)
+            if stop.wait(HEARTBEAT_S):
+                return
+
+    th = threading.Thread(target=beat, name="nas-heartbeat", daemon=True)
+    th.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        th.join(timeout=5)
+
+
+def _stop_note(e: BaseException) -> str:
+    if isinstance(e, SearchTerminated):
+        return "interrupted (SIGTERM: search stopped)"
+    if isinstance(e, KeyboardInterrupt):
+        return "interrupted (Ctrl-C: search stopped)"
+    return f"failed: {type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:200]}"
 
 
 def _make_sampler(kind: str, seed: int) -> Any:
@@ -581,35 +810,55 @@ def run_search(cfg: SearchConfig, progress: Callable[[SearchProgress], None] | N
         return run_ray_search(prep, progress, log)
     t_start = time.perf_counter()
     prepare_estimator(prep, log)
-    prep.run_dir.mkdir(parents=True, exist_ok=True)
-    with _locked(prep.run_dir):
-        study, tally, cache = _open_study(prep)
+    shared = cfg.storage is not None
+    with _run_dir_locked(prep.run_dir, shared):
+        study, tally, cache = _open_study(prep, log)
         n_done = tally.done
         metric = prep.estimator.metric_name()
         if progress:
             progress(tally.progress(cfg.trials, metric, None, False))
         t_dev = t_est = 0.0
         n_new = 0
-        while n_done < cfg.trials:
+        deadline = None if cfg.timeout_s is None else _clock() + float(cfg.timeout_s)
+        timed_out = False
+        while True:
+            if shared:
+                fail_stale_trials(study)
+                if counted_trials(study) >= cfg.trials:
+                    break
+            elif n_done >= cfg.trials:
+                break
+            if deadline is not None and _clock() >= deadline:
+                timed_out = True
+                break
             trial = study.ask()
             try:
-                t0 = time.perf_counter()
-                chk = check_trial(prep, trial)
-                t_dev += time.perf_counter() - t0
-                value: float | None = None
-                details: dict[str, Any] = {}
-                if chk.needs_estimate:
-                    if chk.arch_s in cache:
-                        value, details = cache[chk.arch_s]
-                        details = {**details, "cached": True}
-                    else:
-                        res = estimate_arch(prep, chk.arch_s)
-                        t_est += res.seconds
-                        value, details = res.value, {**res.details, "seconds": round(res.seconds, 4)}
-                        cache[chk.arch_s] = (value, res.details)
-                record_estimate(trial, value, details)
-                study.tell(trial, trial_values(value, chk.latency_ms))
-            except BaseException:
+                if shared:
+                    trial.set_user_attr("worker", worker_id())
+                    if not within_total(study, trial, cfg.trials):
+                        trial.set_user_attr("note", "not run: other processes on this --storage filled --trials")
+                        study.tell(trial, state=TrialState.FAIL)
+                        break
+                with heartbeat(study, trial, shared):
+                    t0 = time.perf_counter()
+                    chk = check_trial(prep, trial)
+                    t_dev += time.perf_counter() - t0
+                    value: float | None = None
+                    details: dict[str, Any] = {}
+                    if chk.needs_estimate:
+                        if chk.arch_s in cache:
+                            value, details = cache[chk.arch_s]
+                            details = {**details, "cached": True}
+                        else:
+                            res = estimate_arch(prep, chk.arch_s)
+                            t_est += res.seconds
+                            value, details = res.value, {**res.details, "seconds": round(res.seconds, 4)}
+                            cache[chk.arch_s] = (value, res.details)
+                    record_estimate(trial, value, details)
+                    study.tell(trial, trial_values(value, chk.latency_ms))
+            except BaseException as e:
+                with contextlib.suppress(Exception):
+                    trial.set_user_attr("note", _stop_note(e))
                 study.tell(trial, state=TrialState.FAIL)
                 raise
             n_done += 1
@@ -617,8 +866,10 @@ def run_search(cfg: SearchConfig, progress: Callable[[SearchProgress], None] | N
             tally.add(chk.feasible, value, chk.latency_ms)
             if progress:
                 progress(tally.progress(cfg.trials, metric, chk.latency_ms, chk.feasible))
-        return _finish(study, prep, tally, n_new=n_new, seconds=time.perf_counter() - t_start,
-                       device_seconds=t_dev, estimate_seconds=t_est)
+        result = _finish(study, prep, tally, n_new=n_new, seconds=time.perf_counter() - t_start,
+                         device_seconds=t_dev, estimate_seconds=t_est)
+        result.timed_out = timed_out
+        return result
 
 
 @dataclass
@@ -749,8 +1000,42 @@ class _Tally:
                               _front(self.points))
 
 
-def _open_study(prep: _Prepared) -> tuple[Any, _Tally, dict[str, tuple[float, dict[str, Any]]]]:
+def _say(log: Callable[[str], None] | None) -> Callable[[str], None]:
+    if log is not None:
+        return log
+    import sys
+
+    return lambda line: print(f"nas search: {line}", file=sys.stderr)
+
+
+def _repair_journal(prep: _Prepared, log: Callable[[str], None] | None) -> None:
+    """Under the run lock, before the journal is opened for writing: break a lock a killed
+    process left, and recover a journal damaged at its end (see ``nas._journal``)."""
+    from ._journal import break_stale_lock, lock_path, recover, scan_journal
+
+    say = _say(log)
+    journal = prep.run_dir / JOURNAL
+    if break_stale_lock(journal):
+        say(f"removed a stale journal lock {lock_path(journal)} (left by a killed search)")
+    if not os.path.lexists(journal):
+        return
+    scan = scan_journal(journal)  # again, under the lock: what validate() saw may have changed
+    if not scan.damaged:
+        return
+    if not scan.recoverable:
+        raise InputError(f"{journal} is damaged: {scan.describe()}, followed by {scan.intact_after} intact record(s); "
+                         "nothing was changed: restore it from a backup, or move it away and run again")
+    kept = recover(journal, scan)
+    say(f"{journal} was damaged at its end: {scan.describe()}; its {len(scan.records)} intact record(s) now make "
+        f"a fresh {journal.name}, the damaged file is kept as {kept}")
+
+
+def _open_study(prep: _Prepared, log: Callable[[str], None] | None = None,
+                ) -> tuple[Any, _Tally, dict[str, tuple[float, dict[str, Any]]]]:
     """Create or load the run's study (journal file), fail trials a killed search left RUNNING.
+
+    Call it holding the run lock. A journal lock left by a killed process is broken and a
+    journal damaged at its end is recovered first; notes go to ``log`` (stderr when None).
 
     Returns:
         the study (sampler set), the tally of completed trials, and the estimate cache by arch.
@@ -759,6 +1044,10 @@ def _open_study(prep: _Prepared) -> tuple[Any, _Tally, dict[str, tuple[float, di
     from optuna.trial import TrialState
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    for note in prep.notes:
+        _say(log)(note)
+    if prep.cfg.storage is None:
+        _repair_journal(prep, log)
     storage = _study_storage(prep.run_dir, prep.cfg.storage)
     study = optuna.create_study(
         study_name=prep.name, storage=storage, directions=["maximize", "minimize"], load_if_exists=True,
@@ -769,13 +1058,17 @@ def _open_study(prep: _Prepared) -> tuple[Any, _Tally, dict[str, tuple[float, di
     if "settings" not in study.user_attrs:
         study.set_user_attr("settings", prep.settings)
     # Trials left RUNNING by a killed search: they never finished, mark them failed. (Not in a
-    # shared RDB: another machine's search may be running them.)
+    # shared RDB: another machine's search may be running them; there the trials whose process
+    # stopped sending heartbeats are failed instead.)
     left = () if prep.cfg.storage is not None else (TrialState.RUNNING, TrialState.WAITING)
     for t in study.get_trials(deepcopy=False, states=left):
         study._storage.set_trial_user_attr(t._trial_id, "note", "interrupted (left RUNNING by a killed search)")
         study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+    if prep.cfg.storage is not None:
+        fail_stale_trials(study)
     done_trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    study.sampler = _make_sampler(prep.cfg.sampler, prep.cfg.seed * 1_000_003 + len(done_trials))
+    study.sampler = _make_sampler(prep.cfg.sampler,
+                                  sampler_seed(prep.cfg.seed, len(done_trials), prep.cfg.storage is not None))
     cache: dict[str, tuple[float, dict[str, Any]]] = {}
     tally = _Tally()
     for t in done_trials:

@@ -7,10 +7,11 @@ import re
 
 from search_spaces import InputError
 
-__all__ = ["parse_size", "parse_time_ms", "format_size"]
+__all__ = ["parse_size", "parse_time_ms", "parse_duration_s", "format_size"]
 
 _SIZE_UNITS = {"b": 1, "kb": 1000, "kib": 1024, "mb": 1000**2, "mib": 1024**2, "gb": 1000**3, "gib": 1024**3}
 _TIME_UNITS = {"us": 1e-3, "µs": 1e-3, "ms": 1.0, "s": 1000.0}
+_DURATION_UNITS = {"s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
 _NUM = r"([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
 
 
@@ -38,6 +39,19 @@ def parse_time_ms(text: str, *, what: str = "time") -> float:
     if m is None or unit not in _TIME_UNITS:
         raise InputError(f"invalid {what} {text!r}: use a positive number with us, ms or s (e.g. 2ms)")
     value = float(m.group(1)) * _TIME_UNITS[unit]
+    if not math.isfinite(value) or value <= 0:
+        raise InputError(f"invalid {what} {text!r}: it must be greater than zero")
+    return value
+
+
+def parse_duration_s(text: str, *, what: str = "duration") -> float:
+    """Seconds from a wall-clock duration such as ``90s``, ``30min`` (or ``30m``) or ``1.5h``
+    (a bare number is seconds)."""
+    m = re.fullmatch(_NUM + r"\s*([a-zA-Z]*)", str(text).strip())
+    unit = (m.group(2) or "s").lower() if m else None
+    if m is None or unit not in _DURATION_UNITS:
+        raise InputError(f"invalid {what} {text!r}: use a positive number with s, min or h (e.g. 30min)")
+    value = float(m.group(1)) * _DURATION_UNITS[unit]
     if not math.isfinite(value) or value <= 0:
         raise InputError(f"invalid {what} {text!r}: it must be greater than zero")
     return value
