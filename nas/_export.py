@@ -7,11 +7,13 @@ MAX78000 (``ai8x`` space), for Analog Devices' synthesis tool (ai8x-synthesis):
   our own artefacts stay pickle-free: ``weights.safetensors`` holds the same tensors. Per layer
   ``<layer>.op.weight`` and ``<layer>.op.bias`` are the trained float values with BatchNorm
   folded, at their trained scale, as ai8x-training's QAT checkpoints hold them; the vendor's
-  ``quantize.py`` turns them into the integers ``floor(w * 2^-shift * 2^(b-1) + 0.5)`` (clamped
-  to b bits; bias: 8 bits at the same shift), the same integers our fake-quantised forward pass
-  uses (``search_spaces._ai8x.vendor_integers``). ``<layer>.weight_bits``, ``.bias_bits``,
-  ``.output_shift``, ``.shift_quantile``, ``.quantize_activation`` and ``.adjust_output_shift``
-  are one-element float tensors, as in ai8x-training.
+  ``quantize.py`` turns them into the integers ``floor(w * 2^-shift * 2^(b-1) + 0.5)`` clamped
+  to the layer's b bits, the bias likewise *at the same b bits* and shift (``quantize.py``
+  ``clamp_bits``; ``.bias_bits`` is written as b, as ``quantize.py`` writes it), the same
+  integers our fake-quantised forward pass uses (``search_spaces._ai8x.vendor_integers``,
+  ``quantize_bias``). ``<layer>.weight_bits``, ``.bias_bits``, ``.output_shift``,
+  ``.shift_quantile``, ``.quantize_activation`` and ``.adjust_output_shift`` are one-element
+  float tensors, as in ai8x-training.
 * ``ai8x-synthesis.yaml``: the network file (``arch``, ``dataset``, ``layers`` with ``op``,
   ``kernel_size``, ``pad``, ``max_pool``/``avg_pool`` + ``pool_stride``, ``activate``,
   ``flatten``, ``output_width``, ``processors`` (hex masks), ``in_offset``/``out_offset``,
@@ -69,8 +71,6 @@ def checkpoint_state(model: Any, network: Any) -> dict[str, Any]:
     """The vendor-layout state_dict of a folded :class:`Ai8xNet` (see the module docstring)."""
     import torch
 
-    from search_spaces._ai8x import BIAS_BITS
-
     if not getattr(model, "folded", False):
         raise ValueError("export needs a model with BatchNorm folded (search_spaces._ai8x.fold_bn)")
     state: dict[str, Any] = {}
@@ -79,7 +79,7 @@ def checkpoint_state(model: Any, network: Any) -> dict[str, Any]:
         if block.op.bias is not None:
             state[f"{name}.op.bias"] = block.op.bias.detach().clone().contiguous()
         state[f"{name}.weight_bits"] = torch.tensor([float(layer.weight_bits)])
-        state[f"{name}.bias_bits"] = torch.tensor([float(BIAS_BITS)])
+        state[f"{name}.bias_bits"] = torch.tensor([float(layer.weight_bits)])  # quantize.py: clamp_bits
         state[f"{name}.output_shift"] = torch.tensor([float(block.output_shift())])
         state[f"{name}.shift_quantile"] = torch.tensor([float(block.shift_quantile)])
         state[f"{name}.quantize_activation"] = torch.tensor([1.0])
