@@ -374,3 +374,27 @@ def test_eval_forward_is_the_integer_forward(conv1d: bool) -> None:
     assert logits.dtype == torch.float64
     assert np.array_equal(logits.numpy() / scale, want.astype(np.float64))
     assert len(np.unique(want)) > 10  # not a degenerate (constant) network
+
+
+def test_hidden_one_bit_layer_after_relu_outputs_zero() -> None:
+    """The vendor's arithmetic: 1-bit weights and bias are {-1, 0} x 2^shift, so a 1-bit layer that
+    reads ReLU outputs never sums above 0; its ReLU output is 0 and the network's output constant."""
+    from search_spaces._ai8x import fold_bn
+
+    space = get_space("ai8x", input_shape=(1, 8, 8), num_classes=4, bits=(1, 2, 4, 8))
+    net = space.network("16k3b8,16k3b1|16k3b8|fcb8")
+    model = _stats_model(net, 2)
+    with torch.no_grad():
+        model.layers[1].op.bias.uniform_(0.5, 1.0)  # a positive float bias does not help: it rounds to 0
+    fold_bn(model)
+    model.set_quantize(True)
+    params = model.vendor_params()
+    assert set(np.unique(params[1]["weight"]).tolist()) <= {-1, 0} and set(params[1]["bias"].tolist()) <= {-1, 0}
+    x = torch.randint(-128, 128, (32, 1, 8, 8))
+    out = model.integer_forward(x.numpy())
+    assert (out == out[0]).all()
+    net8 = space.network("16k3b8,16k3b8|16k3b8|fcb8")  # the same shape at 8 bits is not constant
+    m8 = _stats_model(net8, 2)
+    fold_bn(m8)
+    m8.set_quantize(True)
+    assert not (m8.integer_forward(x.numpy()) == m8.integer_forward(x.numpy())[0]).all()
