@@ -461,7 +461,9 @@ class MAX78000(Device):
         """Per layer the processors and data-memory offsets of the vendor's network YAML.
 
         ``processors`` is the mask of the layer's input processors, taken from our kernel
-        placement (:meth:`report`: ``first_processor`` .. ``first_processor + processors - 1``);
+        placement (:meth:`report`: ``first_processor`` .. ``first_processor + processors - 1``;
+        a CHW first layer with several channels takes every 4th processor from there instead,
+        one channel per data-memory instance, as the synthesis tool requires);
         a layer's output goes to the next layer's input processors (the synthesis tool's default
         ``output_processors``), so consecutive masks agree by construction. Offsets ping-pong
         between 0 and 0x4000 (the vendor's examples; the same *inferred* 16 KiB per tensor that
@@ -485,10 +487,17 @@ class MAX78000(Device):
                 first, count = 0, expansion(layer.in_channels)[1]
             else:
                 first, count = p.first_processor, p.processors
-            mask = ((1 << count) - 1) << first
+            chw = i == 0 and self._chw(layer)
+            if chw and count > 1:
+                # CHW data: one channel per data-memory instance (4 processors share one), as
+                # ai8x-synthesis requires ("multiple channels share the same memory instance")
+                base = first - first % 4 if first - first % 4 + 4 * (count - 1) < PROCESSORS else 0
+                mask = sum(1 << (base + 4 * j) for j in range(count))
+            else:
+                mask = ((1 << count) - 1) << first
             in_off = 0 if i % 2 == 0 else half
             out.append(LayerLayout(processors=mask, in_offset=in_off, out_offset=half - in_off,
-                                   chw=(i == 0 and self._chw(layer)), placement=p))
+                                   chw=chw, placement=p))
         return out
 
     def assumptions(self) -> list[str]:

@@ -88,8 +88,9 @@ def register(subparsers: Any) -> None:
                    "auto: 8 only when the largest network the search can propose fits the budget at 8 bits, since "
                    "the MAX78000's latency does not depend on bits; else 2,4,8. The first layer and the classifier "
                    "stay 8-bit). 1 is allowed but not offered by default: "
-                   "the MAX78000's 1-bit weights are two's complement {-1, 0}, and networks with 1-bit layers lost "
-                   "most of their accuracy in QAT here (benchmarks/results/qat_mnist5k.md)")
+                   "the MAX78000's 1-bit weights are two's complement {-1, 0} and the vendor rounds the bias at the "
+                   "weight bits, so its bias is {-1, 0} too: after a ReLU a hidden 1-bit layer outputs 0 for every "
+                   "input and its network predicts one class on the chip (benchmarks/results/vendor_roundtrip.md)")
     p.add_argument("--no-qat", action="store_true",
                    help="stop after the search (default: run 'nas qat' on the winners: float fine-tuning, "
                    "quantisation-aware training in the device's arithmetic and export)")

@@ -7,16 +7,26 @@ MAX78000 (``ai8x`` space), for Analog Devices' synthesis tool (ai8x-synthesis):
   our own artefacts stay pickle-free: ``weights.safetensors`` holds the same tensors. Per layer
   ``<layer>.op.weight`` and ``<layer>.op.bias`` are the trained float values with BatchNorm
   folded, at their trained scale, as ai8x-training's QAT checkpoints hold them; the vendor's
-  ``quantize.py`` turns them into the integers ``floor(w * 2^-shift * 2^(b-1) + 0.5)`` (clamped
-  to b bits; bias: 8 bits at the same shift), the same integers our fake-quantised forward pass
-  uses (``search_spaces._ai8x.vendor_integers``). ``<layer>.weight_bits``, ``.bias_bits``,
-  ``.output_shift``, ``.shift_quantile``, ``.quantize_activation`` and ``.adjust_output_shift``
-  are one-element float tensors, as in ai8x-training.
-* ``ai8x-synthesis.yaml``: the network file (``arch``, ``dataset``, ``layers`` with ``op``,
-  ``kernel_size``, ``pad``, ``max_pool``/``avg_pool`` + ``pool_stride``, ``activate``,
-  ``flatten``, ``output_width``, ``processors`` (hex masks), ``in_offset``/``out_offset``,
-  ``data_format: CHW`` on the first layer, ``quantization`` when not 8 bits); processors and
-  offsets come from our own placement and data-memory model (``MAX78000.layout``).
+  ``quantize.py`` turns them into the integers ``floor(w * 2^-shift * 2^(b-1) + 0.5)`` clamped
+  to the layer's b bits, the bias likewise *at the same b bits* and shift (``quantize.py``
+  ``clamp_bits``; ``.bias_bits`` is written as b, as ``quantize.py`` writes it), the same
+  integers our fake-quantised forward pass uses (``search_spaces._ai8x.vendor_integers``,
+  ``quantize_bias``). ``<layer>.weight_bits``, ``.bias_bits``, ``.output_shift``,
+  ``.shift_quantile``, ``.quantize_activation`` and ``.adjust_output_shift`` are one-element
+  float tensors, as in ai8x-training.
+* ``ai8x-synthesis.yaml``: the network file (``---``, ``arch``, ``dataset``, ``layers`` with
+  ``op``, ``kernel_size``, ``pad``, ``max_pool``/``avg_pool`` + ``pool_stride``, ``activate``
+  (``None`` where there is none), ``flatten`` (not on a 1x1 input, where the vendor warns it is
+  not needed), ``output_width``, ``quantization`` (every layer, so the tool never guesses the
+  bits from the values), ``processors`` (hex masks), ``in_offset``/``out_offset``,
+  ``data_format: CHW`` on the first layer); processors and offsets come from our own placement
+  and data-memory model (``MAX78000.layout``).
+* ``sample_input.npy`` / ``sample_output.npy``: a known-answer pair. The input is one real test
+  image as the chip receives it (int64 ``[C, H, W]``, -128..127; Conv1d ``[C, L]``), the output
+  what the vendor's simulation writes for it (``expected.npy`` of ``ai8xize.py
+  --sample-numpy-filename expected``: int64; a 32-bit wide classifier's raw accumulator,
+  ``[classes, 1, 1]``), computed by our own integer forward pass
+  (``search_spaces._ai8x.integer_forward``). The model card gives the commands that check it.
 
 Phones (``fbnet`` space): ``model.onnx``, an int8 QDQ model (legacy exporter, opset 13) whose
 onnxruntime outputs are compared with the PyTorch fake-quantised model on test images: weights
@@ -38,7 +48,8 @@ from typing import Any
 import numpy as np
 
 __all__ = ["export_network", "export_max78000", "export_onnx_int8", "checkpoint_state", "synthesis_yaml",
-           "onnx_agreement", "onnx_summary", "onnx_weight_range", "vendor_layer_names", "load_checkpoint"]
+           "onnx_agreement", "onnx_summary", "onnx_weight_range", "vendor_layer_names", "load_checkpoint",
+           "sample_pair", "vendor_commands"]
 
 ONNX_OPSET = 13
 ONNX_ATOL = 1e-3
@@ -76,8 +87,6 @@ def checkpoint_state(model: Any, network: Any) -> dict[str, Any]:
     """The vendor-layout state_dict of a folded :class:`Ai8xNet` (see the module docstring)."""
     import torch
 
-    from search_spaces._ai8x import BIAS_BITS
-
     if not getattr(model, "folded", False):
         raise ValueError("export needs a model with BatchNorm folded (search_spaces._ai8x.fold_bn)")
     state: dict[str, Any] = {}
@@ -86,7 +95,7 @@ def checkpoint_state(model: Any, network: Any) -> dict[str, Any]:
         if block.op.bias is not None:
             state[f"{name}.op.bias"] = block.op.bias.detach().clone().contiguous()
         state[f"{name}.weight_bits"] = torch.tensor([float(layer.weight_bits)])
-        state[f"{name}.bias_bits"] = torch.tensor([float(BIAS_BITS)])
+        state[f"{name}.bias_bits"] = torch.tensor([float(layer.weight_bits)])  # quantize.py: clamp_bits
         state[f"{name}.output_shift"] = torch.tensor([float(block.output_shift())])
         state[f"{name}.shift_quantile"] = torch.tensor([float(block.shift_quantile)])
         state[f"{name}.quantize_activation"] = torch.tensor([1.0])
@@ -124,7 +133,7 @@ def synthesis_yaml(network: Any, *, arch: str, dataset: str, device: Any = None)
 
     dev = device or get_device("max78000")
     layout = dev.layout(network)
-    out = ["# ai8x-synthesis network file written by nas (processors and offsets: our placement model)",
+    out = ["---", "# ai8x-synthesis network file written by nas (processors and offsets: our placement model)",
            f"arch: {arch}", f"dataset: {dataset}", "", "layers:"]
     names = vendor_layer_names(network)
     for i, (layer, lay) in enumerate(zip(network.layers, layout)):
@@ -140,14 +149,12 @@ def synthesis_yaml(network: Any, *, arch: str, dataset: str, device: Any = None)
             stride = (layer.pool_stride[0] if layer.op == "conv1d" or layer.pool_stride[0] == layer.pool_stride[1]
                       else list(layer.pool_stride))
             items += [(key, pool), ("pool_stride", stride)]
-        if layer.activation != "none":
-            items.append(("activate", {"relu": "ReLU", "abs": "Abs"}[layer.activation]))
-        if layer.flatten:
+        items.append(("activate", {"relu": "ReLU", "abs": "Abs", "none": "None"}[layer.activation]))
+        if layer.flatten and tuple(layer.pooled_dim) != (1, 1):
             items.append(("flatten", "true"))
         if layer.output_width != 8:
             items.append(("output_width", layer.output_width))
-        if layer.weight_bits != 8:
-            items.append(("quantization", layer.weight_bits))
+        items.append(("quantization", layer.weight_bits))
         items.append(("processors", lay.processors_hex))
         items += [("in_offset", f"0x{lay.in_offset:04x}"), ("out_offset", f"0x{lay.out_offset:04x}")]
         if lay.chw:
@@ -163,9 +170,25 @@ def _arch_name(name: str) -> str:
     return "nas_" + re.sub(r"[^A-Za-z0-9_]", "_", name)
 
 
+def sample_pair(model: Any, network: Any, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The known-answer pair of one input image (values in [-1, 127/128], as the data holds them):
+    the chip's input integers ``clip(round(x * 128), -128, 127)`` (int64 ``[C, H, W]``; Conv1d
+    ``[C, L]``) and the last layer's output as the vendor's simulation writes it (int64; a
+    classifier's ``[classes, 1, 1]``), by our integer forward pass of the folded ``model``."""
+    x = np.clip(np.round(np.asarray(image, dtype=np.float64) * 128.0), -128, 127).astype(np.int64)
+    conv1d = any(l.op == "conv1d" for l in network.layers)
+    if conv1d and x.ndim == 3:
+        x = x.reshape(x.shape[0], -1)
+    out = model.integer_forward(x[None])[0]
+    if network.layers[-1].op == "linear" or out.ndim == 1:
+        out = out.reshape(-1, 1, 1)
+    return x, out.astype(np.int64)
+
+
 def export_max78000(model: Any, network: Any, out_dir: Path, *, name: str, dataset: str, epoch: int,
-                    arch: str | None = None) -> dict[str, Path]:
-    """Write the vendor checkpoint, safetensors, synthesis YAML and our description."""
+                    arch: str | None = None, sample: np.ndarray | None = None) -> dict[str, Path]:
+    """Write the vendor checkpoint, safetensors, synthesis YAML, our description and (given one
+    test image ``sample``, values in [-1, 127/128]) the known-answer pair (:func:`sample_pair`)."""
     import torch
     from safetensors.torch import save_file
 
@@ -182,6 +205,12 @@ def export_max78000(model: Any, network: Any, out_dir: Path, *, name: str, datas
     save_file(state, str(files["safetensors"]), metadata={"arch": arch, "epoch": str(int(epoch))})
     files["synthesis_yaml"].write_text(synthesis_yaml(network, arch=arch, dataset=dataset))
     network.save(files["network"])
+    if sample is not None:
+        x, y = sample_pair(model, network, sample)
+        files["sample_input"] = out_dir / "sample_input.npy"
+        files["sample_output"] = out_dir / "sample_output.npy"
+        np.save(files["sample_input"], x, allow_pickle=False)
+        np.save(files["sample_output"], y, allow_pickle=False)
     return files
 
 
@@ -331,7 +360,7 @@ def export_network(model: Any, net: Any, out_dir: Path, *, settings: dict[str, A
     epochs = net.epochs + net.qat_epochs
     if settings["space"] == "ai8x":
         files = export_max78000(model, network, out_dir, name=net.name, dataset=data.name.upper().replace(".", "_"),
-                                epoch=epochs)
+                                epoch=epochs, sample=data.x_test[0])
         extra: dict[str, Any] = {}
     else:
         files = {"onnx": export_onnx_int8(model, out_dir / "model.onnx", data.input_shape)}
@@ -409,6 +438,37 @@ def _onnx_line(o: dict[str, Any]) -> str:
                else "none differ (SQNR infinite)"))
 
 
+def vendor_commands(files: dict[str, Path], *, prefix: str) -> list[str]:
+    """Model-card lines: the vendor's quantise + synthesise commands for this export (absolute
+    paths, to paste into a shell in the ai8x-synthesis folder) and the known-answer check."""
+    d = Path(files["checkpoint"]).resolve().parent
+    ck = d / Path(files["checkpoint"]).name
+    q = d / Path(files["checkpoint"]).name.replace("_qat.pth.tar", "_q.pth.tar")
+    out = d / "synthesis"
+    lines = [
+        "With Analog Devices' ai8x-synthesis (run in its folder; `--yamllint none` unless yamllint is installed): "
+        "quantise, then synthesise the C project and simulate the sample input:",
+        "```",
+        f"python quantize.py {ck} {q} --device MAX78000",
+        f"python ai8xize.py --test-dir {out} --prefix {prefix} --checkpoint-file {q} "
+        f"--config-file {d / 'ai8x-synthesis.yaml'} --device MAX78000 --compact-data --mexpress --timer 0 "
+        "--softmax --yamllint none --verbose"
+        + (f" --sample-input {d / 'sample_input.npy'} --sample-numpy-filename expected" if "sample_input" in files
+           else ""),
+        "```",
+    ]
+    if "sample_input" in files:
+        lines += [
+            f"`{out / prefix / 'log.txt'}` then holds the vendor's cycle and memory estimate, and the output the chip "
+            "must give for `sample_input.npy` (our integer arithmetic: `sample_output.npy`) must equal the vendor's:",
+            "```",
+            f"python -c \"import numpy as n; a = n.load('{out / prefix / 'expected.npy'}'); "
+            f"b = n.load('{d / 'sample_output.npy'}'); print('identical' if (a == b).all() else 'DIFFERENT')\"",
+            "```",
+        ]
+    return lines
+
+
 def model_card(net: Any, *, settings: dict[str, Any], data: Any, run_name: str, files: dict[str, Path],
                network: Any, qat_settings: dict[str, Any], extra: dict[str, Any]) -> str:
     """``model_card.md``: data and licence, split, accuracy, latency, memory, placement, commands."""
@@ -482,13 +542,5 @@ def model_card(net: Any, *, settings: dict[str, Any], data: Any, run_name: str, 
                f"--seed {q.get('seed')}" + (f" --init {q['init']}" if q.get("init") not in (None, "auto") else ""))
     lines += ["", "## Reproduce", "```", _search_command(settings, run_name), qat_cmd, "```"]
     if dev["kind"] == "max78000":
-        ck_name = Path(files["checkpoint"]).name
-        lines += [
-            "With the vendor's tools (not run here): quantise, then synthesise:",
-            "```",
-            f"python quantize.py {ck_name} {ck_name.replace('_qat.pth.tar', '_q8.pth.tar')} --device MAX78000",
-            f"python ai8xize.py --device MAX78000 --prefix {net.name} --checkpoint-file "
-            f"{ck_name.replace('_qat.pth.tar', '_q8.pth.tar')} --config-file ai8x-synthesis.yaml",
-            "```",
-        ]
+        lines += vendor_commands(files, prefix=net.name)
     return "\n".join(lines) + "\n"

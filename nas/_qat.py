@@ -15,9 +15,10 @@ then the lower trial number):
 
    * MAX78000 (``ai8x`` space): the vendor's QAT (shared/specs/max78000.md, "QAT as the vendor
      does it"): BatchNorm folded into the conv, one power-of-two output shift per layer from
-     ``|w, b|``, weights at the layer's searched 1/2/4/8 bits and an 8-bit bias, activations
+     ``|w, b|``, weights and bias at the layer's searched 1/2/4/8 bits, activations
      clamped to [-1, 127/128] and rounded to 8 bits, straight-through gradients
-     (``search_spaces._ai8x``);
+     (``search_spaces._ai8x``); validation and test accuracy are computed in float64, which
+     makes them the chip's exact integer arithmetic (``integer_forward``);
    * phone CPUs (``fbnet`` space): BatchNorm folded, int8 per-channel weights on the 7-bit range
      [-63, 63] (no int16 pair saturation on x86 CPUs without VNNI:
      ``search_spaces._fbnet_torch.INT8_WEIGHT_MAX``), int8 per-tensor activations, int32 biases
@@ -729,8 +730,9 @@ def qat_markdown(payload: dict[str, Any]) -> str:
                               if q.get("augment", "none") == "vendor" else "none"),
         "- arithmetic: " + ("the vendor's MAX78000 QAT (BN folded, per-layer power-of-two output shift from the "
                             "1.0 quantile of |w, b| (0.99 for 4-, 2- and 1-bit layers), weights at their searched bits "
-                            "(1-bit: {-1, 0} as the vendor's formula gives), 8-bit bias, activations clamped to "
-                            "[-1, 127/128] and 8-bit)"
+                            "(1-bit: {-1, 0} as the vendor's formula gives), bias rounded and clamped at the layer's weight bits "
+                            "(quantize.py), activations clamped to [-1, 127/128] and 8-bit; accuracies computed "
+                            "exactly in the chip's integer arithmetic)"
                             if payload["space"] == "ai8x" else
                             "int8 per-channel weights on the 7-bit range [-63, 63] (safe from int16 pair saturation "
                             "on x86 CPUs without VNNI), int8 per-tensor activations, int32 biases at input x weight "

@@ -514,8 +514,9 @@ def validate(cfg: SearchConfig) -> _Prepared:
         raise InputError(f"--bits applies to MAX78000 devices; {cfg.device!r} searches int8 {space_name} networks")
     choose_bits = not mobile and "bits" not in space_options
     if not mobile:
-        # 1-bit weights are {-1, 0} on the MAX78000 (two's complement); networks with 1-bit layers
-        # lost most of their accuracy in QAT (benchmarks/results/qat_mnist5k.md): opt-in only.
+        # 1-bit weights are {-1, 0} on the MAX78000 (two's complement) and so is the bias (rounded at
+        # the weight bits, as the vendor's quantize.py does): a hidden 1-bit layer after a ReLU only
+        # ever outputs 0 (benchmarks/results/vendor_roundtrip.md): opt-in only.
         space_options.setdefault("bits", MAX78000_DEFAULT_BITS)
     data = load_dataset(cfg.data, seed=cfg.seed, image_size=cfg.image_size)
     if cfg.max_train_images is not None and cfg.max_train_images < len(data.y_train):

@@ -37,8 +37,9 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = [
-    "Ai8xSpace", "AI8X_WIDTHS", "AI8X_BITS", "SHIFT_QUANTILE", "LOW_BIT_SHIFT_QUANTILE", "BIAS_BITS", "build_module", "fold_bn",
-    "output_shift", "shift_quantile", "quantize_weight", "quantize_bias", "round_clamp", "vendor_integers",
+    "Ai8xSpace", "AI8X_WIDTHS", "AI8X_BITS", "SHIFT_QUANTILE", "LOW_BIT_SHIFT_QUANTILE", "build_module", "fold_bn",
+    "output_shift", "shift_range", "shift_quantile", "quantize_weight", "quantize_bias", "round_clamp", "vendor_integers",
+    "integer_forward",
 ]
 
 AI8X_WIDTHS: tuple[int, ...] = (16, 24, 32, 48, 64, 96, 128, 192, 256)
@@ -332,10 +333,6 @@ def shift_quantile(bits: int) -> float:
     return SHIFT_QUANTILE if bits >= 8 else LOW_BIT_SHIFT_QUANTILE
 
 
-BIAS_BITS = 8
-"""Bias width on the MAX78000 (bias memory holds 8-bit values)."""
-
-
 def round_clamp(x: torch.Tensor, bits: int) -> torch.Tensor:
     """``floor(x * 2^(b-1) + 0.5) / 2^(b-1)`` clamped to ``[-1, (2^(b-1)-1)/2^(b-1)]``.
 
@@ -354,8 +351,18 @@ def round_clamp(x: torch.Tensor, bits: int) -> torch.Tensor:
     return torch.clamp(torch.floor(x * f + 0.5) / f, -1.0, (f - 1.0) / f)
 
 
-def output_shift(w: torch.Tensor, bias: torch.Tensor | None = None, quantile: float = SHIFT_QUANTILE) -> torch.Tensor:
-    """The layer's output shift ``-floor(log2(1 / quantile(|w, b|)))`` clamped to [-15, 15].
+def shift_range(bits: int) -> tuple[int, int]:
+    """The output shifts ai8x-synthesis ``quantize.py`` allows a layer of ``bits``:
+    ``[bits - 23, bits + 7]`` (its ``get_max_bit_shift`` clamps ``floor(log2(1/limit))`` to
+    ``[-7 - bits, 23 - bits]``); ``ai8xize.py`` adds ``8 - bits``, so the hardware shift lies in
+    [-15, 15] for every bit width."""
+    return bits - 23, bits + 7
+
+
+def output_shift(w: torch.Tensor, bias: torch.Tensor | None = None, quantile: float = SHIFT_QUANTILE,
+                 bits: int = 8) -> torch.Tensor:
+    """The layer's output shift ``-floor(log2(1 / quantile(|w, b|)))`` clamped to
+    :func:`shift_range` of ``bits`` ([-15, 15] at 8 bits), as ai8x-synthesis ``quantize.py``.
 
     ``w`` and ``bias`` (when given) are pooled, as ai8x-training does after BatchNorm folding;
     before folding the bias is not quantised and only ``w`` counts. Returns a 0-d float tensor
@@ -368,15 +375,16 @@ def output_shift(w: torch.Tensor, bias: torch.Tensor | None = None, quantile: fl
         params = torch.cat([params, bias.detach().reshape(-1)])
     a = params.abs()
     limit = a.max() if quantile >= 1.0 else torch.quantile(a.to(torch.float32), float(quantile))
-    limit = limit.clamp_min(2.0**-16)  # all-zero weights: the clamp below gives -15
-    return -torch.clamp(torch.floor(torch.log2(1.0 / limit)), -15.0, 15.0)
+    limit = limit.clamp_min(2.0**-30)  # all-zero weights: the vendor's 1/0 = inf is clamped below too
+    lo, hi = shift_range(bits)
+    return -torch.clamp(torch.floor(torch.log2(1.0 / limit)), float(-hi), float(-lo))
 
 
 def quantize_weight(w: torch.Tensor, bits: int, *, bias: torch.Tensor | None = None,
                     quantile: float | None = None, shift: torch.Tensor | float | None = None) -> torch.Tensor:
     """The vendor's weight quantisation (ai8x-training QAT), forward values only.
 
-    ``shift = output_shift(w, bias, quantile)`` (unless given; ``quantile`` defaults to
+    ``shift = output_shift(w, bias, quantile, bits)`` (unless given; ``quantile`` defaults to
     :func:`shift_quantile` of ``bits``); ``w * 2^-shift`` goes through
     :func:`round_clamp` at ``bits`` and is scaled back by ``2^shift``, so the result is the
     weight the accelerator effectively applies (its integer is ``result * 2^-shift * 2^(b-1)``).
@@ -384,26 +392,96 @@ def quantize_weight(w: torch.Tensor, bits: int, *, bias: torch.Tensor | None = N
     import torch
 
     q = shift_quantile(bits) if quantile is None else quantile
-    s = output_shift(w, bias, q) if shift is None else torch.as_tensor(shift, dtype=w.dtype)
+    s = output_shift(w, bias, q, bits) if shift is None else torch.as_tensor(shift, dtype=w.dtype)
     scale = torch.pow(2.0, s).to(w.dtype)
     return round_clamp(w / scale, bits) * scale
 
 
-def quantize_bias(b: torch.Tensor, shift: torch.Tensor | float) -> torch.Tensor:
-    """Bias at the layer's shift, rounded to :data:`BIAS_BITS` bits (forward values only)."""
+def quantize_bias(b: torch.Tensor, shift: torch.Tensor | float, bits: int) -> torch.Tensor:
+    """The bias the accelerator effectively adds (forward values only): rounded and clamped at the
+    layer's *weight* bits and shift, like the weights (:func:`round_clamp` of ``b * 2^-shift``).
+
+    This is ai8x-synthesis ``quantize.py``: ``floor(b * 2^-shift * 2^(bits-1) + 0.5)`` clamped to
+    ``bits`` (its ``clamp_bits``), stored times ``2^(bits-8) * 128``; ``ai8xize.py`` reads the
+    integer back (divides by ``2^(bits-1)``), adds it times 128 to the accumulator and shifts the
+    sum by ``shift + 8 - bits``. A 1-bit layer's bias is therefore ``-2^shift`` or 0, a 2-bit
+    layer's one of ``{-2, -1, 0, 1} * 2^shift / 2``.
+    """
     import torch
 
     scale = torch.pow(2.0, torch.as_tensor(shift, dtype=b.dtype))
-    return round_clamp(b / scale, BIAS_BITS) * scale
+    return round_clamp(b / scale, bits) * scale
 
 
 def vendor_integers(w: torch.Tensor, bits: int, shift: torch.Tensor | float) -> torch.Tensor:
     """The integers the vendor's tool stores for ``w`` (ai8x-synthesis ``quantize.py``):
-    ``floor(w * 2^-shift * 2^(b-1) + 0.5)`` clamped to ``[-2^(b-1), 2^(b-1)-1]``."""
+    ``floor(w * 2^-shift * 2^(b-1) + 0.5)`` clamped to ``[-2^(b-1), 2^(b-1)-1]``; for a bias pass
+    the layer's weight ``bits`` too (:func:`quantize_bias`)."""
     import torch
 
     scale = torch.pow(2.0, torch.as_tensor(shift, dtype=w.dtype))
     return torch.round(round_clamp(w / scale, bits) * 2 ** (bits - 1))
+
+
+def integer_forward(network: Network, params: list[dict[str, Any]], x: Any) -> np.ndarray:
+    """The MAX78000's integer arithmetic, as ai8x-synthesis simulates it (``izer/simulate.py``,
+    ``izer/compute.py``): the reference for what an export computes on the chip.
+
+    Args:
+        network: the layers (conv2d / conv1d with fused max or average pool, ReLU / Abs / none,
+            and a flattening ``linear`` classifier).
+        params: per layer ``{"weight": int array, "bias": int array or None, "shift": int,
+            "bits": int}``: the integers ``quantize.py`` stores (bias at the weight bits, not yet
+            times ``2^(bits-8) * 128``) and its ``output_shift`` (see :meth:`Ai8xNet.vendor_params`).
+        x: input integers ``[N, C, H, W]`` (Conv1d: ``[N, C, L]`` or ``[N, C, L, 1]``), -128..127.
+
+    Returns:
+        int64 ``[N, ...]``: the last layer's output as the vendor writes it (``expected.npy``):
+        a 32-bit wide layer's raw accumulator, else its 8-bit activations.
+
+    Per layer: pool (max; average truncated toward zero, the vendor's default without
+    ``--avg-pool-rounding``), flatten, ``acc = sum(data * w) + 128 * bias``; a wide
+    (``output_width: 32``) layer outputs ``acc``; others ``floor(0.5 + acc * 2^(shift+8-bits) / 128)``
+    clamped to [-128, 127], then ReLU (clamp at 0) or Abs. The sums run in float64 on integers
+    below 2^53, so they are exact in any order.
+    """
+    import torch
+    from torch.nn import functional as F
+
+    t = torch.as_tensor(np.asarray(x), dtype=torch.float64)
+    conv1d = any(l.op == "conv1d" for l in network.layers)
+    if conv1d and t.dim() == 4:
+        t = t.squeeze(-1)
+    out = t
+    for layer, p in zip(network.layers, params):
+        if layer.is_pooled:
+            if layer.pool_type == "avg":
+                pool = F.avg_pool1d if conv1d else F.avg_pool2d
+                k = layer.pool[0] if conv1d else layer.pool
+                s = layer.pool_stride[0] if conv1d else layer.pool_stride
+                n = math.prod(layer.pool[:1] if conv1d else layer.pool)
+                sums = torch.round(pool(out, k, s) * n)  # exact integer window sums
+                out = torch.div(sums, n, rounding_mode="trunc")
+            elif conv1d:
+                out = F.max_pool1d(out, layer.pool[0], layer.pool_stride[0])
+            else:
+                out = F.max_pool2d(out, layer.pool, layer.pool_stride)
+        w = torch.as_tensor(np.asarray(p["weight"]), dtype=torch.float64)
+        b = None if p.get("bias") is None else 128.0 * torch.as_tensor(np.asarray(p["bias"]), dtype=torch.float64)
+        if layer.op == "linear":
+            out = F.linear(torch.flatten(out, 1), w.reshape(w.shape[0], -1), b)
+        elif layer.op == "conv1d":
+            out = F.conv1d(out, w, b, padding=layer.pad[0])
+        else:
+            out = F.conv2d(out, w, b, padding=layer.pad)
+        if layer.output_width != 32:
+            os_ = int(p["shift"]) + 8 - int(p["bits"])
+            out = torch.clamp(torch.floor(0.5 + out / (128.0 / 2.0**os_)), -128.0, 127.0)
+        if layer.activation == "relu":
+            out = torch.clamp(out, min=0.0) if layer.output_width == 32 else torch.clamp(out, 0.0, 127.0)
+        elif layer.activation == "abs":
+            out = torch.abs(out) if layer.output_width == 32 else torch.clamp(torch.abs(out), 0.0, 127.0)
+    return out.numpy().astype(np.int64)
 
 
 def build_module(network: Network, *, quantize: bool = True) -> torch.nn.Module:
@@ -412,10 +490,14 @@ def build_module(network: Network, *, quantize: bool = True) -> torch.nn.Module:
     Conv layers are (max/avg pool ->) conv (bias) -> BatchNorm (no affine, as in ai8x-training)
     -> activation (the layer's ReLU/Abs/none) -> clamp to [-1, 127/128]; a ``flatten`` linear
     layer is the classifier (no activation, wide output). With ``quantize`` the forward pass
-    uses :func:`quantize_weight` at each layer's ``weight_bits`` and rounds activations to 8 bits,
-    both with straight-through gradients. After :func:`fold_bn` the vendor's QAT arithmetic
-    applies: BatchNorm folded into weights and bias, one output shift per layer from
-    ``|w, b|``, weights and 8-bit bias quantised at that shift (see :func:`quantize_weight`).
+    uses :func:`quantize_weight` at each layer's ``weight_bits`` and rounds activations to 8 bits
+    (average pools truncate to the 1/128 grid as the accelerator does), both with
+    straight-through gradients. After :func:`fold_bn` the vendor's QAT arithmetic applies:
+    BatchNorm folded into weights and bias, one output shift per layer from ``|w, b|``, weights
+    and bias quantised at that shift and at the layer's weight bits (:func:`quantize_weight`,
+    :func:`quantize_bias`). In eval mode a folded, quantised network computes in float64, where
+    every sum is exact: its outputs are then the accelerator's integers (:func:`integer_forward`)
+    times a power of two per layer, so its predictions are the chip's.
 
     The state_dict keys are ``layers.<i>.op.weight``, ``layers.<i>.op.bias`` and the BatchNorm
     buffers ``layers.<i>.bn.*`` (kept after folding, at mean 0 / variance 1).
@@ -473,7 +555,20 @@ def _torch_classes() -> dict[str, Any]:
         def output_shift(self) -> int:
             """The layer's current output shift (from ``|w, b|`` once folded, else ``|w|``)."""
             b = self.op.bias if self.folded else None
-            return int(output_shift(self.op.weight, b, self.shift_quantile))
+            return int(output_shift(self.op.weight, b, self.shift_quantile, self.weight_bits))
+
+        @torch.no_grad()
+        def vendor_params(self) -> dict[str, Any]:
+            """The integers ai8x-synthesis ``quantize.py`` makes of this folded layer:
+            ``{"weight", "bias" (None without one), "shift", "bits"}`` (numpy int64; the bias
+            at the weight bits, before ``quantize.py`` multiplies it by ``2^(bits-8) * 128``)."""
+            if not self.folded:
+                raise ValueError("vendor_params needs a folded layer (search_spaces._ai8x.fold_bn)")
+            s = self.output_shift()  # float32 arithmetic, as quantize.py on the float32 checkpoint
+            w = vendor_integers(self.op.weight.detach().float(), self.weight_bits, s)
+            b = self.op.bias
+            bi = None if b is None else vendor_integers(b.detach().float(), self.weight_bits, s).numpy().astype(np.int64)
+            return {"weight": w.numpy().astype(np.int64), "bias": bi, "shift": s, "bits": self.weight_bits}
 
         def effective_params(self) -> tuple[torch.Tensor, torch.Tensor | None]:
             """Weight and bias as the forward pass applies them (with STE gradients).
@@ -485,13 +580,13 @@ def _torch_classes() -> dict[str, Any]:
             if not self.quantize:
                 return w, b
             if self.folded:
-                s = output_shift(w, b, self.shift_quantile)
+                s = output_shift(w, b, self.shift_quantile, self.weight_bits)
                 qw = quantize_weight(w, self.weight_bits, shift=s)
                 wq = ste(w, qw)
                 if self.soft > 0:
                     wq = wq + self.soft * (w - qw.detach())
                 if b is not None:
-                    qb = quantize_bias(b, s)
+                    qb = quantize_bias(b, s, self.weight_bits)
                     bq = ste(b, qb)
                     b = bq + self.soft * (b - qb.detach()) if self.soft > 0 else bq
                 return wq, b
@@ -524,6 +619,7 @@ def _torch_classes() -> dict[str, Any]:
                 self.op = nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel,
                                     padding=layer.pad, bias=layer.bias)
                 self.bn = nn.BatchNorm2d(layer.out_channels, affine=False)
+            self._pool_n = float(layer.pool[0] if self.conv1d else layer.pool[0] * layer.pool[1])
 
         @torch.no_grad()
         def fold_bn(self) -> None:
@@ -546,17 +642,24 @@ def _torch_classes() -> dict[str, Any]:
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             if self.pool is not None:
                 x = self.pool(x)
+                if self.quantize and isinstance(self.pool, (nn.AvgPool1d, nn.AvgPool2d)):
+                    x = ste(x, torch.trunc(torch.round(x * 128.0 * self._pool_n) / self._pool_n) / 128.0)
             w, b = self.effective_params()
+            if x.dtype != w.dtype:
+                w = w.to(x.dtype)
+                b = None if b is None else b.to(x.dtype)
             if self.conv1d:
                 x = F.conv1d(x, w, b, padding=self.op.padding)
             else:
                 x = F.conv2d(x, w, b, padding=self.op.padding)
             if not self.folded:
                 x = self.bn(x)
+            # the accelerator rounds and clamps to 8 bits, then applies ReLU / Abs: the same values as
+            # ReLU first (kept for its gradient at 0), not for Abs (-2.5 -> -2 -> 2, not 3)
             if self.activation == "relu":
                 x = F.relu(x)
             elif self.activation == "abs":
-                x = torch.abs(x)
+                x = torch.abs(act_quant(x) if self.quantize else x)
             return act_quant(x) if self.quantize else torch.clamp(x, -1.0, 127.0 / 128.0)
 
     class Classifier(_QuantLayer):
@@ -574,13 +677,17 @@ def _torch_classes() -> dict[str, Any]:
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             x = torch.flatten(x, 1)
             w, b = self.effective_params()
+            if x.dtype != w.dtype:
+                w = w.to(x.dtype)
+                b = None if b is None else b.to(x.dtype)
             return F.linear(x, w, b)
 
     class Ai8xNet(nn.Module):
         """Sequential MAX78000 network built from a :class:`~search_spaces.Network`.
 
         Takes ``[N, C, H, W]`` input (Conv1d networks: ``[N, C, L, 1]`` or ``[N, C, L]``),
-        returns ``[N, classes]`` logits.
+        returns ``[N, classes]`` logits (float64 in eval mode once folded and quantised: the
+        chip's exact arithmetic, see :func:`build_module`).
         """
 
         def __init__(self, network: Network, quantize: bool = True) -> None:
@@ -623,9 +730,20 @@ def _torch_classes() -> dict[str, Any]:
             """Each layer's current output shift."""
             return [b.output_shift() for b in self.layers]
 
+        def vendor_params(self) -> list[dict[str, Any]]:
+            """Each layer's integers as ai8x-synthesis ``quantize.py`` stores them (for
+            :func:`integer_forward`); needs a folded network."""
+            return [b.vendor_params() for b in self.layers]
+
+        def integer_forward(self, x_int: Any) -> np.ndarray:
+            """:func:`integer_forward` of this (folded) network on input integers (-128..127)."""
+            return integer_forward(self.network, self.vendor_params(), x_int)
+
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             if self.conv1d and x.dim() == 4:
                 x = x.squeeze(-1)
+            if not self.training and self.folded and all(b.quantize and b.soft == 0 for b in self.layers):
+                x = x.to(torch.float64)  # exact sums: the chip's integers (see build_module)
             for b in self.layers:
                 x = b(x)
             return x

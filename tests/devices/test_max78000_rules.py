@@ -231,3 +231,13 @@ def test_layout_for_synthesis_follows_placement_and_ping_pong() -> None:
     bad = net_of(conv(1, 8, 28), conv(8, 8, 200))
     with pytest.raises(ValueError, match="does not fit"):
         dev.layout(bad)
+
+
+def test_layout_puts_each_chw_input_channel_in_its_own_memory_instance() -> None:
+    """ai8x-synthesis rejects a CHW layer whose channels share a data-memory instance (4
+    processors each): 3 input channels go to processors 0, 4 and 8; HWC layers stay contiguous."""
+    dev = MAX78000()
+    lay = dev.layout(net_of(conv(3, 16, 16), conv(16, 8, 16)))
+    assert lay[0].chw and lay[0].processors == 0x111
+    p = lay[1].placement
+    assert not lay[1].chw and lay[1].processors == ((1 << 16) - 1) << p.first_processor

@@ -104,19 +104,28 @@ def test_network_files_and_synthesis_yaml_follow_the_description(exported) -> No
             assert y["name"] == layer.name
             if layer.op == "linear":
                 assert y["op"] == "mlp" and y["flatten"] is True and y["output_width"] == 32 and "pad" not in y
+                assert y["activate"] == "None"  # the vendor warns when it is missing
             else:
                 assert y["op"] == "conv2d" and y["pad"] == layer.pad[0]
                 assert y["kernel_size"] == f"{layer.kernel[0]}x{layer.kernel[1]}"
                 assert y["activate"] == "ReLU" and "flatten" not in y
             assert y.get("max_pool") == (layer.pool[0] if layer.is_pooled else None)
             assert y.get("pool_stride") == (layer.pool_stride[0] if layer.is_pooled else None)
-            assert y.get("quantization", 8) == layer.weight_bits
+            assert y["quantization"] == layer.weight_bits
             assert y["processors"] == lay.processors == ((1 << lay.placement.processors) - 1) << lay.placement.first_processor
             assert (y["in_offset"], y["out_offset"]) == (lay.in_offset, lay.out_offset)
             assert (y.get("data_format") == "CHW") == (i == 0)
+        assert (d / "ai8x-synthesis.yaml").read_text().startswith("---\n")
+        # the known-answer pair: the first test image as the chip gets it, our integer output for it
+        x, out = np.load(d / "sample_input.npy"), np.load(d / "sample_output.npy")
+        assert x.dtype == out.dtype == np.int64 and x.shape == tuple(net.input) and out.shape == (10, 1, 1)
+        assert -128 <= x.min() < x.max() <= 127
+        model = load_checkpoint(ck["state_dict"], net)
+        assert np.array_equal(model.integer_forward(x[None])[0].reshape(10, 1, 1), out)
         card = (d / "model_card.md").read_text()
         for word in ("licence", "float", "quantised", "cycles", "weight memory", "nas qat ex", "initialisation",
-                     "quantize.py"):
+                     "quantize.py", "--test-dir", f"--sample-input {(d / 'sample_input.npy').resolve()}",
+                     "--device MAX78000", "--yamllint none", str((d / "sample_output.npy").resolve())):
             assert word in card, word
 
 

@@ -164,6 +164,10 @@ def test_output_shift_uses_weights_and_bias_and_clamps() -> None:
     assert float(output_shift(torch.tensor([1e-6]))) == -15.0  # -19 clamped
     assert float(output_shift(torch.tensor([1e6]))) == 15.0  # 20 clamped
     assert float(output_shift(torch.zeros(3))) == -15.0
+    # quantize.py clamps to [bits - 23, bits + 7]: the hardware shift (+ 8 - bits) stays in [-15, 15]
+    assert float(output_shift(torch.tensor([1e-6]), bits=1)) == -19.0
+    assert float(output_shift(torch.zeros(3), bits=1)) == -22.0
+    assert float(output_shift(torch.tensor([1e6]), bits=4)) == 11.0
     # quantile 0.5 of [4, 0.3, 0.2, 0.1] is 0.25 -> shift -2 (4 is then clipped to 127/128 * 2^-2)
     x = torch.tensor([4.0, 0.3, 0.2, 0.1])
     assert float(output_shift(x, quantile=0.5)) == -2.0
@@ -175,8 +179,11 @@ def test_output_shift_uses_weights_and_bias_and_clamps() -> None:
     # 0.2 * 4 = 0.8 -> floor(2.1) / 2 = 1, and 3 * 4 = 12: both clamped to 1/2, times 1/4
     assert quantize_weight(y, 2)[[0, -1]].tolist() == [0.125, 0.125]
     assert quantize_weight(y, 8)[[0, -1]].tolist() == [0.1875, 3.0]  # 8 bits: quantile 1.0, shift 2: 0.05 * 128 -> 6
-    # bias: 8 bits at the layer's shift: 0.3 * 2 = 0.6 -> floor(76.8 + 0.5) = 77 -> 77/128 / 2
-    assert quantize_bias(torch.tensor([0.3]), -1).tolist() == [77 / 256]
+    # bias: at the layer's weight bits and shift: 0.3 * 2 = 0.6 -> floor(76.8 + 0.5) = 77 -> 77/128 / 2
+    assert quantize_bias(torch.tensor([0.3]), -1, 8).tolist() == [77 / 256]
+    # 2 bits: 0.6 * 2 = 1.2 -> floor(1.7) = 1 -> 1/2 / 2; 1 bit: floor(0.6 + 0.5) = 1, clamped to 0
+    assert quantize_bias(torch.tensor([0.3, -0.3]), -1, 2).tolist() == [0.25, -0.25]
+    assert quantize_bias(torch.tensor([0.3, -0.3]), -1, 1).tolist() == [0.0, -0.5]
 
 
 def _stats_model(network, seed: int = 0):
@@ -227,9 +234,10 @@ def test_folded_quantised_layer_is_the_vendor_arithmetic() -> None:
     assert model.output_shifts()[0] == int(shift)
     wi = vendor_integers(conv.weight.detach(), 2, shift)  # integers in [-2, 1]
     assert set(wi.unique().tolist()) <= {-2.0, -1.0, 0.0, 1.0}
-    bi = vendor_integers(conv.bias.detach(), 8, shift)
+    bi = vendor_integers(conv.bias.detach(), 2, shift)  # the bias at the layer's weight bits too
+    assert set(bi.unique().tolist()) <= {-2.0, -1.0, 0.0, 1.0}
     # the accelerator: integer MACs on Q7 data, bias, times 2^shift, ReLU, clamp, round to 8 bits
-    acc = torch.nn.functional.conv2d(x * 128, wi, None, padding=2) / 128 / 2 + (bi / 128).reshape(1, -1, 1, 1)
+    acc = torch.nn.functional.conv2d(x * 128, wi, None, padding=2) / 128 / 2 + (bi / 2).reshape(1, -1, 1, 1)
     y = torch.clamp(torch.relu(acc * 2.0**shift), -1, 127 / 128)
     y = torch.floor(y * 128 + 0.5) / 128
     with torch.no_grad():
@@ -255,7 +263,7 @@ def test_straight_through_gradient() -> None:
     assert layer.shift_quantile == 0.99
     s = output_shift(w, b, layer.shift_quantile)
     wq = quantize_weight(w, 2, shift=s).requires_grad_()
-    bq = quantize_bias(b, s).requires_grad_()
+    bq = quantize_bias(b, s, 2).requires_grad_()
     pre = torch.nn.functional.conv2d(layer.pool(x), wq, bq, padding=1)
     y = torch.clamp(torch.relu(pre), -1, 127 / 128)
     (y * g).sum().backward()
@@ -278,3 +286,115 @@ def test_ai85net5_pad2_module() -> None:
     net = Network.from_dict({"input": [1, 28, 28], "layers": layers})
     assert net.shape_errors() == [] and net.weight_bytes == 71_148 - 0  # the spec's weight figure
     assert build_module(net)(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+
+
+def _vendor_quantize(w: torch.Tensor, b: torch.Tensor, bits: int, quantile: float) -> tuple:
+    """ai8x-synthesis ``izer/quantize.py`` ``convert_checkpoint`` (MAX_BIT_SHIFT, the QAT default) and
+    ``izer/checkpoint.py`` reading the result back, restated line by line on float32 tensors."""
+    params_r = torch.cat((torch.flatten(w), torch.flatten(b)))
+    float_scale = 1.0 / torch.quantile(params_r.abs(), torch.tensor([quantile]))
+    bit_shift = torch.floor(torch.log2(float_scale)).clamp(min=-7. - bits, max=23. - bits)
+    distribution_factor = torch.pow(2., bit_shift)
+    factor = 2 ** (bits - 1) * distribution_factor
+    weights = (factor * w).add(.5).floor().clamp(min=-(2 ** (bits - 1)), max=2 ** (bits - 1) - 1)
+    bias = b * distribution_factor
+    bias = (2 ** (bits - 1) * bias).add(0.5).floor().clamp(min=-(2 ** (bits - 1)), max=2 ** (bits - 1) - 1)
+    bias *= 2 ** (bits - 8)
+    bias *= 2 ** (8 - 1)
+    out_shift = -bit_shift
+    bias_read = np.floor((bias / 2 ** (bits - 1)).numpy()).astype(np.int64)  # checkpoint.py
+    return weights.numpy().astype(np.int64), bias_read, int(out_shift.item())
+
+
+@pytest.mark.parametrize("bits", [1, 2, 4, 8])
+def test_vendor_params_are_what_quantize_py_makes(bits: int) -> None:
+    """Our integers (weights, bias at the layer's weight bits, output shift) equal the vendor's
+    quantize.py restated, including values a hair below a rounding boundary in float32."""
+    from search_spaces._ai8x import fold_bn
+
+    net = Network.from_dict({"input": [3, 6, 6], "layers": [
+        {"op": "conv2d", "in_channels": 3, "out_channels": 8, "in_dim": [6, 6], "pad": 1, "weight_bits": bits},
+        {"op": "linear", "in_channels": 8, "out_channels": 4, "in_dim": [6, 6], "flatten": True,
+         "output_width": 32, "activation": "none", "weight_bits": bits},
+    ]})
+    for seed in range(3):
+        model = _stats_model(net, seed)
+        fold_bn(model)
+        model.set_quantize(True)
+        with torch.no_grad():
+            conv = model.layers[0].op
+            s = model.layers[0].output_shift()
+            step = 2.0 ** (s - bits + 1)  # one integer step of this layer
+            # just below and at half steps, in float32
+            conv.weight.view(-1)[:4] = torch.tensor([0.5 * step, 1.5 * step, -0.5 * step, -1.5 * step])
+            conv.weight.view(-1)[4] = torch.nextafter(torch.tensor(0.5 * step), torch.tensor(0.0))
+            conv.bias[:3] = torch.tensor([0.5 * step, -0.5 * step, 40.0 * step])  # the last clamps
+        for block in model.layers:
+            got = block.vendor_params()
+            w, b, sh = _vendor_quantize(block.op.weight.detach(), block.op.bias.detach(), bits, block.shift_quantile)
+            assert got["bits"] == bits and got["shift"] == sh
+            assert np.array_equal(got["weight"], w) and np.array_equal(got["bias"], b)
+            assert b.min() >= -(2 ** (bits - 1)) and b.max() <= 2 ** (bits - 1) - 1
+
+
+@pytest.mark.parametrize("conv1d", [False, True])
+def test_eval_forward_is_the_integer_forward(conv1d: bool) -> None:
+    """In eval mode a folded quantised network computes the chip's integers exactly (1/2/4/8-bit
+    layers, max and truncating average pools, a wide classifier)."""
+    from search_spaces._ai8x import fold_bn, integer_forward
+
+    op, dim = ("conv1d", [12, 1]) if conv1d else ("conv2d", [12, 12])
+    half = [6, 1] if conv1d else [6, 6]
+    pool = [2, 1] if conv1d else 2
+    k = [3, 1] if conv1d else [3, 3]
+    net = Network.from_dict({"input": [2, *dim], "layers": [
+        {"op": op, "in_channels": 2, "out_channels": 16, "in_dim": dim, "pad": 1, "kernel": k, "weight_bits": 8},
+        # 1-bit weights are {-1, 0} and so is the bias: after a ReLU the sums are <= 0, so ReLU would zero them
+        {"op": op, "in_channels": 16, "out_channels": 12, "in_dim": dim, "pad": 1, "kernel": k, "weight_bits": 1,
+         "activation": "abs"},
+        {"op": op, "in_channels": 12, "out_channels": 10, "in_dim": dim, "pad": 1, "kernel": k, "weight_bits": 2,
+         "pool": pool, "pool_type": "avg"},
+        {"op": op, "in_channels": 10, "out_channels": 8, "in_dim": half, "pad": 1, "kernel": k, "weight_bits": 4,
+         "pool": pool},
+        {"op": "linear", "in_channels": 8, "out_channels": 5, "in_dim": [3, 1] if conv1d else [3, 3],
+         "flatten": True, "output_width": 32, "activation": "none", "weight_bits": 8},
+    ]})
+    model = _stats_model(net, 1)
+    fold_bn(model)
+    model.set_quantize(True)
+    model.eval()
+    gen = torch.Generator().manual_seed(0)
+    x_int = torch.randint(-128, 128, (16, 2, *dim), generator=gen)
+    with torch.no_grad():
+        logits = model(x_int.float() / 128)
+    params = model.vendor_params()
+    want = integer_forward(net, params, x_int.numpy())
+    last = params[-1]
+    scale = 2.0 ** last["shift"] / (128 * 2 ** (last["bits"] - 1))  # accumulator -> logit
+    assert logits.dtype == torch.float64
+    assert np.array_equal(logits.numpy() / scale, want.astype(np.float64))
+    assert len(np.unique(want)) > 10  # not a degenerate (constant) network
+
+
+def test_hidden_one_bit_layer_after_relu_outputs_zero() -> None:
+    """The vendor's arithmetic: 1-bit weights and bias are {-1, 0} x 2^shift, so a 1-bit layer that
+    reads ReLU outputs never sums above 0; its ReLU output is 0 and the network's output constant."""
+    from search_spaces._ai8x import fold_bn
+
+    space = get_space("ai8x", input_shape=(1, 8, 8), num_classes=4, bits=(1, 2, 4, 8))
+    net = space.network("16k3b8,16k3b1|16k3b8|fcb8")
+    model = _stats_model(net, 2)
+    with torch.no_grad():
+        model.layers[1].op.bias.uniform_(0.5, 1.0)  # a positive float bias does not help: it rounds to 0
+    fold_bn(model)
+    model.set_quantize(True)
+    params = model.vendor_params()
+    assert set(np.unique(params[1]["weight"]).tolist()) <= {-1, 0} and set(params[1]["bias"].tolist()) <= {-1, 0}
+    x = torch.randint(-128, 128, (32, 1, 8, 8))
+    out = model.integer_forward(x.numpy())
+    assert (out == out[0]).all()
+    net8 = space.network("16k3b8,16k3b8|16k3b8|fcb8")  # the same shape at 8 bits is not constant
+    m8 = _stats_model(net8, 2)
+    fold_bn(m8)
+    m8.set_quantize(True)
+    assert not (m8.integer_forward(x.numpy()) == m8.integer_forward(x.numpy())[0]).all()
