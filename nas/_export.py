@@ -3,7 +3,7 @@
 MAX78000 (``ai8x`` space), for Analog Devices' synthesis tool (ai8x-synthesis):
 
 * ``<network>_qat.pth.tar``: the checkpoint layout the tool reads, ``torch.save({"epoch", "arch",
-  "state_dict"})``. This file *is* the vendor's format (a torch pickle, for the vendor's tool);
+  "state_dict", "extras"})``. This file *is* the vendor's format (a torch pickle, for the vendor's tool);
   our own artefacts stay pickle-free: ``weights.safetensors`` holds the same tensors. Per layer
   ``<layer>.op.weight`` and ``<layer>.op.bias`` are the trained float values with BatchNorm
   folded, at their trained scale, as ai8x-training's QAT checkpoints hold them; the vendor's
@@ -201,7 +201,8 @@ def export_max78000(model: Any, network: Any, out_dir: Path, *, name: str, datas
         "synthesis_yaml": out_dir / "ai8x-synthesis.yaml",
         "network": out_dir / "network.yaml",
     }
-    torch.save({"epoch": int(epoch), "arch": arch, "state_dict": state}, files["checkpoint"])
+    # "extras" (empty): quantize.py warns "No `extras` in checkpoint file." without it
+    torch.save({"epoch": int(epoch), "arch": arch, "state_dict": state, "extras": {}}, files["checkpoint"])
     save_file(state, str(files["safetensors"]), metadata={"arch": arch, "epoch": str(int(epoch))})
     files["synthesis_yaml"].write_text(synthesis_yaml(network, arch=arch, dataset=dataset))
     network.save(files["network"])

@@ -46,7 +46,7 @@ def test_checkpoint_keys_shapes_bits_and_shifts(exported) -> None:
 
     for d, n, net in _networks(exported):
         ck = torch.load(d / f"{n['name']}_qat.pth.tar", weights_only=True)
-        assert set(ck) == {"epoch", "arch", "state_dict"} and ck["epoch"] == 4
+        assert set(ck) == {"epoch", "arch", "state_dict", "extras"} and ck["epoch"] == 4
         state = ck["state_dict"]
         names = [layer.name for layer in net.layers]
         expected = {f"{nm}.{k}" for nm in names for k in ("op.weight", "op.bias", "weight_bits", "bias_bits",
