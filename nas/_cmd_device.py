@@ -3,7 +3,7 @@
     nas device list [--json]
     nas device show NAME [--json]
     nas device check max78000 NET.yaml [--json]
-    nas device kit --space SPACE --out DIR [--force]
+    nas device kit --space SPACE --out DIR [--extra K [--seed S]] [--force]
     nas device register NAME --space SPACE (--samples FILE.csv | --measure onnxruntime) [--force]
     nas device register NAME --base max78000 --samples FILE.csv [--force]
     nas device remove NAME
@@ -64,9 +64,19 @@ def register(subparsers: Any) -> None:
                          description=(
                              "Write the 10 reference architectures of SPACE as ONNX models, archs.csv, a "
                              "standalone measure.py (needs only numpy and onnxruntime) and a README into DIR. "
-                             "Run 'python measure.py > samples.csv' on the device, then 'nas device register'."))
+                             "Run 'python measure.py > samples.csv' on the device, then 'nas device register'. "
+                             "With --extra K, K more architectures follow the references, chosen before any "
+                             "measurement by the shipped predictor's uncertainty: greedily, the candidate (of "
+                             "2,000 random ones drawn with --seed) whose prediction the closed-form head is least "
+                             "sure of given the references and the extras already chosen, averaged over the "
+                             "meta-training devices (that uncertainty does not depend on the latencies, so "
+                             "one round of measuring suffices). 'register' uses every line measured. Measured "
+                             "effect: benchmarks/results/active_samples.md."))
     kit.add_argument("--space", required=True, help="search space (fbnet, nasbench201)")
     kit.add_argument("--out", required=True, metavar="DIR", help="folder to write (created if needed)")
+    kit.add_argument("--extra", type=_count, default=0, metavar="K",
+                     help="also K architectures chosen by the predictor's uncertainty (default 0)")
+    kit.add_argument("--seed", type=int, default=0, help="seed of the candidates of --extra (default 0)")
     kit.add_argument("--force", action="store_true", help="overwrite an existing kit in DIR")
     kit.set_defaults(func=_kit)
 
@@ -99,6 +109,17 @@ def register(subparsers: Any) -> None:
     rm = sub.add_parser("remove", help="delete a registered device", description="Delete registered device NAME.")
     rm.add_argument("name", metavar="NAME")
     rm.set_defaults(func=_remove)
+
+
+def _count(text: str) -> int:
+    """A whole number >= 0 (argparse type)."""
+    try:
+        k = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}") from None
+    if k < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}")
+    return k
 
 
 def _console() -> Any:
@@ -219,7 +240,7 @@ def _print_residuals(console: Any, record: dict[str, Any]) -> None:
 def _kit(args: argparse.Namespace) -> int:
     import devices
 
-    files = devices.write_kit(args.space, args.out, force=args.force)
+    files = devices.write_kit(args.space, args.out, force=args.force, extra=args.extra, seed=args.seed)
     print(f"wrote {len(files)} files to {args.out}: " + ", ".join(f.name for f in files))
     print(f"next: copy {args.out} to the device, run 'python measure.py > samples.csv' there, then "
           f"'nas device register NAME --space {args.space} --samples samples.csv'")

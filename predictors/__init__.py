@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from ._active import POOL_SIZE, select_extra
 from ._baselines import FlopsProxy, MetaSGD, NearestDevice, SampleGP
 from ._data import (
     SPACES,
@@ -32,6 +33,7 @@ from ._model import LatencyPredictor
 
 __all__ = [
     "SPACES",
+    "POOL_SIZE",
     "FORMAT_VERSION",
     "ArchitectureError",
     "ArtefactError",
@@ -50,6 +52,7 @@ __all__ = [
     "load",
     "load_file",
     "load_latency_table",
+    "select_extra",
     "select_references",
     "protocol_split",
 ]

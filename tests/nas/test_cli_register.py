@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import predictors
@@ -137,3 +138,53 @@ def test_register_max78000_board(tmp_path: Path, home: Path, capsys: pytest.Capt
     d = json.loads(capsys.readouterr().out)
     assert d["latency_ms"] == pytest.approx(1.1 * base.latency_ms(Network.load(DATA / "mnist.yaml")) + 0.2, rel=1e-3)
     assert main(["device", "register", "b2", "--base", "max78000", "--measure", "onnxruntime"]) == 2
+
+
+def test_kit_extra_lists_references_then_chosen_archs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--extra K: the 10 references then K distinct other architectures, the same for a seed."""
+    import csv
+
+    assert main(["device", "kit", "--space", SPACE, "--out", str(tmp_path / "a"), "--extra", "4"]) == 0
+    rows = list(csv.reader((tmp_path / "a" / "archs.csv").open()))[1:]
+    refs = predictors.load(SPACE).ref_archs_
+    archs = [r[1] for r in rows]
+    assert len(archs) == 14 and len(set(archs)) == 14 and archs[:10] == refs
+    assert [r[0] for r in rows[10:]] == [f"extra_{i:02d}.onnx" for i in range(4)]
+    assert all((tmp_path / "a" / r[0]).is_file() for r in rows)
+    assert "extra_*.onnx" in (tmp_path / "a" / "README.md").read_text()
+    assert archs[10:] == predictors.select_extra(predictors.load(SPACE), 4, seed=0)
+    assert predictors.select_extra(predictors.load(SPACE), 6, seed=0)[:4] == archs[10:]  # greedy: nested
+    assert predictors.select_extra(predictors.load(SPACE), 4, seed=1) != archs[10:]
+
+
+@pytest.mark.parametrize("k", ["-1", "2.5", "x", "100000"])
+def test_kit_bad_extra_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], k: str) -> None:
+    try:
+        code = main(["device", "kit", "--space", SPACE, "--out", str(tmp_path / "k"), "--extra", k])
+    except SystemExit as e:  # argparse's refusal
+        code = e.code
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert "--extra" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "k").exists()
+
+
+def test_register_uses_the_extra_samples(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A device registered from the 10 references and 20 chosen extras predicts those extras
+    better than one registered from the references alone: every sample enters the fit."""
+    import devices
+
+    t = predictors.load_latency_table(SPACE)
+    dev = t.splits["meta_test"][0]
+    y = dict(zip(t.archs, t.device(dev)))
+    extra = predictors.select_extra(predictors.load(SPACE), 20, seed=0)
+    refs = list(t.ref_archs)
+    for name, archs in (("refs-only", refs), ("with-extra", refs + extra)):
+        path = tmp_path / f"{name}.csv"
+        path.write_text("arch,latency_ms\n" + "".join(f"{a},{y[a]}\n" for a in archs))
+        assert main(["device", "register", name, "--space", SPACE, "--samples", str(path)]) == 0
+    assert f"{len(refs) + 20} samples" in capsys.readouterr().out
+    truth = np.array([y[a] for a in extra])
+    err = {n: np.median(np.abs(devices.get_device(n).predict(SPACE, extra) / truth - 1))
+           for n in ("refs-only", "with-extra")}
+    assert err["with-extra"] < 0.5 * err["refs-only"]
