@@ -87,10 +87,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--bits", help="MAX78000: weight bit widths the hidden layers may use, e.g. 2,4,8 (default "
                    "auto: 8 only when the largest network the search can propose fits the budget at 8 bits, since "
                    "the MAX78000's latency does not depend on bits; else 2,4,8. The first layer and the classifier "
-                   "stay 8-bit). 1 is allowed but not offered by default: "
-                   "the MAX78000's 1-bit weights are two's complement {-1, 0} and the vendor rounds the bias at the "
-                   "weight bits, so its bias is {-1, 0} too: after a ReLU a hidden 1-bit layer outputs 0 for every "
-                   "input and its network predicts one class on the chip (benchmarks/results/vendor_roundtrip.md)")
+                   "stay 8-bit). 1 is refused: the MAX78000's 1-bit weights are two's complement {-1, 0} and the vendor "
+                   "rounds the bias at the weight bits, so its bias is {-1, 0} too: a hidden layer reads a ReLU's output, "
+                   "so a 1-bit one outputs 0 for every input (benchmarks/results/vendor_roundtrip.md)")
     p.add_argument("--no-qat", action="store_true",
                    help="stop after the search (default: run 'nas qat' on the winners: float fine-tuning, "
                    "quantisation-aware training in the device's arithmetic and export)")

@@ -515,8 +515,13 @@ def validate(cfg: SearchConfig) -> _Prepared:
     choose_bits = not mobile and "bits" not in space_options
     if not mobile:
         # 1-bit weights are {-1, 0} on the MAX78000 (two's complement) and so is the bias (rounded at
-        # the weight bits, as the vendor's quantize.py does): a hidden 1-bit layer after a ReLU only
-        # ever outputs 0 (benchmarks/results/vendor_roundtrip.md): opt-in only.
+        # the weight bits, as the vendor's quantize.py does). Every hidden layer of the ai8x space
+        # reads the output of a ReLU (>= 0), so a 1-bit hidden layer's sums are never positive and it
+        # outputs 0 for every input (benchmarks/results/vendor_roundtrip.md): the search refuses it.
+        if 1 in space_options.get("bits", ()):
+            raise InputError("--bits 1 cannot be searched: a 1-bit hidden layer outputs 0 for every input on the "
+                             "MAX78000 (its weights and bias are in {-1, 0} and it reads a ReLU's output); use 2, 4 or 8, "
+                             "e.g. --bits 2,4,8")
         space_options.setdefault("bits", MAX78000_DEFAULT_BITS)
     data = load_dataset(cfg.data, seed=cfg.seed, image_size=cfg.image_size)
     if cfg.max_train_images is not None and cfg.max_train_images < len(data.y_train):

@@ -308,14 +308,19 @@ def test_cli_bits(tmp_path, capsys) -> None:
     rng = np.random.default_rng(0)
     data = tmp_path / "tiny.npz"
     np.savez(data, x=rng.integers(0, 256, (60, 8, 8), dtype=np.uint8), y=np.arange(60) % 3)
-    base = ["search", "--device", "max78000", "--budget", "20KB", "--trials", "4", "--data", str(data),
+    base = ["search", "--device", "max78000", "--budget", "100KB", "--trials", "4", "--data", str(data),
             "--runs-dir", str(tmp_path / "runs"), "--no-qat", "--accuracy", "proxy"]
-    assert main([*base, "--bits", "1,2"]) == 0
+    assert main([*base, "--bits", "2,4"]) == 0
     capsys.readouterr()
-    payload = json.loads((tmp_path / "runs" / "max78000-20KB-tiny-proxy" / "pareto.json").read_text())
-    assert payload["settings"]["space_options"]["bits"] == [1, 2]
+    payload = json.loads((tmp_path / "runs" / "max78000-100KB-tiny-proxy" / "pareto.json").read_text())
+    assert payload["settings"]["space_options"]["bits"] == [2, 4]
     hidden = [int(b) for r in payload["pareto"] for b in re.findall(r"b(\d+)", r["arch"].split("|fc")[0])[1:]]
-    assert hidden and set(hidden) <= {1, 2}
+    assert hidden and set(hidden) <= {2, 4}
+    # a 1-bit hidden layer outputs only zeros on the chip (weights and bias in {-1, 0} after a ReLU)
+    assert main([*base, "--name", "one", "--bits", "1,2"]) == 2
+    err = capsys.readouterr().err
+    assert "1-bit hidden layer outputs 0" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "runs" / "one").exists()
     for bad in ("3", "2,x", ""):
         assert main([*base, "--name", "other", "--bits", bad]) == 2
         assert "--bits" in capsys.readouterr().err
