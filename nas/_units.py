@@ -32,29 +32,27 @@ def parse_size(text: str, *, what: str = "size") -> int:
     return int(round(value))
 
 
-def parse_time_ms(text: str, *, what: str = "time") -> float:
-    """Milliseconds from a time such as ``2ms``, ``1500us`` or ``0.02s`` (a bare number is ms)."""
+def _parse_unit(text: str, units: dict[str, float], default: str, what: str, hint: str) -> float:
+    """``number * units[unit]`` from ``text`` (a bare number takes ``default``), positive and finite."""
     m = re.fullmatch(_NUM + r"\s*([a-zA-Zµ]*)", str(text).strip())
-    unit = (m.group(2) or "ms").lower() if m else None
-    if m is None or unit not in _TIME_UNITS:
-        raise InputError(f"invalid {what} {text!r}: use a positive number with us, ms or s (e.g. 2ms)")
-    value = float(m.group(1)) * _TIME_UNITS[unit]
+    unit = (m.group(2) or default).lower() if m else None
+    if m is None or unit not in units:
+        raise InputError(f"invalid {what} {text!r}: use a positive number with {hint}")
+    value = float(m.group(1)) * units[unit]
     if not math.isfinite(value) or value <= 0:
         raise InputError(f"invalid {what} {text!r}: it must be greater than zero")
     return value
+
+
+def parse_time_ms(text: str, *, what: str = "time") -> float:
+    """Milliseconds from a time such as ``2ms``, ``1500us`` or ``0.02s`` (a bare number is ms)."""
+    return _parse_unit(text, _TIME_UNITS, "ms", what, "us, ms or s (e.g. 2ms)")
 
 
 def parse_duration_s(text: str, *, what: str = "duration") -> float:
     """Seconds from a wall-clock duration such as ``90s``, ``30min`` (or ``30m``) or ``1.5h``
     (a bare number is seconds)."""
-    m = re.fullmatch(_NUM + r"\s*([a-zA-Z]*)", str(text).strip())
-    unit = (m.group(2) or "s").lower() if m else None
-    if m is None or unit not in _DURATION_UNITS:
-        raise InputError(f"invalid {what} {text!r}: use a positive number with s, min or h (e.g. 30min)")
-    value = float(m.group(1)) * _DURATION_UNITS[unit]
-    if not math.isfinite(value) or value <= 0:
-        raise InputError(f"invalid {what} {text!r}: it must be greater than zero")
-    return value
+    return _parse_unit(text, _DURATION_UNITS, "s", what, "s, min or h (e.g. 30min)")
 
 
 def format_size(n: int) -> str:
