@@ -61,12 +61,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--accuracy", choices=["supernet", "proxy", "short-qat"],
                    help="accuracy estimate: supernet (the default: validation accuracy of the sub-network "
                    "of a weight-sharing supernet trained once per space and data, then cached under "
-                   "RUNS_DIR/supernets/; MAX78000: searches the widths and unit counts it covers; on MNIST 5k "
-                   "measured 261-326 s to train once on 1 thread of a busy 2-core machine and ~4 s per trial, 60 "
-                   "fine-tuning steps included; phones, host-cpu and registered devices (fbnet): covers every "
-                   "op, scored in int8 after 30 fine-tuning steps; on MNIST 5k 11-21 min to train once and "
-                   "~21-34 s per trial, see benchmarks/results/supernet_fbnet_*.md), proxy (training-free "
-                   "NASWOT score, about 1 s per trial, for quick runs) "
+                   "RUNS_DIR/supernets/; MAX78000: searches the widths and unit counts it covers, 60 fine-tuning "
+                   "steps per trial; phones, host-cpu and registered devices (fbnet): covers every op, scored "
+                   "in int8 after 30 fine-tuning steps; training and per-trial times: "
+                   "benchmarks/results/supernet_mnist5k.md, supernet_fbnet_*.md), proxy (training-free "
+                   "NASWOT score, seconds per trial, for quick runs) "
                    "or short-qat (validation accuracy after a short "
                    "quantisation-aware training from scratch)")
     p.add_argument("--supernet-max-width", type=int,

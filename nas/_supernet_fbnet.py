@@ -105,12 +105,9 @@ FBNET_SUPERNET_DEFAULTS: dict[str, Any] = {
 }
 """Settings of the ``supernet`` estimate (the default) that ``nas search`` uses on the fbnet space
 unless told otherwise: a largest fbnet network costs ~130 M MACs at 28x28, 5x the MAX78000
-supernet's cap, so fewer epochs and sub-networks per step: 11-21 min of training on MNIST 5k on one
-thread of a busy 2-core machine, then ~21-34 s per estimate, 30 fine-tuning steps included
-(benchmarks/results/supernet_fbnet_mnist5k.md). The 30 steps: Kendall tau on 8x8 digits -0.14
-without them, 0.52 with them (the same steps from scratch: 0.50); on MNIST 5k 0.78 without, 0.73
-with, both within the seed-vs-seed 0.71 (``supernet_fbnet_*_ft0.md`` against
-``supernet_fbnet_*.md``)."""
+supernet's cap, so fewer epochs and sub-networks per step. Training and per-estimate times are in
+``benchmarks/results/supernet_fbnet_mnist5k.md``; what the 30 fine-tuning steps do to the ranking
+is in ``supernet_fbnet_*_ft0.md`` against ``supernet_fbnet_*.md``."""
 
 
 def _training_dict(settings: SupernetSettings) -> dict[str, Any]:
