@@ -42,17 +42,7 @@ AI85NET5_YAML = "networks/mnist-chw-ai85.yaml"
 
 def ai85net5() -> Network:
     """The vendor's MNIST ai85net5 as ``networks/mnist-chw-ai85.yaml`` describes it (conv4: 2x2 average pool)."""
-    return Network.from_dict({"name": "ai85net5", "input": [1, 28, 28], "layers": [
-        {"op": "conv2d", "in_channels": 1, "out_channels": 60, "in_dim": [28, 28], "pad": 1, "name": "conv1"},
-        {"op": "conv2d", "in_channels": 60, "out_channels": 60, "in_dim": [28, 28], "pad": 2, "pool": 2,
-         "name": "conv2"},
-        {"op": "conv2d", "in_channels": 60, "out_channels": 56, "in_dim": [16, 16], "pad": 1, "pool": 2,
-         "name": "conv3"},
-        {"op": "conv2d", "in_channels": 56, "out_channels": 12, "in_dim": [8, 8], "pad": 1, "pool": 2,
-         "pool_type": "avg", "name": "conv4"},
-        {"op": "linear", "in_channels": 12, "out_channels": 10, "in_dim": [4, 4], "flatten": True,
-         "activation": "none", "output_width": 32, "name": "fc"},
-    ]})
+    return vendor_tool.ai85net5("avg")
 
 
 def quantised_params(path: Path, network: Network, names: list[str]) -> list[dict[str, Any]]:

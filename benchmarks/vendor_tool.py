@@ -124,3 +124,21 @@ def _main(spec: str) -> int:
 
 if __name__ == "__main__":
     sys.exit(_main(sys.argv[1]))
+
+
+def ai85net5(pool_type: str = "avg") -> Any:
+    """The vendor's MNIST ai85net5, layer by layer (ai8x-synthesis ``networks/mnist-chw-ai85.yaml``:
+    conv4 has a 2x2 average pool; ``pool_type="max"`` gives the variant ``bench_qat.py`` was measured with)."""
+    from search_spaces import Network
+
+    return Network.from_dict({"name": "ai85net5", "input": [1, 28, 28], "layers": [
+        {"op": "conv2d", "in_channels": 1, "out_channels": 60, "in_dim": [28, 28], "pad": 1, "name": "conv1"},
+        {"op": "conv2d", "in_channels": 60, "out_channels": 60, "in_dim": [28, 28], "pad": 2, "pool": 2,
+         "name": "conv2"},
+        {"op": "conv2d", "in_channels": 60, "out_channels": 56, "in_dim": [16, 16], "pad": 1, "pool": 2,
+         "name": "conv3"},
+        {"op": "conv2d", "in_channels": 56, "out_channels": 12, "in_dim": [8, 8], "pad": 1, "pool": 2,
+         "pool_type": pool_type, "name": "conv4"},
+        {"op": "linear", "in_channels": 12, "out_channels": 10, "in_dim": [4, 4], "flatten": True,
+         "activation": "none", "output_width": 32, "name": "fc"},
+    ]})
