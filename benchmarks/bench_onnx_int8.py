@@ -3,7 +3,7 @@
 For each FBNet architecture (MNIST 5k, the split of ``nas qat``): float training from scratch,
 then for each weight range the same int8 QAT as ``nas qat`` (BatchNorm folded, per-channel
 weights, per-tensor int8 activations calibrated on training images, int32 biases) from a copy of
-the same float weights, then the ONNX export and its onnxruntime check (``nas._export``) on the
+the same float weights, then the ONNX export and its onnxruntime check (``nas.export``) on the
 test images. Prints and writes a markdown table: PyTorch int8 test accuracy, onnxruntime test
 accuracy, argmax agreement, equal-logit share, SQNR, max |diff|, largest weight integer and its
 worst int16 pair sum (2 x 255 x max|w|; VPMADDUBSW, x86 without VNNI, saturates above 32,767).
@@ -45,9 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     import search_spaces._fbnet_torch as fbt
-    from nas._data import load_dataset
-    from nas._export import export_onnx_int8, onnx_agreement
-    from nas._qat import _accuracy, _fit, _tensors
+    from nas.data._data import load_dataset
+    from nas.export import export_onnx_int8, onnx_agreement
+    from nas.train import accuracy as _accuracy
+    from nas.train import fit as _fit
+    from nas.train import tensors as _tensors
     from search_spaces import get_space
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -109,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         f"then for each weight range, from a copy of those float weights, `nas qat`'s int8 QAT: BatchNorm folded, "
         f"activation ranges calibrated on training images, {args.qat_epochs} QAT epochs (Adam 0.001), best validation "
         "epoch; weights per output channel, symmetric, scale max|w_c| / (largest |weight integer|)",
-        "- ONNX: `nas._export.export_onnx_int8` (int8 QDQ, weight integers as int8 initializers) and "
+        "- ONNX: `nas.export.export_onnx_int8` (int8 QDQ, weight integers as int8 initializers) and "
         "`onnx_agreement`: onnxruntime vs the PyTorch int8 model on every test image; equal: |diff| <= 1e-3 on "
         "every logit of the image; worst int16 pair: 2 x 255 x max|w| (onnxruntime's x86 kernels read int8 "
         "activations shifted to uint8 0..255; VPMADDUBSW, used without VNNI, saturates each pair's sum above 32,767)",

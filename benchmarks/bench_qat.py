@@ -30,9 +30,9 @@ from pathlib import Path
 import vendor_tool  # benchmarks/ (this script's folder)
 
 from devices import get_device
-from nas._data import load_dataset
-from nas._qat import DEFAULT_EPOCHS, DEFAULT_QAT_EPOCHS, QatConfig, run_qat, train_network
-from nas._search import SearchConfig, run_search
+from nas.data._data import load_dataset
+from nas.qat import DEFAULT_EPOCHS, DEFAULT_QAT_EPOCHS, QatConfig, run_qat, train_network
+from nas.search import SearchConfig, run_search
 from search_spaces import Network
 
 AI85NET5_BOARD_US = 1410  # MSDK mnist example README, --timer, CNN only (spec table)
@@ -56,7 +56,7 @@ def _repeat(best, res, ref, cfg, data, seeds, args, say) -> list[str]:  # noqa: 
 
     import numpy as np
 
-    from nas._qat import _space, _supernet_settings, used_supernet_estimate
+    from nas.qat import _space, _supernet_settings, used_supernet_estimate
 
     space = _space(res.settings)
     used = used_supernet_estimate(res.settings)

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from nas import SearchConfig, run_search
-from nas._units import parse_size
+from nas.cli._units import parse_size
 
 
 def main() -> int:

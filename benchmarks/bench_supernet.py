@@ -32,7 +32,7 @@ def _train_standalone(space, arch, data, float_epochs: int, qat_epochs: int, see
     import torch
     from torch.nn import functional as F
 
-    from nas._supernet import accuracy
+    from nas.supernet import accuracy
 
     t0 = time.perf_counter()
     torch.manual_seed(seed)
@@ -103,7 +103,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--bits", type=int, nargs="+", choices=[1, 2, 4, 8],
                     help="weight bit widths of the space (default 1 2 4 8; `nas search` on the default data offers "
-                    "8 only, see nas._search.auto_bits)")
+                    "8 only, see nas.search.auto_bits)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "supernet_mnist5k.md"))
     args = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
@@ -111,8 +111,8 @@ def main() -> None:
     from scipy.stats import kendalltau, spearmanr
 
     from devices import get_device
-    from nas._accuracy import Naswot, SupernetAccuracy
-    from nas._data import load_mnist5k
+    from nas.data._data import load_mnist5k
+    from nas.estimators import Naswot, SupernetAccuracy
     from search_spaces import get_space
 
     torch.set_num_threads(args.threads)

@@ -10,7 +10,7 @@ cosine, batch 32),
 then the phones' int8 arithmetic of ``nas qat`` (BatchNorm folded, int8 per-channel weights,
 int8 activations calibrated on 256 training images, no QAT epochs), scored on the validation
 split. Compares with the ``supernet`` estimate of ``nas search`` on the fbnet space (its default
-settings, ``nas._supernet_fbnet.FBNET_SUPERNET_DEFAULTS``) and with NASWOT (the quick
+settings, ``nas.supernet._fbnet.FBNET_SUPERNET_DEFAULTS``) and with NASWOT (the quick
 estimate) and MACs by Kendall tau and Spearman rho (``scipy.stats``, with p-values); with
 fine-tuning steps, also the control: the same steps from scratch instead of the supernet's
 weights (does the supernet add anything over a short training?). Prints the table
@@ -41,7 +41,7 @@ STANDALONE_INIT = "zero-init-residual"
 def _load(name: str, split_seed: int = 0):
     """``mnist5k`` (the built-in data) or ``digits`` (scikit-learn's 1,797 8x8 digits, through the
     ``.npz`` path a user's data takes)."""
-    from nas._data import load_mnist5k, load_npz
+    from nas.data._data import load_mnist5k, load_npz
 
     if name == "mnist5k":
         return load_mnist5k(seed=split_seed)
@@ -61,7 +61,7 @@ def _standalone(arch: str, epochs: int, seed: int, split_seed: int = 0,
     import torch
     from torch.nn import functional as F
 
-    from nas._supernet import accuracy
+    from nas.supernet import accuracy
     from search_spaces import get_space
     from search_spaces._fbnet_torch import calibrate_int8, prepare_int8_qat
 
@@ -100,7 +100,7 @@ def _scratch_control(space, arch: str, data, est, sn, seed: int) -> float:
     supernet's weights: validation accuracy, in the estimate's int8 arithmetic (``sn.quantised``)."""
     import torch
 
-    from nas._supernet import accuracy, finetune
+    from nas.supernet import accuracy, finetune
 
     torch.manual_seed(seed)
     net = space.build_for_training(arch).to(memory_format=torch.channels_last)
@@ -157,8 +157,8 @@ def main() -> None:
     import torch
     from scipy.stats import kendalltau, spearmanr
 
-    from nas._accuracy import Naswot, SupernetAccuracy
-    from nas._supernet_fbnet import FBNET_SUPERNET_DEFAULTS
+    from nas.estimators import Naswot, SupernetAccuracy
+    from nas.supernet._fbnet import FBNET_SUPERNET_DEFAULTS
     from search_spaces import get_space
     from search_spaces._fbnet_cost import fbnet_cost
 

@@ -105,8 +105,8 @@ def _ours(model_params: list[dict[str, Any]], network: Network, x_int: np.ndarra
 
 def bench(run_dir: Path, images: int, work: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     from devices import get_device
-    from nas._export import load_checkpoint, vendor_layer_names
-    from nas._qat import load_run, run_data
+    from nas.export import load_checkpoint, vendor_layer_names
+    from nas.qat import load_run, run_data
 
     vendor = vendor_tool.vendor_dir()
     why = vendor_tool.unavailable(vendor)

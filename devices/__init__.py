@@ -22,6 +22,7 @@ from ._base import Device, NoLatencyError
 from ._host import HostCPU, cpu_name, measure_archs
 from ._kit import write_kit
 from ._loo import LooResult, leave_one_out
+from ._lookup import get_device, list_devices
 from ._max78000 import (
     MAX78000,
     Max78000Report,
@@ -33,13 +34,7 @@ from ._max78000 import (
 from ._measure import Timing, time_models
 from ._onnx import BUILDABLE_SPACES, KitError, check_buildable, export_onnx
 from ._recorded import PHONES, RecordedDevice, recorded_devices  # noqa: I001  (registers them)
-from ._registry import (
-    UnknownDeviceError,
-    builtin_devices,
-    get_device,
-    list_devices,
-    register_device,
-)
+from ._registry import UnknownDeviceError, builtin_devices, register_device
 from ._space import Estimate, SpaceDevice
 from ._user import (
     CalibratedMAX78000,

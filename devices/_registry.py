@@ -1,15 +1,16 @@
-"""Registry of devices (``@register_device`` / ``get_device`` / ``list_devices``)."""
+"""Registry of the built-in devices (``@register_device``); ``get_device`` and ``list_devices``
+(``devices._lookup``) also find the user's registered devices."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from search_spaces import InputError
 
 from ._base import Device
 
-__all__ = ["register_device", "get_device", "list_devices", "builtin_devices", "UnknownDeviceError"]
+__all__ = ["register_device", "builtin_devices", "builtin_factory", "UnknownDeviceError"]
 
 _DEVICES: dict[str, Callable[..., Device]] = {}
 T = TypeVar("T", bound=Callable[..., Device])
@@ -37,39 +38,16 @@ def register_device(name: str) -> Callable[[T], T]:
     return deco
 
 
-def get_device(name: str, **kwargs: Any) -> Device:
-    """Instantiate the device ``name``: a built-in one (with keyword options) or a registered one.
+def builtin_factory(name: str) -> Callable[..., Device] | None:
+    """The factory of the built-in device ``name`` (None: no built-in device of that name)."""
+    return _DEVICES.get(name)
 
-    Raises:
-        UnknownDeviceError: if no device of that name exists (the message lists them).
-    """
-    factory = _DEVICES.get(name)
-    if factory is not None:
-        return factory(**kwargs)
-    from ._user import load_user_device
 
-    dev = load_user_device(name)
-    if dev is None:
-        raise UnknownDeviceError(
-            f"unknown device {name!r}; available: {', '.join(list_devices()) or 'none'} "
-            "(or register yours: 'nas device register')"
-        )
-    return dev
+def builtin_kinds() -> dict[str, str]:
+    """The ``kind`` of every built-in device, in registration order."""
+    return {n: getattr(f, "kind", "") for n, f in _DEVICES.items()}
 
 
 def builtin_devices() -> list[str]:
     """Names of the built-in devices, in registration order."""
     return list(_DEVICES)
-
-
-def list_devices() -> list[str]:
-    """Names of all devices: built-in accelerators and measured devices, then the user's registered
-    devices (sorted), then the recorded devices (phones first)."""
-    from ._user import user_device_names
-
-    rank = {"accelerator": 0, "measured": 1}
-    kinds = {n: getattr(f, "kind", "") for n, f in _DEVICES.items()}
-    recorded = [n for n in _DEVICES if kinds[n] == "recorded"]
-    others = sorted((n for n in _DEVICES if kinds[n] != "recorded"), key=lambda n: (rank.get(kinds[n], 2), n))
-    users = [n for n in user_device_names() if n not in _DEVICES]
-    return others + users + recorded

@@ -41,6 +41,7 @@ from search_spaces import ArchitectureError, InputError, Network, get_space
 
 from ._base import Device
 from ._max78000 import MAX78000, Max78000Report
+from ._registry import builtin_devices
 from ._space import Estimate, SpaceDevice
 
 __all__ = [
@@ -294,8 +295,6 @@ def check_name(name: str) -> str:
     Raises:
         RegistryError: with the rule it breaks.
     """
-    from ._registry import builtin_devices
-
     if not _NAME.match(name or ""):
         raise RegistryError(f"invalid device name {name!r}: use 1-63 letters, digits, '_', '.' or '-', "
                             "starting with a letter or digit")

@@ -15,7 +15,8 @@ QAT and export of the winners (what ``nas qat`` runs)::
 
 from __future__ import annotations
 
-from ._accuracy import (
+from .data import DataError, Dataset, load_dataset, load_image_folder, load_mnist5k, load_npz
+from .estimators import (
     AccuracyResult,
     Estimator,
     Naswot,
@@ -23,16 +24,15 @@ from ._accuracy import (
     SupernetAccuracy,
     make_estimator,
 )
-from ._data import DataError, Dataset, load_dataset, load_image_folder, load_mnist5k, load_npz
-from ._export import (
+from .export import (
     checkpoint_state,
     export_network,
     export_onnx_int8,
     load_checkpoint,
     synthesis_yaml,
 )
-from ._qat import QatConfig, QatNetwork, QatResult, run_qat
-from ._search import (
+from .qat import QatConfig, QatNetwork, QatResult, run_qat
+from .search import (
     SearchConfig,
     SearchProgress,
     SearchResult,
@@ -40,7 +40,7 @@ from ._search import (
     run_search,
     validate,
 )
-from ._supernet import (
+from .supernet import (
     LoadedSupernet,
     SupernetCacheError,
     SupernetSettings,

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
-from importlib import metadata, resources
+from importlib import resources
 from typing import Any
 
 import numpy as np
@@ -15,86 +14,12 @@ from search_spaces import get_space
 
 from ._data import SPACES
 from ._errors import ArtefactError, InputError, UnknownSpaceError
+from ._model import LatencyPredictor
+from ._save import FORMAT, FORMAT_VERSION, META_KEY, package_version, save_predictor
+
+_META = META_KEY
 
 __all__ = ["save_predictor", "load_file", "load", "list_pretrained", "FORMAT", "FORMAT_VERSION"]
-
-FORMAT = "hw-nas/latency-predictor"
-FORMAT_VERSION = 4
-# Version 2 (gp_features "hc"): arrays "cost_mean"/"cost_std" and member key "log_sc". Version 3
-# (device_basis): arrays "basis_w"/"basis_b" and the parameter "device_basis". Older files (no
-# such entries) are read unchanged (device_basis off); an older reader refuses newer files. A
-# file is written with the oldest version that holds its entries. Version 4: the parameter
-# "basis_fit" ("nnls": the basis enters the prior mean); files before it read as "gp".
-_META = "__meta__"
-
-
-def _version_of(pred: Any) -> int:
-    """The oldest format version that holds everything ``pred`` writes."""
-    if getattr(pred, "device_basis", False):
-        return 4 if getattr(pred, "basis_fit", "gp") != "gp" else 3
-    return 2 if hasattr(pred, "cost_mean_") else 1
-
-
-def _package_version() -> str:
-    try:
-        return metadata.version("hw-nas")
-    except metadata.PackageNotFoundError:  # pragma: no cover - running from a bare checkout
-        return "unknown"
-
-
-def save_predictor(pred: Any, path: str | os.PathLike[str]) -> str:
-    """Write ``pred`` to ``path`` (``.npz`` appended if missing); returns the path written."""
-    if not hasattr(pred, "members_"):
-        raise ArtefactError("cannot save a predictor that is not meta-trained; call fit() first")
-    path = os.fspath(path)
-    if not path.endswith(".npz"):
-        path += ".npz"
-    space = get_space(pred.space)
-    meta: dict[str, Any] = {
-        "format": FORMAT,
-        # the oldest version that holds everything written, so older readers keep working
-        "format_version": _version_of(pred),
-        "written_by": f"hw-nas {_package_version()}",
-        "kind": type(pred).__name__,
-        "space": pred.space,
-        "params": pred.get_params(),
-        "n_members": len(pred.members_),
-        "member_keys": sorted(pred.members_[0]),
-        "ref_archs": [space.format(a) for a in pred.ref_archs_],
-        "meta_train_devices": list(getattr(pred, "meta_train_devices_", [])),
-        "meta_valid_devices": list(getattr(pred, "meta_valid_devices_", [])),
-        "valid_spearman": [float(v) for v in getattr(pred, "valid_spearman_", [])],
-        "adapted": bool(pred.is_adapted),
-    }
-    arrays: dict[str, np.ndarray] = {"x_mean": pred.x_mean_, "x_std": pred.x_std_,
-                                     "std_scale": np.asarray([getattr(pred, "std_scale_", 1.0)])}
-    if hasattr(pred, "cost_mean_"):
-        arrays["cost_mean"] = np.asarray(pred.cost_mean_)
-        arrays["cost_std"] = np.asarray(pred.cost_std_)
-    if getattr(pred, "device_basis", False):
-        arrays["basis_w"] = np.asarray(pred.basis_w_)
-        arrays["basis_b"] = np.asarray(pred.basis_b_)
-        meta["basis_devices"] = list(pred.basis_devices_)
-    for m, member in enumerate(pred.members_):
-        for k, v in member.items():
-            arrays[f"m{m}/{k}"] = np.asarray(v)
-    if pred.is_adapted:
-        meta["support_archs"] = [space.format(a) for a in pred.support_archs_]
-        arrays["support_y"] = np.asarray(pred.support_y_, dtype=np.float64)
-    arrays[_META] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    # a unique temporary file renamed into place: a reader never sees half a file, two writers never share one
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=f".{os.path.basename(path)}.",
-                               suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
 
 def _read(path: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     if not os.path.exists(path):
@@ -126,7 +51,7 @@ def _read(path: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     if version > FORMAT_VERSION:
         raise ArtefactError(
             f"{path!r} was written by {meta.get('written_by', 'an unknown version')} with predictor format "
-            f"version {version}; this hw-nas {_package_version()} reads versions <= {FORMAT_VERSION}: upgrade hw-nas"
+            f"version {version}; this hw-nas {package_version()} reads versions <= {FORMAT_VERSION}: upgrade hw-nas"
         )
     for k, a in arrays.items():
         if a.dtype.kind not in "fiu":
@@ -197,7 +122,6 @@ def _check(path: str, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> No
 
 def load_file(path: str | os.PathLike[str]) -> Any:
     """Load a predictor written by :meth:`LatencyPredictor.save` (adapted or not)."""
-    from ._model import LatencyPredictor
 
     path = os.fspath(path)
     meta, arrays = _read(path)

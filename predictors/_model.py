@@ -9,14 +9,17 @@ from typing import Any
 
 import numpy as np
 
-from search_spaces import get_space
+from search_spaces import get_space, nasbench201_feature_table
 
 from ._data import LatencyTable, flops_params, load_latency_table
+from ._embedding import EPS_MS as _EPS_MS
+from ._embedding import hw_embedding
 from ._errors import PredictorInputError
+from ._save import save_predictor
+from ._train import meta_train_member, train_rows
 
 __all__ = ["LatencyPredictor", "check_samples", "hw_embedding"]
 
-_EPS_MS = 1e-3
 
 # Per-space defaults of constructor arguments left as None (chosen on the meta-valid devices;
 # see predictors/README.md). Saved files store the resolved values, so changing a default here
@@ -50,29 +53,9 @@ def check_samples(latencies_ms: Sequence[float] | np.ndarray, n_archs: int) -> n
     return y
 
 
-def hw_embedding(ref_ms: np.ndarray, use_level: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(embedding (..., 12), mu, sd) of reference latencies (..., 10).
-
-    The log-latencies on the reference architectures are centred and scaled (10 values) and their
-    mean ``mu`` (zero unless ``use_level``) and log-std are appended; targets are
-    ``(log y - mu) / sd``.
-    """
-    lg = np.log(np.maximum(ref_ms, _EPS_MS))
-    mu = lg.mean(-1)
-    sd = np.maximum(lg.std(-1), 1e-3)
-    z = (lg - mu[..., None]) / sd[..., None]
-    level = mu[..., None] / 3.0 if use_level else np.zeros_like(mu[..., None])
-    emb = np.concatenate([z, level, np.log(sd)[..., None]], -1)
-    return emb, mu, sd
-
-
 def _nb201_table() -> np.ndarray:
     """Raw features of all 15,625 NAS-Bench-201 cells, row = cell code."""
-    space = get_space("nasbench201")
-    space.encode_many([space.format([0] * 6)])  # builds the table once
-    from search_spaces import _nasbench201
-
-    return _nasbench201._FEATURE_TABLE  # type: ignore[return-value]
+    return nasbench201_feature_table()
 
 
 def _relu(a: np.ndarray) -> np.ndarray:
@@ -223,8 +206,6 @@ class LatencyPredictor:
         """Fit the device basis: per device, ridge regression of its log-latency on the
         standardised features (rows of ``train_rows`` and the references), folded to act on raw
         features and scaled to zero mean and unit std on the reference architectures."""
-        from ._train import train_rows
-
         x = table.features()
         rows = np.union1d(train_rows(table, self.train_rows), table.ref_index)
         a = np.concatenate([(x[rows] - self.x_mean_) / self.x_std_, np.ones((len(rows), 1))], 1)
@@ -265,14 +246,11 @@ class LatencyPredictor:
         """
         import torch
 
-        from ._train import meta_train_member
 
         table = table or load_latency_table(self.space)
         devices = list(devices) if devices is not None else table.splits["meta_train"]
         valid = list(valid_devices) if valid_devices is not None else table.splits["meta_valid"]
         x_all = table.features()
-        from ._train import train_rows
-
         pool = np.union1d(train_rows(table, self.train_rows), table.ref_index)
         self.x_mean_ = x_all[pool].mean(0)
         std = x_all[pool].std(0)
@@ -633,6 +611,4 @@ class LatencyPredictor:
     # ------------------------------------------------------------------ persistence
     def save(self, path: str) -> str:
         """Write the predictor (and its adaptation, if any) to ``path`` (.npz, no pickle)."""
-        from ._io import save_predictor
-
         return save_predictor(self, path)

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
 from ._data import LatencyTable, protocol_split, train_rows
+from ._embedding import hw_embedding
 from ._metrics import spearman
-
-if TYPE_CHECKING:
-    from ._model import LatencyPredictor
 
 __all__ = ["meta_train_member", "train_rows", "EMB_DIM"]
 
@@ -112,7 +110,7 @@ def _to_numpy(net) -> dict[str, np.ndarray]:  # noqa: ANN001
 
 
 def meta_train_member(
-    model: LatencyPredictor,
+    model: Any,
     table: LatencyTable,
     devices: Sequence[str],
     valid_devices: Sequence[str],
@@ -123,8 +121,6 @@ def meta_train_member(
 ) -> tuple[dict[str, np.ndarray], float]:
     """Meta-train one ensemble member; returns its numpy weights and best meta-valid Spearman."""
     import torch
-
-    from ._model import hw_embedding
 
     torch.set_num_threads(1)
     torch.manual_seed(seed)

@@ -2,16 +2,50 @@
 
 from __future__ import annotations
 
-from ._ai8x import Ai8xSpace  # noqa: F401  (registers ai8x)
+from typing import Any
+
+from ._ai8x import (  # registers ai8x
+    Ai8xSpace,
+    build_module,
+    fold_bn,
+    quantize_weight,
+)
 from ._base import ArchitectureError, SearchSpace
 from ._errors import InputError
-from ._fbnet import FBNetSpace  # noqa: F401  (registers fbnet)
-from ._nasbench201 import NasBench201Space  # noqa: F401  (registers nasbench201)
+from ._fbnet import FBNetSpace  # registers fbnet
+from ._fbnet_cost import RAM_NOTE, SIZE_NOTE, FBNetCost, fbnet_cost
+from ._nasbench201 import NasBench201Space, nasbench201_feature_table  # registers nasbench201
 from ._network import Layer, Network, NetworkFormatError
 from ._ofa_mbv3 import OFAMobileNetV3Space  # noqa: F401  (registers ofa_mbv3)
 from ._registry import UnknownSpaceError, get_space, list_spaces, register_space
 
+# Names of the fbnet torch modules, imported on first use (importing torch takes seconds; the
+# command line's device and predictor commands never need it).
+_TORCH_NAMES = ("FBNET_BLOCKS", "HEAD_CHANNELS", "INT8_WEIGHT_MAX", "SKIP_OP", "STEM_CHANNELS", "build_fbnet",
+                "calibrate_int8", "layer_geometry", "prepare_int8_qat", "Int8QatFBNet")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _TORCH_NAMES:
+        from . import _fbnet_torch
+
+        return getattr(_fbnet_torch, name)
+    raise AttributeError(f"module 'search_spaces' has no attribute {name!r}")
+
+
 __all__ = [
+    *_TORCH_NAMES,
+    "Ai8xSpace",
+    "FBNetCost",
+    "FBNetSpace",
+    "NasBench201Space",
+    "RAM_NOTE",
+    "SIZE_NOTE",
+    "build_module",
+    "fbnet_cost",
+    "fold_bn",
+    "nasbench201_feature_table",
+    "quantize_weight",
     "ArchitectureError",
     "InputError",
     "Layer",

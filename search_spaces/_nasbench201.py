@@ -209,3 +209,11 @@ _POW5 = 5 ** np.arange(5, -1, -1)
 _ALL_IDX = (np.arange(5**6)[:, None] // _POW5[None, :]) % 5  # (15625, 6), row = code
 _CODE_CACHE: dict[str, int] = {}
 _FEATURE_TABLE: np.ndarray | None = None
+
+
+def nasbench201_feature_table() -> np.ndarray:
+    """Raw features of all 15,625 NAS-Bench-201 cells, row = cell code (built once, then kept)."""
+    global _FEATURE_TABLE
+    if _FEATURE_TABLE is None:
+        _FEATURE_TABLE = NasBench201Space().features(_ALL_IDX)
+    return _FEATURE_TABLE

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from nas._units import parse_size, parse_time_ms
+from nas.cli._units import parse_size, parse_time_ms
 from search_spaces import InputError
 
 

@@ -1,4 +1,4 @@
-"""The vendor-recipe image augmentation used in training (nas._augment)."""
+"""The vendor-recipe image augmentation used in training (nas.data)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from nas._augment import Augment, random_affine  # noqa: E402
+from nas.data import Augment, random_affine  # noqa: E402
 
 NONE = Augment(pad=0, degrees=0.0, translate=0.0, shear=0.0)
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from nas import DataError, load_dataset, load_mnist5k, load_npz
-from nas._data import to_vendor_range
+from nas.data._data import to_vendor_range
 from search_spaces import InputError
 
 
@@ -172,7 +172,7 @@ def test_npz_whose_header_declares_a_huge_array(tmp_path, shape, compress: bool)
 
 
 def test_npz_larger_than_memory_is_refused_before_loading(tmp_path, monkeypatch) -> None:
-    import nas._data as data_mod
+    import nas.data._data as data_mod
 
     p = tmp_path / "ok.npz"
     np.savez(p, x=np.zeros((40, 8, 8), np.uint8), y=np.arange(40) % 2)

@@ -12,9 +12,9 @@ import torch
 import yaml
 
 from devices import MAX78000
-from nas._export import export_onnx_int8, load_checkpoint, onnx_agreement, onnx_weight_range
-from nas._qat import QatConfig, run_qat
-from nas._search import SearchConfig, run_search
+from nas.export import export_onnx_int8, load_checkpoint, onnx_agreement, onnx_weight_range
+from nas.qat import QatConfig, run_qat
+from nas.search import SearchConfig, run_search
 from search_spaces import Network, get_space
 from search_spaces._ai8x import vendor_integers
 from search_spaces._fbnet_torch import INT8_WEIGHT_MAX
@@ -75,7 +75,7 @@ def test_checkpoint_keys_shapes_bits_and_shifts(exported) -> None:
 
 
 def test_checkpoint_reproduces_the_quantised_accuracy(exported) -> None:
-    from nas._data import load_dataset
+    from nas.data._data import load_dataset
 
     data = load_dataset(None, seed=1)
     x, y = torch.from_numpy(data.x_test), torch.from_numpy(data.y_test)

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from devices import get_device
-from nas._qat import QatConfig, choose_rows, run_qat
-from nas._search import SearchConfig, run_search
 from nas.cli import main
+from nas.qat import QatConfig, choose_rows, run_qat
+from nas.search import SearchConfig, run_search
 from search_spaces import InputError, get_space
 
 SPACE = {"max_units": 3, "widths": [16, 24], "max_depth": 1, "bits": [2, 4, 8]}  # low-bit QAT is tested here

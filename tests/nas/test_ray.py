@@ -15,8 +15,8 @@ import pytest
 from optuna.trial import TrialState
 
 from nas import SearchConfig, run_search
-from nas._ray import KILL_TRIAL_ENV, TrialFailedTwiceError
 from nas.cli import main
+from nas.search import KILL_TRIAL_ENV, TrialFailedTwiceError
 
 SMALL_SPACE = {"widths": (16, 24, 32), "max_units": 3, "max_depth": 2}
 
@@ -97,7 +97,7 @@ def test_ray_workers_load_the_supernet_the_driver_trained(ray_session, tmp_path,
     assert done and all(t.user_attrs["estimate_details"]["supernet"] == caches[0].name for t in done)
     assert all(0.0 <= t.values[0] <= 1.0 for t in done)
     # workers never train: without the cache an estimate fails instead of training (train=False)
-    from nas._search import validate
+    from nas.search import validate
 
     prep = validate(_cfg(tmp_path / "other", data, estimator="supernet", estimator_options=opts))
     with pytest.raises(Exception, match="no trained supernet"):

@@ -334,7 +334,7 @@ def test_cli_bits(tmp_path, capsys) -> None:
 def test_auto_bits_follow_the_memory_budget(tmp_path) -> None:
     """Without --bits, a MAX78000 search offers only 8-bit weights when the largest network it can
     propose fits the budget at 8 bits (bits cost no latency on the MAX78000), else 2/4/8."""
-    from nas._search import auto_bits
+    from nas.search import auto_bits
     from search_spaces import get_space
 
     dev = get_device("max78000")
@@ -366,7 +366,7 @@ def test_front_table_lists_each_network_once() -> None:
 
     from rich.console import Console
 
-    from nas._cmd_search import distinct_front, front_table
+    from nas.cli._cmd_search import distinct_front, front_table
 
     rows = [{"arch": a, "trial": t, "estimate": 0.9, "latency_ms": 1.0, "weight_bytes": 100, "layers": 3,
              "bit_widths": "8/8/8"} for a, t in (("a", 3), ("b", 1), ("a", 5), ("c", 0))]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from nas._search import SearchConfig, run_search
+from nas.search import SearchConfig, run_search
 from search_spaces import InputError, get_space
 from search_spaces._fbnet_cost import fbnet_cost
 
@@ -88,7 +88,7 @@ def test_phone_default_estimate_is_the_fbnet_supernet(tmp_path: Path) -> None:
 
 
 def test_phone_search_with_the_fbnet_supernet_and_qat_starts_from_it(tmp_path: Path) -> None:
-    from nas._qat import QatConfig, run_qat
+    from nas.qat import QatConfig, run_qat
 
     cfg = SearchConfig(device="pixel3", space="fbnet", latency_ms=30.0, trials=3, runs_dir=tmp_path,
                        data=_digits(tmp_path), estimator="supernet", estimator_options=TINY_SUPERNET)
@@ -173,7 +173,7 @@ def test_host_cpu_measures(tmp_path: Path) -> None:
 
 
 def test_a_phone_run_from_the_naswot_default_says_how_to_resume_it(tmp_path: Path) -> None:
-    from nas._search import SettingsMismatchError
+    from nas.search import SettingsMismatchError
 
     run_search(SearchConfig(device="pixel3", space="fbnet", latency_ms=20.0, trials=1, runs_dir=tmp_path,
                             name="pixel3-fbnet-20ms", **SMALL))  # what the default made before

@@ -75,7 +75,7 @@ def test_stale_relative_lock_link_does_not_hang_the_resume(tmp_path: Path, tiny:
 
 
 def test_journal_lock_breaks_an_old_lock_and_links_an_absolute_path(tmp_path: Path, monkeypatch) -> None:
-    from nas._journal import JournalLock
+    from nas.search._journal import JournalLock
 
     journal = tmp_path / "study.journal"
     journal.write_text("")
@@ -167,7 +167,7 @@ def test_bad_seed_exits_2_and_writes_nothing(tmp_path: Path, tiny: Path, capsys,
 
 
 def test_large_seeds_run(tmp_path: Path, tiny: Path, capsys) -> None:
-    from nas._search import sampler_seed
+    from nas.search import sampler_seed
 
     for seed in (4295, 2**32 - 1):
         assert main(_args(tiny, tmp_path / "runs", 1, "--seed", str(seed), name=f"s{seed}")) == 0
@@ -272,7 +272,8 @@ def test_a_leftover_run_lock_does_not_block_the_name(tmp_path: Path, tiny: Path,
 
 _TERM = """
 import os, signal, sys
-import nas._search as s
+import nas.search._run as s
+from nas.search import Prepared
 real = s.estimate_arch
 def estimate(prep, arch):
     if len(prep.done_archs) >= 1:
@@ -280,7 +281,7 @@ def estimate(prep, arch):
     prep.done_archs.append(arch)
     return real(prep, arch)
 s.estimate_arch = estimate
-s._Prepared.done_archs = []
+Prepared.done_archs = []
 from nas.cli import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -298,7 +299,7 @@ def test_sigterm_fails_the_trial_in_flight_and_exits_143(tmp_path: Path, tiny: P
 
 
 def test_stale_tune_folders_of_dead_drivers_are_removed(tmp_path: Path, monkeypatch) -> None:
-    from nas._ray import clean_stale_tune_dirs
+    from nas.search import clean_stale_tune_dirs
 
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
     dead = subprocess.Popen(["true"])
@@ -314,10 +315,10 @@ def test_stale_tune_folders_of_dead_drivers_are_removed(tmp_path: Path, monkeypa
 
 
 def test_timeout_stops_after_the_trial_in_flight(tmp_path: Path, tiny: Path, monkeypatch, capsys) -> None:
-    import nas._search as s
+    import nas.search._study as s
 
     clock = iter(range(0, 10_000, 10))  # every look at the clock: 10 s later
-    monkeypatch.setattr(s, "_clock", lambda: float(next(clock)))
+    monkeypatch.setattr(s, "clock", lambda: float(next(clock)))
     assert main(_args(tiny, tmp_path / "runs", 50, "--timeout", "25s")) == 0
     cap = capsys.readouterr()
     n = _complete(_study(tmp_path / "runs" / NAME / "study.journal"))
@@ -333,7 +334,7 @@ def test_bad_timeout_exits_2(tmp_path: Path, tiny: Path, capsys, text: str, word
 
 
 def test_timeout_parses_minutes_and_hours() -> None:
-    from nas._units import parse_duration_s
+    from nas.cli._units import parse_duration_s
 
     assert parse_duration_s("30min") == 1800 and parse_duration_s("1.5h") == 5400 and parse_duration_s("90s") == 90
     assert parse_duration_s("90") == 90

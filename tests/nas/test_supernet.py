@@ -1,4 +1,4 @@
-"""The weight-sharing supernet (nas._supernet) and its estimate (tiny data, seconds)."""
+"""The weight-sharing supernet (nas.supernet) and its estimate (tiny data, seconds)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,10 @@ import pytest
 import torch
 
 from nas import load_npz
-from nas._accuracy import SupernetAccuracy
-from nas._supernet import (
+from nas.estimators import SupernetAccuracy, settings_from_run
+from nas.supernet import (
     SupernetCacheError,
     SupernetSettings,
-    _largest_arch,
-    _make_module,
-    _restrict,
     covered_space,
     get_supernet,
     inherited_module,
@@ -24,6 +21,7 @@ from nas._supernet import (
     unit_cap,
     width_cap,
 )
+from nas.supernet._ai8x import _largest_arch, _make_module, _restrict
 from search_spaces import InputError, get_space
 
 TINY = SupernetSettings(epochs_largest=1, epochs_elastic=1, batch_size=32, recal_images=64)
@@ -268,7 +266,6 @@ def test_killed_training_leaves_no_cache(tmp_path, digits, space, monkeypatch) -
 
 
 def test_settings_from_run_finds_the_search_cache(trained, digits, space) -> None:
-    from nas._supernet import settings_from_run
 
     runs, sn, _ = trained
     est = SupernetAccuracy(epochs_largest=1, epochs_elastic=1, batch_size=32, recal_images=64)
@@ -308,7 +305,7 @@ def test_incomplete_cache_is_one_line_and_not_retrained(tmp_path, digits, space,
 
 def test_cache_path_taken_by_a_file(tmp_path, digits, space) -> None:
     settings = SupernetSettings(epochs_largest=1, epochs_elastic=0, batch_size=32, recal_images=32, max_width=8)
-    from nas._supernet import cache_dir
+    from nas.supernet import cache_dir
 
     path = cache_dir(space, digits, runs_dir=tmp_path, settings=settings)
     path.parent.mkdir(parents=True)

@@ -1,4 +1,4 @@
-"""The phone (fbnet) weight-sharing supernet (nas._supernet_fbnet) and its estimate (8x8 digits, seconds)."""
+"""The phone (fbnet) weight-sharing supernet (nas.supernet._fbnet) and its estimate (8x8 digits, seconds)."""
 
 from __future__ import annotations
 
@@ -11,15 +11,14 @@ import pytest
 import torch
 
 from nas import load_npz
-from nas._accuracy import SupernetAccuracy
-from nas._supernet import (
+from nas.estimators import SupernetAccuracy, settings_from_run
+from nas.supernet import (
     SupernetCacheError,
     SupernetSettings,
     get_supernet,
     inherited_module,
-    settings_from_run,
 )
-from nas._supernet_fbnet import LARGEST, LoadedFBNetSupernet, _make_module, fbnet_supernet_key
+from nas.supernet._fbnet import LARGEST, LoadedFBNetSupernet, _make_module, fbnet_supernet_key
 from search_spaces import get_space
 
 TINY = SupernetSettings(epochs_largest=1, epochs_elastic=3, batch_size=32, random_subnets=1, recal_images=32)

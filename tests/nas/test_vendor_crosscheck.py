@@ -1,7 +1,7 @@
 """Cross-check of MAX78000 exports against Analog Devices' own tool (ai8x-synthesis).
 
 Exports small folded, quantised networks (8-bit, and 1-, 2- and 4-bit layers) with
-``nas._export.export_max78000``, runs the vendor's ``quantize.py`` + ``ai8xize.py`` on them in a
+``nas.export.export_max78000``, runs the vendor's ``quantize.py`` + ``ai8xize.py`` on them in a
 subprocess, and asserts that the tool accepts them, that its cycle and memory estimate is our
 device model's, and that its simulated output for ``sample_input.npy`` is our
 ``sample_output.npy`` bit for bit. Skipped without ``../shared/vendor/ai8x-synthesis`` (next to
@@ -64,7 +64,7 @@ def _model(space: Any, arch: str, seed: int) -> Any:
 
 @pytest.fixture(scope="module")
 def roundtrip(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Any, dict[str, Any], dict[str, Any]]]:
-    from nas._export import export_max78000
+    from nas.export import export_max78000
 
     root = tmp_path_factory.mktemp("vendor")
     jobs, exported = [], []

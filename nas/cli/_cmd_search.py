@@ -1,4 +1,4 @@
-"""``nas search``: find Pareto-optimal networks for a device (thin layer over ``nas._search``).
+"""``nas search``: find Pareto-optimal networks for a device (thin layer over ``nas.search``).
 
     nas search --device max78000 --budget 400KB [--latency 2ms] [--trials N] [--timeout 30min] [--seed S] [--name RUN]
                [--accuracy supernet|proxy|short-qat] [--data FILE.npz|FOLDER]
@@ -111,7 +111,7 @@ def register(subparsers: Any) -> None:
 def _config(args: argparse.Namespace) -> Any:
     from search_spaces import InputError
 
-    from ._search import SearchConfig
+    from ..search import SearchConfig
     from ._units import parse_duration_s, parse_size, parse_time_ms
 
     budget = parse_size(args.budget, what="--budget") if args.budget is not None else None
@@ -206,7 +206,7 @@ def _parse_bits(text: str) -> tuple[int, ...]:
 
 def _qat_config(args: argparse.Namespace) -> Any:
     """The settings of the QAT that follows the search (checked before the search starts)."""
-    from ._qat import QatConfig, _validate_cfg
+    from ..qat import QatConfig, validate_qat_config
 
     kw: dict[str, Any] = {"top": args.qat_top}
     if args.qat_epochs is not None:
@@ -214,7 +214,7 @@ def _qat_config(args: argparse.Namespace) -> Any:
     if args.qat_quant_epochs is not None:
         kw["qat_epochs"] = args.qat_quant_epochs
     cfg = QatConfig(**kw)
-    _validate_cfg(cfg)
+    validate_qat_config(cfg)
     return cfg
 
 
@@ -222,7 +222,7 @@ def _search(args: argparse.Namespace) -> int:
     """``nas search``; SIGTERM stops it like Ctrl-C (the trial in flight told FAIL), exit 143."""
     import sys
 
-    from ._search import SearchTerminated
+    from ..search import SearchTerminated
 
     def on_term(signum: int, frame: Any) -> None:
         raise SearchTerminated()
@@ -244,13 +244,13 @@ def _run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ._search import run_search, validate
+    from ..search import run_search, validate
 
     cfg = _config(args)
     qat_cfg = None if args.no_qat else _qat_config(args)
     prep = validate(cfg)  # every input error is raised here, before anything is written
     if cfg.backend == "ray":
-        from ._ray import connect
+        from ..search import connect
 
         connect(cfg.ray_address, cfg.workers)  # joins or starts Ray; "not reachable" is an input error
     err = Console(stderr=True)
@@ -259,7 +259,7 @@ def _run(args: argparse.Namespace) -> int:
     if "searched_widths" in prep.settings.get("supernet", {}):
         err.print(f"searched widths {prep.settings['supernet']['searched_widths']} "
                   f"({prep.settings['supernet']['width_cap']})", highlight=False, soft_wrap=True)
-    from ._search import prepare_estimator
+    from ..search import prepare_estimator
 
     # The supernet is trained (or loaded) here, on this machine, before the first trial; Ray
     # workers load the cache it writes.
@@ -278,7 +278,7 @@ def _run(args: argparse.Namespace) -> int:
             bar.update(task, completed=p.done, total=p.total,
                        info=f"feasible {p.feasible}  best estimate {best}  front {len(p.front)}  {steps}")
 
-        from ._ray import TrialFailedTwiceError
+        from ..search import TrialFailedTwiceError
 
         try:
             result = run_search(cfg, progress=on_progress,  # the supernet is in the cache by now

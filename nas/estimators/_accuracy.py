@@ -3,8 +3,8 @@
 Three estimators, each reported under its real name:
 
 * :class:`SupernetAccuracy` (the default of ``nas search``): validation accuracy
-  of the sub-network of a once-for-all style weight-sharing supernet (``nas._supernet``; on the
-  phones' ``fbnet`` space ``nas._supernet_fbnet``) with inherited weights, BatchNorm recalibrated
+  of the sub-network of a once-for-all style weight-sharing supernet (``nas.supernet``; on the
+  phones' ``fbnet`` space ``nas.supernet._fbnet``) with inherited weights, BatchNorm recalibrated
   on training images, fake-quantised at the sub-network's bit widths (int8 on phones):
   ``val_acc_supernet``.
 * :class:`Naswot` (``--accuracy proxy``, for quick runs): the training-free score of Mellor et al.,
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,59 +32,24 @@ import numpy as np
 
 from search_spaces import InputError, SearchSpace
 
-from ._data import Dataset
+from ..data import Dataset
+from ..supernet import (
+    CALIBRATION_IMAGES,
+    SupernetSettings,
+    accuracy,
+    cache_dir,
+    covered_space,
+    finetune,
+    get_supernet,
+    width_cap,
+)
+from ..train import top1, torch_session
+from ._base import AccuracyResult, Estimator, register_estimator
 
-__all__ = ["Estimator", "Naswot", "ShortTraining", "SupernetAccuracy", "AccuracyResult", "estimate_accuracy",
-           "make_estimator", "ESTIMATE_ALIASES"]
-
-
-@dataclass(frozen=True)
-class AccuracyResult:
-    """One estimate with what it cost.
-
-    Attributes:
-        value: the estimate (validation accuracy for short training, ``log|K_H|`` for NASWOT).
-        seconds: wall time of the estimate.
-        details: estimator-specific figures (training loss, images used, ...).
-    """
-
-    value: float
-    seconds: float
-    details: dict[str, Any]
+__all__ = ["Naswot", "ShortTraining", "SupernetAccuracy", "estimate_accuracy", "settings_from_run"]
 
 
-class Estimator:
-    """Interface of an accuracy estimate: a name, a key, and ``evaluate``."""
-
-    key: str = ""
-
-    def metric_name(self) -> str:
-        """The estimate's real name as printed in tables and reports."""
-        raise NotImplementedError
-
-    def describe(self) -> str:
-        """One sentence saying what the estimate is."""
-        raise NotImplementedError
-
-    def evaluate(self, space: SearchSpace, arch: Any, data: Dataset, seed: int = 0) -> AccuracyResult:
-        """Score one architecture of ``space`` on ``data``."""
-        raise NotImplementedError
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"estimator": self.key, **asdict(self)}  # type: ignore[call-overload]
-
-
-def _torch_setup(threads: int, seed: int) -> None:
-    import torch
-
-    if threads > 0:
-        torch.set_num_threads(threads)
-    # Fake-quantised networks drive some values into the denormal range, which made training
-    # steps up to 12x slower on this x86 CPU in our measurements; flushing them avoids that.
-    torch.set_flush_denormal(True)
-    torch.manual_seed(seed)
-
-
+@register_estimator("naswot", cli_name="proxy", aliases=("proxy",))
 @dataclass(frozen=True)
 class Naswot(Estimator):
     """NASWOT score (Mellor et al., ICML 2021) of the quantised, untrained network.
@@ -129,7 +94,7 @@ class Naswot(Estimator):
         import torch
 
         t0 = time.perf_counter()
-        _torch_setup(self.threads, seed)
+        torch_session(self.threads, seed)
         n = min(self.batch, len(data.y_train))
         x = torch.from_numpy(np.ascontiguousarray(data.x_train[:n]))
         model = space.build(arch, quantize=self.quantize)
@@ -158,6 +123,7 @@ class Naswot(Estimator):
                               details={"batch": n, "relu_units": int(sum(c.shape[1] for c in codes))})
 
 
+@register_estimator("short_qat", cli_name="short-qat", aliases=("short_train",))
 @dataclass(frozen=True)
 class ShortTraining(Estimator):
     """Settings of the short training (fixed for a whole study).
@@ -204,34 +170,14 @@ class ShortTraining(Estimator):
         return estimate_accuracy(space, arch, data, self, seed)
 
 
-ESTIMATE_ALIASES = {"proxy": "naswot", "naswot": "naswot", "short_qat": "short_qat", "short_train": "short_qat",
-                    "supernet": "supernet"}
-"""Accepted spellings of the estimates (``-`` read as ``_``) and the estimator key each means."""
-
-
-def make_estimator(name: str, **kwargs: Any) -> Estimator:
-    """``"supernet"``, ``"naswot"`` (also ``proxy``) or ``"short_qat"`` (also ``short-qat``) with its
-    keyword settings."""
-    key = ESTIMATE_ALIASES.get(name.replace("-", "_").lower())
-    try:
-        if key == "naswot":
-            return Naswot(**kwargs)
-        if key == "short_qat":
-            return ShortTraining(**kwargs)
-        if key == "supernet":
-            return SupernetAccuracy(**kwargs)
-    except TypeError as e:
-        raise InputError(f"accuracy estimate {name!r} does not take these options: {e}") from None
-    raise InputError(f"unknown accuracy estimate {name!r}; use supernet, proxy (naswot) or short-qat")
-
-
 FINETUNE_STEPS = 60
 """Default fine-tuning steps of a sub-network before it is scored (benchmarks/bench_supernet.py)."""
 
 
+@register_estimator("supernet", cli_name="supernet")
 @dataclass(frozen=True)
 class SupernetAccuracy(Estimator):
-    """Validation accuracy of a sub-network of the weight-sharing supernet (``nas._supernet``).
+    """Validation accuracy of a sub-network of the weight-sharing supernet (``nas.supernet``).
 
     Call :meth:`bind` (the search does, in ``validate``) and :meth:`prepare` (trains the supernet
     or loads it from ``<runs_dir>/supernets/<key>/``) before :meth:`evaluate`; a Ray worker
@@ -246,7 +192,7 @@ class SupernetAccuracy(Estimator):
         finetune_lr: their learning rate.
         max_width, macs_budget, epochs_largest, epochs_elastic, batch_size, lr, random_subnets,
             distill, train_images, train_threads, schedule, min_side: the supernet's settings
-            (:class:`nas._supernet.SupernetSettings`; ``train_threads`` is its ``threads``).
+            (:class:`nas.supernet.SupernetSettings`; ``train_threads`` is its ``threads``).
     """
 
     key = "supernet"
@@ -277,9 +223,7 @@ class SupernetAccuracy(Estimator):
         object.__setattr__(self, "_bound", None)
         object.__setattr__(self, "_loaded", None)
 
-    def supernet_settings(self) -> Any:
-        from ._supernet import SupernetSettings
-
+    def supernet_settings(self) -> SupernetSettings:
         return SupernetSettings(
             max_width=self.max_width, macs_budget=self.macs_budget, epochs_largest=self.epochs_largest,
             epochs_elastic=self.epochs_elastic, batch_size=self.batch_size, lr=self.lr,
@@ -290,12 +234,8 @@ class SupernetAccuracy(Estimator):
 
     def bind(self, space: SearchSpace, data: Dataset, runs_dir: str | Path, seed: int = 0) -> None:
         """Fix the space, data, cache folder and seed (computes the cache path; trains nothing)."""
-        from search_spaces._fbnet import FBNetSpace
-
-        from ._supernet import cache_dir, covered_space, width_cap
-
         settings = self.supernet_settings()
-        fbnet = isinstance(space, FBNetSpace)
+        fbnet = space.name == "fbnet"
         if fbnet:  # every op of every layer is covered
             cap, why, covered = None, "", space
         else:
@@ -328,8 +268,6 @@ class SupernetAccuracy(Estimator):
 
     def prepare(self, progress: Callable[[str], None] | None = None, *, train: bool = True) -> Any:
         """Train the supernet or load it from the cache (once per process); returns it."""
-        from ._supernet import get_supernet
-
         if self._loaded is not None:  # type: ignore[attr-defined]
             return self._loaded  # type: ignore[attr-defined]
         b = self._bound  # type: ignore[attr-defined]
@@ -378,14 +316,10 @@ class SupernetAccuracy(Estimator):
         import torch
 
         t0 = time.perf_counter()
-        if self.threads > 0:
-            torch.set_num_threads(self.threads)
-        torch.set_flush_denormal(True)
+        torch_session(self.threads)
         if self._bound is None:  # type: ignore[attr-defined]
             raise RuntimeError("SupernetAccuracy.bind(space, data, runs_dir) must be called first")
         sn = self.prepare(train=False) if self._loaded is None else self._loaded  # type: ignore[attr-defined]
-        from ._supernet import accuracy, finetune
-
         net = sn.inherited_module(arch, data, recal_images=self.recal_images)
         if self.finetune_steps:
             torch.manual_seed(seed)
@@ -397,8 +331,6 @@ class SupernetAccuracy(Estimator):
 
 
 def _calibration_images() -> int:
-    from ._supernet_fbnet import CALIBRATION_IMAGES
-
     return CALIBRATION_IMAGES
 
 
@@ -411,7 +343,7 @@ def estimate_accuracy(space: SearchSpace, arch: Any, data: Dataset, cfg: ShortTr
     from torch.nn import functional as F
 
     t0 = time.perf_counter()
-    _torch_setup(cfg.threads, seed)
+    torch_session(cfg.threads, seed)
     gen = np.random.default_rng(seed)
     n_train = min(cfg.train_images, len(data.y_train))
     x_tr = torch.from_numpy(np.ascontiguousarray(data.x_train[:n_train]))
@@ -441,13 +373,19 @@ def estimate_accuracy(space: SearchSpace, arch: Any, data: Dataset, cfg: ShortTr
             if epoch == cfg.epochs - 1:
                 loss_sum += float(loss.detach()) * len(idx)
                 loss_n += len(idx)
-    model.eval()
-    correct = 0
-    with torch.no_grad():
-        for s in range(0, n_val, 256):
-            correct += int((model(x_va[s : s + 256]).argmax(1) == y_va[s : s + 256]).sum())
+    acc, _ = top1(model, x_va, y_va, batch=256)
     return AccuracyResult(
-        value=correct / max(1, n_val),
+        value=acc,
         seconds=time.perf_counter() - t0,
         details={"train_loss": loss_sum / max(1, loss_n), "n_train": n_train, "n_val": n_val},
     )
+
+
+def settings_from_run(run_settings: dict[str, Any]) -> SupernetSettings:
+    """The supernet settings a search used, from its ``settings`` (``pareto.json`` or the study's
+    user_attrs), so that ``nas qat`` finds the same cache; the defaults when the search used
+    another estimate."""
+    est = dict(run_settings.get("estimator") or {})
+    if est.pop("estimator", None) != "supernet":
+        return SupernetSettings()
+    return SupernetAccuracy(**est).supernet_settings()

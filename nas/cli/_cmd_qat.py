@@ -1,4 +1,4 @@
-"""``nas qat``: quantisation-aware fine-tuning and export of a search's winners (over ``nas._qat``).
+"""``nas qat``: quantisation-aware fine-tuning and export of a search's winners (over ``nas.qat``).
 
     nas qat RUN [--top K] [--epochs E] [--qat-epochs Q] [--seed S] [--init auto|supernet|scratch]
                 [--augment none|vendor] [--runs-dir DIR]
@@ -14,7 +14,7 @@ __all__ = ["register"]
 
 def register(subparsers: Any) -> None:
     """Add ``nas qat``."""
-    from ._qat import DEFAULT_EPOCHS, DEFAULT_QAT_EPOCHS
+    from ..qat import DEFAULT_EPOCHS, DEFAULT_QAT_EPOCHS
 
     p = subparsers.add_parser(
         "qat",
@@ -52,24 +52,24 @@ def register(subparsers: Any) -> None:
 
 
 def _qat(args: argparse.Namespace) -> int:
-    from ._qat import QatConfig, _validate_cfg
+    from ..qat import QatConfig, validate_qat_config
 
     cfg = QatConfig(top=args.top, epochs=args.epochs, qat_epochs=args.qat_epochs, seed=args.seed, init=args.init,
                     augment=args.augment)
-    _validate_cfg(cfg)  # input errors before anything is written (the run is checked next, also before)
+    validate_qat_config(cfg)  # input errors before anything is written (the run is checked next, also before)
     run_and_print(args.run, cfg, runs_dir=args.runs_dir)
     return 0
 
 
 def run_and_print(run: Any, cfg: Any, *, runs_dir: Any = "runs", command: str = "nas qat") -> Any:
-    """Run :func:`nas._qat.run_qat` with a rich progress bar and print its table (also used at the
+    """Run :func:`nas.qat.run_qat` with a rich progress bar and print its table (also used at the
     end of ``nas search``); returns the ``QatResult``."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from ._export import onnx_summary
-    from ._qat import (
+    from ..export import onnx_summary
+    from ..qat import (
         TABLE_HEADER,
         load_run,
         network_dict,

@@ -9,12 +9,15 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from search_spaces import RAM_NOTE, SIZE_NOTE
+
+from ._config import SearchResult
+from ._study import Prepared, Tally, mobile_figures
+
 if TYPE_CHECKING:
     import optuna
 
-    from ._search import _Prepared
-
-__all__ = ["write_outputs", "pareto_rows", "CSV_COLUMNS", "MOBILE_CSV_COLUMNS"]
+__all__ = ["write_outputs", "pareto_rows", "finish", "CSV_COLUMNS", "MOBILE_CSV_COLUMNS"]
 
 CSV_COLUMNS = [
     "trial", "arch", "estimate", "estimate_metric", "latency_ms", "cycles", "weight_bytes", "weight_capacity_bytes",
@@ -37,7 +40,7 @@ def _front_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return sorted(best, key=lambda t: (t.values[1], -t.values[0], t.number))
 
 
-def pareto_rows(study: optuna.Study, prep: _Prepared, nets_dir: Path) -> list[dict[str, Any]]:
+def pareto_rows(study: optuna.Study, prep: Prepared, nets_dir: Path) -> list[dict[str, Any]]:
     """Rebuild, re-check and save every Pareto-optimal feasible network; one row each."""
     rows: list[dict[str, Any]] = []
     for t in _front_trials(study):
@@ -71,10 +74,8 @@ def pareto_rows(study: optuna.Study, prep: _Prepared, nets_dir: Path) -> list[di
     return rows
 
 
-def mobile_pareto_rows(study: optuna.Study, prep: _Prepared, nets_dir: Path) -> list[dict[str, Any]]:
+def mobile_pareto_rows(study: optuna.Study, prep: Prepared, nets_dir: Path) -> list[dict[str, Any]]:
     """Pareto rows of a latency-predicting device: figures recomputed, one JSON file per network."""
-    from ._search import mobile_figures
-
     rows: list[dict[str, Any]] = []
     for t in _front_trials(study):
         arch = t.user_attrs["arch"]
@@ -97,14 +98,10 @@ def mobile_pareto_rows(study: optuna.Study, prep: _Prepared, nets_dir: Path) -> 
 
 
 def _size_note() -> str:
-    from search_spaces._fbnet_cost import SIZE_NOTE
-
     return SIZE_NOTE
 
 
 def _ram_note() -> str:
-    from search_spaces._fbnet_cost import RAM_NOTE
-
     return RAM_NOTE
 
 
@@ -198,14 +195,14 @@ def _md_table(rows: list[dict[str, Any]], metric: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _study_location(prep: _Prepared) -> str:
+def _study_location(prep: Prepared) -> str:
     """Where the study lives: the run's journal file, or the RDB URL with any password masked."""
     if prep.cfg.storage is None:
         return str(prep.run_dir / "study.journal")
     return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", prep.cfg.storage)
 
 
-def supernet_files(prep: _Prepared) -> dict[str, Any] | None:
+def supernet_files(prep: Prepared) -> dict[str, Any] | None:
     """The supernet's cache folder, training log and last log row (None for other estimates)."""
     info = prep.settings.get("supernet")
     if not info:
@@ -226,7 +223,7 @@ def _bits_line(settings: dict[str, Any]) -> str:
     return f"\n- weight bits searched: {note}" if note else ""
 
 
-def _estimate_notes(prep: _Prepared) -> str:
+def _estimate_notes(prep: Prepared) -> str:
     sn = supernet_files(prep)
     if sn is None:
         return ("It ranks candidates; it is not the accuracy of a trained network, and it separates weight bit "
@@ -250,7 +247,7 @@ def _estimate_notes(prep: _Prepared) -> str:
             "are measured by `benchmarks/bench_supernet.py` (results in benchmarks/results/supernet_mnist5k.md).\n")
 
 
-def _report_md(prep: _Prepared, study: optuna.Study, rows: list[dict[str, Any]], trials: list[dict[str, Any]]) -> str:
+def _report_md(prep: Prepared, study: optuna.Study, rows: list[dict[str, Any]], trials: list[dict[str, Any]]) -> str:
     s = prep.settings
     d = prep.data
     n_feas = sum(t["feasible"] for t in trials)
@@ -324,7 +321,7 @@ No feasible network among {len(trials)} trials. Relax --budget or --latency, or 
 """
 
 
-def _mobile_estimate_notes(prep: _Prepared) -> str:
+def _mobile_estimate_notes(prep: Prepared) -> str:
     if supernet_files(prep) is not None:
         return _estimate_notes(prep)
     return ("The network is the fbnet module of this space with int8 weights (per output channel) and 8-bit\n"
@@ -334,7 +331,7 @@ def _mobile_estimate_notes(prep: _Prepared) -> str:
             "of it on MNIST 5k (benchmarks/results/supernet_fbnet_*.md compares both).\n")
 
 
-def _mobile_md(prep: _Prepared, rows: list[dict[str, Any]], trials: list[dict[str, Any]]) -> str:
+def _mobile_md(prep: Prepared, rows: list[dict[str, Any]], trials: list[dict[str, Any]]) -> str:
     """report.md of a search on a latency-predicting device (fbnet space)."""
     s = prep.settings
     d = prep.data
@@ -402,7 +399,7 @@ Architectures:
 """
 
 
-def write_outputs(study: optuna.Study, prep: _Prepared) -> dict[str, Path]:
+def write_outputs(study: optuna.Study, prep: Prepared) -> dict[str, Path]:
     """Write every output file of a run; returns their paths by kind."""
     run = prep.run_dir
     nets = run / "nets"
@@ -447,3 +444,19 @@ def write_outputs(study: optuna.Study, prep: _Prepared) -> dict[str, Path]:
     tmp.write_text(text)
     tmp.replace(files["report"])
     return files
+
+
+def finish(study: Any, prep: Prepared, tally: Tally, *, n_new: int, seconds: float, device_seconds: float,
+            estimate_seconds: float) -> SearchResult:
+    """Write the run's outputs and build the result."""
+    from optuna.trial import TrialState
+
+    files = write_outputs(study, prep)
+    n_complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    pareto = json.loads(files["pareto_json"].read_text())["pareto"]
+    return SearchResult(
+        run_dir=prep.run_dir, name=prep.name, metric=prep.estimator.metric_name(), pareto=pareto,
+        n_complete=n_complete, n_feasible=tally.feasible, n_new=n_new, seconds=seconds,
+        device_seconds=device_seconds, estimate_seconds=estimate_seconds, resumed=prep.resumed,
+        settings=prep.settings, files=files,
+    )

@@ -18,7 +18,7 @@ What it is (Cai et al., "Once-for-All", ICLR 2020; FBNet's blocks, Wu et al., CV
   where the layer keeps its shape; Goyal et al., 2017): with a scale of 1, sub-networks that mix
   the nine ops stayed at chance level through the default training (gradient norms ~150 at the
   start, on 8x8 digits), while each op trained alone.
-* Training (:func:`get_fbnet_supernet`, the loop of ``nas._supernet``): ``epochs_largest``
+* Training (:func:`get_fbnet_supernet`, the loop of ``nas.supernet``): ``epochs_largest``
   epochs of the largest network (every layer ``k5_e6``); the expansion channels of each layer are
   re-ordered by importance (L1 norm of their projection weights; the largest network's function
   is unchanged); then progressive shrinking over the stages ``kernel`` (ops ``k3_e6``,
@@ -28,7 +28,7 @@ What it is (Cai et al., "Once-for-All", ICLR 2020; FBNet's blocks, Wu et al., CV
   uniformly from [0, 1] (:func:`_sample`), so that shallow networks are trained as often as deep
   ones.
 
-A sub-network's estimate (:meth:`LoadedFBNetSupernet.evaluate`, ``nas._accuracy``): the inherited
+A sub-network's estimate (:meth:`LoadedFBNetSupernet.evaluate`, ``nas.estimators``): the inherited
 weights copied into ``space.build(arch)`` (its ``state_dict`` keys are those of
 :func:`search_spaces._fbnet_torch.build_fbnet`), BatchNorm recalibrated on training images, a few
 fine-tuning steps (``FBNET_SUPERNET_DEFAULTS``: 30), then the phones' int8 arithmetic of ``nas
@@ -36,7 +36,7 @@ qat`` (BatchNorm folded, int8 per-channel weights on the 7-bit range [-63, 63], 
 activations with ranges calibrated on training images, int32 biases), scored on the validation split.
 
 The cache (``<runs_dir>/supernets/<key>/``, atomic, locked, corrupted files named) is the one of
-``nas._supernet``; the key hashes the space (input channels, size, classes), the data, the
+``nas.supernet``; the key hashes the space (input channels, size, classes), the data, the
 training settings that apply here and the seed.
 
 How well it ranks against networks trained from scratch (Kendall tau, NASWOT, MACs and
@@ -55,32 +55,23 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from search_spaces._fbnet import FBNetSpace
-from search_spaces._fbnet_torch import (
-    FBNET_BLOCKS,
-    HEAD_CHANNELS,
-    SKIP_OP,
-    STEM_CHANNELS,
-    calibrate_int8,
-    layer_geometry,
-    prepare_int8_qat,
-)
+from search_spaces import FBNetSpace
 
-from ._data import Dataset
-from ._supernet import (
+from ..data import Dataset
+from ._ai8x import LoadedSupernet
+from ._common import (
     FORMAT_VERSION,
-    LoadedSupernet,
     SupernetSettings,
-    _cache_root,
-    _cached_or_trained,
-    _data_dict,
-    _epoch_logger,
-    _read_cache,
-    _train_loop,
-    _training_end,
-    _training_start,
     accuracy,
+    cache_root,
+    cached_or_trained,
+    data_dict,
+    epoch_logger,
+    read_cache,
     recalibrate_bn,
+    train_loop,
+    training_end,
+    training_start,
 )
 
 __all__ = ["LoadedFBNetSupernet", "get_fbnet_supernet", "fbnet_supernet_key", "FBNET_STAGES", "FBNET_SUPERNET_DEFAULTS",
@@ -120,7 +111,7 @@ def fbnet_supernet_key(space: FBNetSpace, data: Dataset, settings: SupernetSetti
     ident = {"format": FORMAT_VERSION, "training": TRAINING.format(schedule=settings.schedule),
              "space": {"name": "fbnet", "in_channels": space.in_channels, "num_classes": space.num_classes,
                        "input_size": space.input_size},
-             "data": _data_dict(data, settings), "settings": _training_dict(settings), "seed": int(seed)}
+             "data": data_dict(data, settings), "settings": _training_dict(settings), "seed": int(seed)}
     key = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
     return key, ident
 
@@ -150,6 +141,8 @@ def _sample(rng: np.random.Generator, stage: str, n_layers: int = 22) -> list[in
     unlocks ``skip``, each layer skips with a probability drawn uniformly from [0, 1] for the
     whole network. Per-layer uniform draws over the nine ops would give ~2.4 skips in 22 layers
     (binomial), so the shared weights would never serve the shallow networks the search proposes."""
+    from search_spaces import SKIP_OP  # (search_spaces' fbnet torch module: imports torch)
+
     blocks = tuple(o for o in _STAGE_OPS[stage] if o != SKIP_OP)
     p_skip = float(rng.random()) if SKIP_OP in _STAGE_OPS[stage] else 0.0
     skips = rng.random(n_layers) < p_skip
@@ -161,6 +154,8 @@ def _make_module(in_channels: int, num_classes: int) -> Any:
     import torch
     from torch import nn
     from torch.nn import functional as F
+
+    from search_spaces import FBNET_BLOCKS, HEAD_CHANNELS, SKIP_OP, STEM_CHANNELS, layer_geometry
 
     class FBNetSupernet(nn.Module):
         """Shared weights of every sub-network of the fbnet space (see the module docstring)."""
@@ -322,6 +317,8 @@ class LoadedFBNetSupernet(LoadedSupernet):
         calibrated on the first :data:`CALIBRATION_IMAGES` training images, int32 biases; eval mode."""
         import torch
 
+        from search_spaces import calibrate_int8, prepare_int8_qat
+
         x = torch.from_numpy(np.ascontiguousarray(data.x_train[:CALIBRATION_IMAGES]))
         # channels-last: PyTorch's CPU depthwise convs run ~1.4x faster on it (measured)
         return calibrate_int8(prepare_int8_qat(net), x).to(memory_format=torch.channels_last)
@@ -334,29 +331,29 @@ class LoadedFBNetSupernet(LoadedSupernet):
 
 def get_fbnet_supernet(space: FBNetSpace, data: Dataset, *, runs_dir: str | Path, seed: int,
                        settings: SupernetSettings, say: Callable[[str], None], train: bool) -> LoadedFBNetSupernet:
-    """The cached fbnet supernet (trained first when missing); see ``nas._supernet.get_supernet``."""
+    """The cached fbnet supernet (trained first when missing); see :func:`nas.supernet.get_supernet`."""
     key, ident = fbnet_supernet_key(space, data, settings, seed)
-    path = _cache_root(runs_dir) / key
+    path = cache_root(runs_dir) / key
 
     def load() -> LoadedFBNetSupernet:
         model = _make_module(space.in_channels, space.num_classes)
-        config = _read_cache(path, ident, model)
+        config = read_cache(path, ident, model)
         return LoadedFBNetSupernet(space, model, path, config, settings, trained=False)
 
-    return _cached_or_trained(path, key, runs_dir, load,
+    return cached_or_trained(path, key, runs_dir, load,
                               lambda: _train(space, data, settings, seed, path, ident, say), say, train)
 
 
 def _train(space: FBNetSpace, data: Dataset, settings: SupernetSettings, seed: int, path: Path,
            ident: dict[str, Any], say: Callable[[str], None]) -> LoadedFBNetSupernet:
-    t_start, rng, x, y = _training_start(data, settings, seed)
+    t_start, rng, x, y = training_start(data, settings, seed)
     n = len(y)
     model = _make_module(space.in_channels, space.num_classes)
     say(f"supernet: training the fbnet supernet on {n} images of {data.name}; {settings.epochs_largest} + "
         f"{settings.epochs_elastic} epochs, {settings.random_subnets} sub-networks per step; cache {path}")
     log_rows: list[dict[str, Any]] = []
     sn = LoadedFBNetSupernet(space, model, path, {}, settings, trained=True)
-    log = _epoch_logger(model, lambda a: sn.evaluate(a, data)[0], LARGEST, SMALLEST, t_start, say, log_rows)
+    log = epoch_logger(model, lambda a: sn.evaluate(a, data)[0], LARGEST, SMALLEST, t_start, say, log_rows)
     big, small = [int(c) for c in LARGEST], [int(c) for c in SMALLEST]
-    _train_loop(model, x, y, settings, rng, FBNET_STAGES, [big], small, _sample, log)
-    return _training_end(sn, log_rows, {"ident": ident, "largest": LARGEST, "smallest": SMALLEST}, t_start, say)
+    train_loop(model, x, y, settings, rng, FBNET_STAGES, [big], small, _sample, log)
+    return training_end(sn, log_rows, {"ident": ident, "largest": LARGEST, "smallest": SMALLEST}, t_start, say)

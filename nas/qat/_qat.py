@@ -4,7 +4,7 @@ For each chosen Pareto network of a run (:func:`choose_rows`: the ``top`` distin
 among the feasible Pareto rows with the highest search estimate; ties go to the lower latency,
 then the lower trial number):
 
-1. initialise it from the weight-sharing supernet (``nas._supernet.inherited_module``) when asked
+1. initialise it from the weight-sharing supernet (``nas.supernet.inherited_module``) when asked
    (``init="supernet"``), else from a seeded random initialisation (``"scratch"``); under
    ``init="auto"`` (the default), when the run's search used the supernet estimate, both starts
    are fine-tuned in float and the one with the higher float *validation* accuracy is kept
@@ -31,12 +31,11 @@ Adam with cosine decay, the run's own data split (its settings name the data and
 fixed seed, one thread: the same inputs give the same numbers.
 
 Outputs: ``runs/RUN/qat/summary.json`` and ``qat.md`` (linked from a section appended to the
-run's ``report.md``), and ``runs/RUN/export/<network>/`` (:mod:`nas._export`).
+run's ``report.md``), and ``runs/RUN/export/<network>/`` (:mod:`nas.export`).
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import time
@@ -45,12 +44,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from search_spaces import InputError, get_space
 
-from ._augment import AUGMENT_CHOICES
-from ._data import Dataset, load_dataset
+from ..data import AUGMENT_CHOICES, Augment, Dataset, load_dataset
+from ..estimators import settings_from_run
+from ..export import export_network, onnx_summary
+from ..supernet import inherited_module
+from ..train import accuracy, fit, tensors, torch_session
 
 __all__ = ["QatConfig", "QatNetwork", "QatProgress", "QatResult", "run_qat", "choose_rows", "load_run",
            "train_network", "resolve_run"]
@@ -84,7 +84,7 @@ class QatConfig:
         threads: torch intra-op threads (1: safe on a shared machine).
         export: write ``runs/RUN/export/<network>/``.
         augment: "none" or "vendor" (training images get ai8x-training's MNIST augmentation, see
-            :mod:`nas._augment`; sequences never do).
+            :mod:`nas.data`; sequences never do).
     """
 
     top: int = 3
@@ -328,14 +328,12 @@ def used_supernet_estimate(settings: dict[str, Any]) -> bool:
 def _supernet_settings(settings: dict[str, Any]) -> Any:
     """The supernet settings the run's search used (so its cache is found), or None (defaults)."""
     try:
-        from ._supernet import settings_from_run
-
         return settings_from_run(settings)
     except (ImportError, AttributeError, TypeError, InputError):
         return None
 
 
-def _validate_cfg(cfg: QatConfig) -> None:
+def validate_qat_config(cfg: QatConfig) -> None:
     for key in ("top", "epochs", "batch_size"):
         v = getattr(cfg, key)
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -357,98 +355,18 @@ def _validate_cfg(cfg: QatConfig) -> None:
 
 
 # ---------------------------------------------------------------------- training
-def _accuracy(model: Any, x: Any, y: Any, batch: int = 256) -> float:
-    import torch
-
-    model.eval()
-    correct = 0
-    with torch.no_grad():
-        for s in range(0, len(y), batch):
-            correct += int((model(x[s : s + batch]).argmax(1) == y[s : s + batch]).sum())
-    return correct / max(1, len(y))
-
-
-def _fit(model: Any, xs: tuple[Any, ...], epochs: int, lr: float, batch: int, seed: int,
-         on_epoch: Callable[[int, float], None] | None, anneal_epochs: int = 0,
-         augment: Any = None) -> tuple[float, int]:
-    """Adam + cosine decay for ``epochs``; keep the state of the best validation epoch.
-
-    ``anneal_epochs`` > 0 (MAX78000 QAT): ``model.set_soft`` goes linearly from 1 to 0 over
-    the first ``anneal_epochs`` epochs; only later epochs (pure quantised arithmetic) can be
-    kept as the best. ``augment`` (an :class:`~nas._augment.Augment`): training batches are
-    randomly transformed (seeded). Returns (best validation accuracy, its epoch, 1-based; 0 =
-    the starting weights).
-    """
-    import torch
-    from torch.nn import functional as F
-
-    from ._augment import random_affine
-
-    x_tr, y_tr, x_va, y_va = xs
-    gen = np.random.default_rng(seed)
-    tgen = torch.Generator().manual_seed(seed)
-    n = len(y_tr)
-    steps = max(1, -(-n // batch))
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps)
-    best = _accuracy(model, x_va, y_va) if anneal_epochs == 0 else -1.0
-    best_epoch, best_state = 0, copy.deepcopy(model.state_dict())
-    for epoch in range(1, epochs + 1):
-        model.train()
-        order = torch.from_numpy(gen.permutation(n))
-        for s in range(steps):
-            if anneal_epochs:
-                model.set_soft(max(0.0, 1.0 - ((epoch - 1) * steps + s) / (anneal_epochs * steps)))
-            idx = order[s * batch : (s + 1) * batch]
-            if len(idx) < 2:  # BatchNorm needs two samples
-                continue
-            xb = x_tr[idx] if augment is None else random_affine(x_tr[idx], tgen, augment)
-            loss = F.cross_entropy(model(xb), y_tr[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-        if anneal_epochs:
-            model.set_soft(0.0 if epoch >= anneal_epochs else 1.0 - epoch / anneal_epochs)
-        acc = _accuracy(model, x_va, y_va)
-        if acc > best and epoch >= anneal_epochs:
-            best, best_epoch, best_state = acc, epoch, copy.deepcopy(model.state_dict())
-        if on_epoch:
-            on_epoch(epoch, acc)
-    if anneal_epochs:
-        model.set_soft(0.0)
-    model.load_state_dict(best_state)
-    model.eval()
-    return best, best_epoch
-
-
-def _tensors(data: Dataset, max_train: int | None, max_eval: int | None = None) -> tuple[Any, ...]:
-    import torch
-
-    n = len(data.y_train) if max_train is None else min(max_train, len(data.y_train))
-    m = None if max_eval is None else max(1, int(max_eval))
-
-    def t(a: np.ndarray) -> Any:
-        return torch.from_numpy(np.ascontiguousarray(a))
-
-    return (t(data.x_train[:n]), t(data.y_train[:n]), t(data.x_val[:m]), t(data.y_val[:m]), t(data.x_test[:m]),
-            t(data.y_test[:m]))
-
-
 def _initial(space: Any, arch: str, data: Dataset, cfg: QatConfig, seed: int, runs_dir: Path,
              search_used_supernet: bool = True, supernet_seed: int | None = None,
              supernet_settings: Any = None) -> tuple[Any, str]:
     """The float module to fine-tune and a sentence saying how it was initialised.
 
     ``init="auto"``: the supernet when the run's search used it (its cache then exists), else
-    scratch; ``"supernet"``: always (``nas._supernet`` trains and caches one when missing).
+    scratch; ``"supernet"``: always (``nas.supernet`` trains and caches one when missing).
     """
     import torch
 
     if cfg.init == "supernet" or (cfg.init == "auto" and search_used_supernet):
         try:
-            from ._supernet import inherited_module  # written by the supernet work (issue 5)
-
             inherited = inherited_module(space, arch, data, runs_dir=runs_dir,
                                          seed=seed if supernet_seed is None else supernet_seed,
                                          settings=supernet_settings)
@@ -465,10 +383,8 @@ def _initial(space: Any, arch: str, data: Dataset, cfg: QatConfig, seed: int, ru
 
 
 def _augment_of(cfg: QatConfig, x_train: Any) -> Any:
-    """The :class:`~nas._augment.Augment` of ``cfg.augment`` for this data (None: none; sequences
+    """The :class:`~nas.data.Augment` of ``cfg.augment`` for this data (None: none; sequences
     are never augmented)."""
-    from ._augment import Augment
-
     if cfg.augment == "none" or x_train.dim() != 4:
         return None
     return Augment()
@@ -487,12 +403,11 @@ def train_network(network_or_arch: Any, data: Dataset, cfg: QatConfig, *, space:
     """
     import torch
 
-    from search_spaces._ai8x import build_module, fold_bn
+    from search_spaces import build_module, fold_bn
 
-    torch.set_num_threads(max(1, int(cfg.threads)))
-    torch.set_flush_denormal(True)  # fake-quantised training hits denormals (slow on x86)
+    torch_session(max(1, int(cfg.threads)))
     t0 = time.perf_counter()
-    xs = _tensors(data, cfg.max_train_images, cfg.max_eval_images)
+    xs = tensors(data, cfg.max_train_images, cfg.max_eval_images)
     if space is None:
         torch.manual_seed(seed)
         model, init = build_module(network_or_arch, quantize=False), f"scratch (PyTorch default initialisation, seed {seed})"
@@ -509,14 +424,14 @@ def train_network(network_or_arch: Any, data: Dataset, cfg: QatConfig, *, space:
     if progress:
         progress(QatProgress(name, index, count, "float", 0, cfg.epochs, None))
     aug = _augment_of(cfg, xs[0])
-    fv, fe = _fit(model, xs[:4], cfg.epochs, cfg.lr, cfg.batch_size, seed, cb("float", cfg.epochs), augment=aug)
+    fv, fe = fit(model, xs[:4], cfg.epochs, cfg.lr, cfg.batch_size, seed, cb("float", cfg.epochs), augment=aug)
     by_init: dict[str, float] = {}
     if space is not None and cfg.init == "auto" and init.startswith("supernet"):
         # also a fresh start, same seed and epochs; keep the higher float validation accuracy
         by_init = {"supernet": fv}
         torch.manual_seed(seed)
         alt = space.build(network_or_arch, quantize=False)
-        av, ae = _fit(alt, xs[:4], cfg.epochs, cfg.lr, cfg.batch_size, seed, cb("float-scratch", cfg.epochs),
+        av, ae = fit(alt, xs[:4], cfg.epochs, cfg.lr, cfg.batch_size, seed, cb("float-scratch", cfg.epochs),
                       augment=aug)
         by_init["scratch"] = av
         both = f"float validation accuracy {fv:.4f} from the supernet's weights, {av:.4f} from scratch"
@@ -525,20 +440,20 @@ def train_network(network_or_arch: Any, data: Dataset, cfg: QatConfig, *, space:
             init = f"scratch (seed {seed}; kept over the supernet's weights: {both})"
         else:
             init = f"supernet (weights inherited from the run's weight-sharing supernet; kept: {both})"
-    ft = _accuracy(model, xs[4], xs[5])
+    ft = accuracy(model, xs[4], xs[5])
     if mobile:
-        from search_spaces._fbnet_torch import calibrate_int8, prepare_int8_qat
+        from search_spaces import calibrate_int8, prepare_int8_qat
 
         # activation ranges from a few training batches
         model = calibrate_int8(prepare_int8_qat(model), xs[0], cfg.batch_size)
     else:
         fold_bn(model)
         model.set_quantize(True)
-    ptq = _accuracy(model, xs[2], xs[3])
+    ptq = accuracy(model, xs[2], xs[3])
     anneal = 0 if mobile else max(0, min(cfg.anneal_epochs, cfg.qat_epochs - 1))
-    qv, qe = _fit(model, xs[:4], cfg.qat_epochs, cfg.qat_lr, cfg.batch_size, seed + 1, cb("qat", cfg.qat_epochs),
+    qv, qe = fit(model, xs[:4], cfg.qat_epochs, cfg.qat_lr, cfg.batch_size, seed + 1, cb("qat", cfg.qat_epochs),
                   anneal_epochs=anneal, augment=aug)
-    qt = _accuracy(model, xs[4], xs[5])
+    qt = accuracy(model, xs[4], xs[5])
     figures = {
         "init": init, "float_val_acc": fv, "float_test_acc": ft, "quant_val_acc": qv, "quant_test_acc": qt,
         "best_float_epoch": fe, "best_qat_epoch": qe, "val_acc_after_fold_before_qat": ptq,
@@ -562,7 +477,7 @@ def device_figures(settings: dict[str, Any], arch: str, network: Any = None) -> 
                 "cycles": rep.cycles, "weight_bytes": rep.weight_bytes, "bias_bytes": rep.bias_bytes,
                 "layers": rep.layers, "max_column": rep.max_column, "data_memory_bytes": rep.data_memory_bytes,
                 "bit_widths": network.bit_widths}
-    from search_spaces._fbnet_cost import fbnet_cost
+    from search_spaces import fbnet_cost
 
     space = _space(settings)
     ms, std = dev.predict(settings["space"], [arch], return_std=True)
@@ -608,10 +523,8 @@ def run_qat(run: str | Path, cfg: QatConfig | None = None, *, runs_dir: str | Pa
         InputError: a bad setting, no such run, a corrupted ``pareto.json``, no feasible row;
             raised before anything is written.
     """
-    from ._export import export_network
-
     cfg = cfg or QatConfig()
-    _validate_cfg(cfg)
+    validate_qat_config(cfg)
     r = load_run(run, runs_dir)
     seed = int(r.settings.get("data_seed", 0)) if cfg.seed is None else int(cfg.seed)
     data = run_data(r.settings, int(r.settings.get("data_seed", 0)))
@@ -709,8 +622,6 @@ TABLE_HEADER = ["network", "float test acc", "quantised test acc", "delta (point
 
 def qat_markdown(payload: dict[str, Any]) -> str:
     """``qat.md``: the settings and the results table."""
-    from ._export import onnx_summary
-
     q = payload["qat"]
     d = payload["data"]
     lines = [

@@ -8,10 +8,10 @@ study can be started locally and continued on a cluster (or back). What ``Optuna
 do is filled in by a small subclass, :class:`_StudySearch`:
 
 * its define-by-run space function samples the architecture and runs the device check on the
-  driver (:func:`nas._search.check_trial`: milliseconds), which sets the constraints and the
+  driver (:func:`nas.search.check_trial`: milliseconds), which sets the constraints and the
   ``arch``/``feasible``/``device`` user_attrs exactly as the local backend does;
 * the Tune trial (on a reused Ray actor, one CPU) runs the costly part, the accuracy estimate of
-  the sub-network (:func:`nas._search.estimate_arch`), and reports ``estimate`` and ``latency_ms``;
+  the sub-network (:func:`nas.search.estimate_arch`), and reports ``estimate`` and ``latency_ms``;
 * ``on_trial_complete`` sets the ``estimate`` user_attrs before ``OptunaSearch`` tells the study;
 * a trial whose worker died (or which raised) is told FAIL and retried once as a new trial with
   the same parameters (``enqueue_trial``); the search goes on. A retry that fails again stops
@@ -24,8 +24,8 @@ Tune keeps its files in ``$TMPDIR/nas-tune-<driver pid>-*``, removed when the se
 driver killed with SIGKILL cannot remove its own, so the next search removes those whose driver
 is gone (:func:`clean_stale_tune_dirs`).
 
-Supernet training (``nas._supernet``) runs once on the driver before the first trial
-(:func:`nas._search.prepare_estimator`); the estimator shipped to the workers holds no weights
+Supernet training (``nas.supernet``) runs once on the driver before the first trial
+(:func:`nas.search.prepare_estimator`); the estimator shipped to the workers holds no weights
 and each worker loads the cached supernet (``runs/supernets/<key>/``, so workers on other
 machines need that folder on a shared file system). Other per-network jobs (QAT of the winners,
 host measurements) are functions ``(prep, config) -> metrics`` in :data:`JOBS`, run the same way.
@@ -51,20 +51,20 @@ from typing import Any
 
 from search_spaces import InputError
 
-from . import _search
-from ._search import (
-    SearchProgress,
-    SearchResult,
-    _finish,
-    _open_study,
-    _Prepared,
-    _run_dir_locked,
-    _Tally,
+from .. import _thirdparty as tp
+from . import _study
+from ._config import SearchProgress, SearchResult
+from ._report import finish
+from ._study import (
+    Prepared,
+    Tally,
     check_trial,
     counted_trials,
     estimate_arch,
+    open_study,
     prepare_estimator,
     record_estimate,
+    run_dir_locked,
     trial_values,
     worker_id,
 )
@@ -117,7 +117,7 @@ class TrialFailedTwiceError(RuntimeError):
     """A trial failed, and its retry failed as well."""
 
 
-def _estimate_job(prep: _Prepared, config: dict[str, Any]) -> dict[str, Any]:
+def _estimate_job(prep: Prepared, config: dict[str, Any]) -> dict[str, Any]:
     """The sub-network evaluation of one trial: the accuracy estimate (or the cached one)."""
     lat = float(config["nas_latency_ms"])
     value: float | None = None
@@ -141,11 +141,11 @@ def _estimate_job(prep: _Prepared, config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-JOBS: dict[str, Callable[[_Prepared, dict[str, Any]], dict[str, Any]]] = {"estimate": _estimate_job}
+JOBS: dict[str, Callable[[Prepared, dict[str, Any]], dict[str, Any]]] = {"estimate": _estimate_job}
 """Per-network jobs a Tune trial can run, by name (only the sub-network estimate exists today)."""
 
 
-def _trainable(config: dict[str, Any], prep: _Prepared) -> None:
+def _trainable(config: dict[str, Any], prep: Prepared) -> None:
     """One Tune trial: run the job named in ``config`` and report its metrics."""
     from ray import tune
 
@@ -189,7 +189,7 @@ def connect(address: str | None, workers: int | None) -> bool:
     return True
 
 
-def _make_searcher(prep: _Prepared, study: Any, tally: _Tally, cache: dict[str, tuple[float, dict[str, Any]]],
+def _make_searcher(prep: Prepared, study: Any, tally: Tally, cache: dict[str, tuple[float, dict[str, Any]]],
                    progress: Callable[[SearchProgress], None] | None) -> Any:
     from optuna.trial import TrialState
     from ray.tune.search import Searcher
@@ -199,7 +199,7 @@ def _make_searcher(prep: _Prepared, study: Any, tally: _Tally, cache: dict[str, 
     metric = prep.estimator.metric_name()
     kill = os.environ.get(KILL_TRIAL_ENV)
     shared = cfg.storage is not None
-    deadline = None if cfg.timeout_s is None else _search._clock() + float(cfg.timeout_s)
+    deadline = None if cfg.timeout_s is None else _study.clock() + float(cfg.timeout_s)
     device_seconds = [0.0]
 
     def space(trial: Any) -> dict[str, Any]:
@@ -227,7 +227,7 @@ def _make_searcher(prep: _Prepared, study: Any, tally: _Tally, cache: dict[str, 
 
         def __init__(self, progress: Callable[[SearchProgress], None] | None) -> None:
             super().__init__(space=space, metric=["estimate", "latency_ms"], mode=["max", "min"],
-                             sampler=study.sampler, study_name=study.study_name, storage=study._storage)
+                             sampler=study.sampler, study_name=study.study_name, storage=tp.study_storage(study))
             self.live: set[str] = set()
             self.failed_twice: tuple[int, int] | None = None
             self.finished = False
@@ -246,7 +246,7 @@ def _make_searcher(prep: _Prepared, study: Any, tally: _Tally, cache: dict[str, 
         def _full(self) -> bool:
             if self.failed_twice is not None:
                 return True
-            if deadline is not None and _search._clock() >= deadline:
+            if deadline is not None and _study.clock() >= deadline:
                 self.timed_out = True
                 return True
             if shared:  # every process's trials count, this one's live ones are RUNNING
@@ -266,12 +266,12 @@ def _make_searcher(prep: _Prepared, study: Any, tally: _Tally, cache: dict[str, 
         def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None,
                               error: bool = False) -> None:
             self.live.discard(trial_id)
-            ot = self._ot_trials[trial_id]
+            ot = tp.searcher_trials(self)[trial_id]
             ok = bool(result) and not error and result.get("estimate") is not None  # type: ignore[union-attr]
             if not ok and not error:  # stopped by Ctrl-C before it reported
                 ot.set_user_attr("note", "interrupted (search stopped)")
-                self._ot_study.tell(ot, state=TrialState.FAIL)
-                self._completed_trials.add(trial_id)
+                tp.searcher_study(self).tell(ot, state=TrialState.FAIL)
+                tp.mark_searcher_completed(self, trial_id)
                 return
             if not ok:
                 retry_of = ot.user_attrs.get("retry_of")
@@ -279,12 +279,12 @@ def _make_searcher(prep: _Prepared, study: Any, tally: _Tally, cache: dict[str, 
                 if retry_of is None:
                     ot.set_user_attr("note", "failed on a Ray worker (the worker died or the trial raised); "
                                      "retried once as a new trial with the same parameters")
-                    self._ot_study.enqueue_trial(ot.params, user_attrs={"retry_of": ot.number})
+                    tp.searcher_study(self).enqueue_trial(ot.params, user_attrs={"retry_of": ot.number})
                 else:
                     ot.set_user_attr("note", f"retry of trial {retry_of} failed too; search stopped")
                     self.failed_twice = (retry_of, ot.number)
-                self._ot_study.tell(ot, state=TrialState.FAIL)
-                self._completed_trials.add(trial_id)
+                tp.searcher_study(self).tell(ot, state=TrialState.FAIL)
+                tp.mark_searcher_completed(self, trial_id)
                 return
             assert result is not None
             value = float(result["estimate"]) if result["nas_estimated"] else None
@@ -306,7 +306,7 @@ def _make_searcher(prep: _Prepared, study: Any, tally: _Tally, cache: dict[str, 
     return _StudySearch(progress)
 
 
-def run_ray_search(prep: _Prepared, progress: Callable[[SearchProgress], None] | None = None,
+def run_ray_search(prep: Prepared, progress: Callable[[SearchProgress], None] | None = None,
                    log: Callable[[str], None] | None = None) -> SearchResult:
     """Run (or resume) the search of ``prep`` on Ray; see the module docstring.
 
@@ -330,8 +330,8 @@ def run_ray_search(prep: _Prepared, progress: Callable[[SearchProgress], None] |
     study = searcher = None
     try:
         workers = cfg.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        with _run_dir_locked(prep.run_dir, cfg.storage is not None):
-            study, tally, cache = _open_study(prep, log)
+        with run_dir_locked(prep.run_dir, cfg.storage is not None):
+            study, tally, cache = open_study(prep, log)
             if progress:
                 progress(tally.progress(cfg.trials, prep.estimator.metric_name(), None, False))
             searcher = _make_searcher(prep, study, tally, cache, progress)
@@ -362,18 +362,17 @@ def run_ray_search(prep: _Prepared, progress: Callable[[SearchProgress], None] |
                 raise TrialFailedTwiceError(
                     f"trial {first} failed on Ray and its retry (trial {second}) failed too"
                     + (f": {errs[-1]}" if errs else "") + "; the study keeps the finished trials")
-            result = _finish(study, prep, tally, n_new=searcher.n_new, seconds=time.perf_counter() - t_start,
+            result = finish(study, prep, tally, n_new=searcher.n_new, seconds=time.perf_counter() - t_start,
                              device_seconds=searcher.device_seconds[0], estimate_seconds=searcher.estimate_seconds)
             result.timed_out = searcher.timed_out
             return result
     finally:
         if searcher is not None and study is not None:  # Ctrl-C or an error: trials in flight never finished
             trials = study.get_trials(deepcopy=False)
-            for ot in searcher._ot_trials.values():  # this search's trials only (an RDB may be shared)
+            for ot in tp.searcher_trials(searcher).values():  # this search's trials only (an RDB may be shared)
                 t = trials[ot.number]
                 if t.state == TrialState.RUNNING:
-                    study._storage.set_trial_user_attr(t._trial_id, "note", "interrupted (search stopped)")
-                    study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+                    tp.fail_in_storage(study, t, "interrupted (search stopped)")
         if started:
             ray.shutdown()
         shutil.rmtree(tune_dir, ignore_errors=True)

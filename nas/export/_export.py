@@ -47,6 +47,8 @@ from typing import Any
 
 import numpy as np
 
+from ..estimators import cli_name
+
 __all__ = ["export_network", "export_max78000", "export_onnx_int8", "checkpoint_state", "synthesis_yaml",
            "onnx_agreement", "onnx_summary", "onnx_weight_range", "vendor_layer_names", "load_checkpoint",
            "sample_pair", "vendor_commands"]
@@ -108,7 +110,7 @@ def load_checkpoint(state: dict[str, Any], network: Any) -> Any:
     (:func:`checkpoint_state`, or the ``state_dict`` of a ``*_qat.pth.tar`` / ``weights.safetensors``)."""
     import torch
 
-    from search_spaces._ai8x import build_module
+    from search_spaces import build_module
 
     model = build_module(network, quantize=True)
     with torch.no_grad():
@@ -378,7 +380,6 @@ def export_network(model: Any, net: Any, out_dir: Path, *, settings: dict[str, A
     return files
 
 
-ACCURACY_FLAG = {"naswot": "proxy", "short_qat": "short-qat", "supernet": "supernet"}
 """``nas search --accuracy`` value of each estimator key."""
 
 
@@ -397,7 +398,7 @@ def _search_command(settings: dict[str, Any], run_name: str) -> str:
         parts.append(f"--data {src[len('user file '):]}")
     est = settings.get("estimator", {}).get("estimator")
     if est:
-        parts.append(f"--accuracy {ACCURACY_FLAG.get(est, est.replace('_', '-'))}")
+        parts.append(f"--accuracy {cli_name(est)}")
     parts += [f"--seed {settings.get('data_seed', 0)}", f"--name {run_name}"]
     return " ".join(parts)
 
@@ -412,7 +413,7 @@ def onnx_summary(o: dict[str, Any]) -> str:
 
 
 def _arithmetic_line(o: dict[str, Any]) -> str:
-    from search_spaces._fbnet_torch import INT8_WEIGHT_MAX
+    from search_spaces import INT8_WEIGHT_MAX  # (read at call time: the fbnet torch module)
 
     top, pair = o["weight_int_max"], o["int16_pair_max"]
     verdict = ("no pair can saturate the int16 sums of x86 CPUs without VNNI (VPMADDUBSW), so AVX2, AVX-512, "

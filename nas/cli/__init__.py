@@ -1,6 +1,6 @@
 """The ``nas`` command: a thin layer over the library.
 
-Each sub-command lives in a private module ``nas/_cmd_*.py`` exposing ``register(subparsers)``,
+Each sub-command lives in a private module ``nas/cli/_cmd_*.py`` exposing ``register(subparsers)``,
 which adds its parser and sets ``func(args) -> int`` as the handler. Bad input raised as
 :class:`search_spaces.InputError` is printed as one line and exits with code 2.
 """
@@ -18,7 +18,8 @@ __all__ = ["main", "build_parser"]
 
 # Sub-command modules, in the order they appear in ``nas --help``.
 _COMMAND_MODULES = (
-    "nas._cmd_search", "nas._cmd_device", "nas._cmd_predict", "nas._cmd_predictor", "nas._cmd_qat",
+    "nas.cli._cmd_search", "nas.cli._cmd_device", "nas.cli._cmd_predict", "nas.cli._cmd_predictor",
+    "nas.cli._cmd_qat",
 )
 
 

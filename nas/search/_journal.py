@@ -32,11 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from optuna.storages.journal import BaseJournalBackend
-from optuna.storages.journal._file import (
-    BaseJournalFileLock,  # not re-exported; a documented lock_obj type
-)
 
 from search_spaces import InputError
+
+from .._thirdparty import journal_file_lock_base
 
 __all__ = ["JournalLock", "JournalScan", "LOCK_GRACE_S", "break_stale_lock", "scan_journal", "recover",
            "RecordsBackend", "lock_path"]
@@ -64,7 +63,7 @@ def _remove(path: Path) -> bool:
     return True
 
 
-class JournalLock(BaseJournalFileLock):
+class JournalLock(journal_file_lock_base()):  # type: ignore[misc]
     """Optuna's symlink lock on ``study.journal.lock``, with an absolute link target and a
     staleness check by the lock's own age (see the module docstring)."""
 
