@@ -118,7 +118,7 @@ def bench(run_dir: Path, images: int, work: Path) -> tuple[list[dict[str, Any]],
         raise SystemExit(f"bench_vendor: no MAX78000 export under {export}; make one with "
                          f"`nas qat {run_dir.name} --runs-dir {run_dir.parent}` (after `nas search --device max78000 ...`)")
     r = load_run(run_dir)
-    data = run_data(r.settings, int(r.settings.get("data_seed", 0)))
+    data = run_data(r.record, r.record.data_seed)
     x_test = np.clip(np.round(data.x_test[:images].astype(np.float64) * 128), -128, 127).astype(np.int64)
     y_test = data.y_test[:images]
     info = {"run": str(run_dir), "data": data.name, "images": int(len(y_test))}

@@ -81,7 +81,7 @@ def run_and_print(run: Any, cfg: Any, *, runs_dir: Any = "runs", command: str = 
     loaded = load_run(run, runs_dir)
     err = Console(stderr=True)
     n = min(cfg.top, len({r["arch"] for r in loaded.rows}))
-    both = cfg.init == "auto" and used_supernet_estimate(loaded.settings)  # both starts under auto
+    both = cfg.init == "auto" and used_supernet_estimate(loaded.record)  # both starts under auto
     float_epochs = cfg.epochs * (2 if both else 1)
     per_net = float_epochs + cfg.qat_epochs
     twice = " (twice: from the supernet's weights and from scratch)" if float_epochs > cfg.epochs else ""

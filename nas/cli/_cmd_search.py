@@ -169,7 +169,7 @@ def front_table(result: Any, prep: Any) -> Any:
     table.add_column(result.metric, justify="right")
     table.add_column("latency ms", justify="right")
     if prep.mobile:
-        table.add_column(f"mean+{prep.settings['latency_margin']:g}std ms", justify="right")
+        table.add_column(f"mean+{prep.record.latency_margin:g}std ms", justify="right")
         table.add_column("int8 size B", justify="right")
         table.add_column("peak RAM B", justify="right")
         table.add_column("arch")
@@ -256,9 +256,9 @@ def _run(args: argparse.Namespace) -> int:
     err = Console(stderr=True)
     err.print(f"[bold]nas search[/] {prep.name}: {prep.data.describe()}; estimate: {prep.estimator.metric_name()}"
               + ("; resuming" if prep.resumed else ""), highlight=False, soft_wrap=True)
-    if "searched_widths" in prep.settings.get("supernet", {}):
-        err.print(f"searched widths {prep.settings['supernet']['searched_widths']} "
-                  f"({prep.settings['supernet']['width_cap']})", highlight=False, soft_wrap=True)
+    sn = prep.record.supernet
+    if sn is not None and sn.searched_widths is not None:
+        err.print(f"searched widths {list(sn.searched_widths)} ({sn.width_cap})", highlight=False, soft_wrap=True)
     from ..search import prepare_estimator
 
     # The supernet is trained (or loaded) here, on this machine, before the first trial; Ray

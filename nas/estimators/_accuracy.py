@@ -33,6 +33,7 @@ import numpy as np
 from search_spaces import InputError, SearchSpace
 
 from ..data import Dataset
+from ..record import RunRecord
 from ..supernet import (
     CALIBRATION_IMAGES,
     SupernetSettings,
@@ -381,11 +382,11 @@ def estimate_accuracy(space: SearchSpace, arch: Any, data: Dataset, cfg: ShortTr
     )
 
 
-def settings_from_run(run_settings: dict[str, Any]) -> SupernetSettings:
-    """The supernet settings a search used, from its ``settings`` (``pareto.json`` or the study's
-    user_attrs), so that ``nas qat`` finds the same cache; the defaults when the search used
-    another estimate."""
-    est = dict(run_settings.get("estimator") or {})
+def settings_from_run(run: RunRecord | dict[str, Any]) -> SupernetSettings:
+    """The supernet settings a search used, from its run record (or a dict with its ``estimator``
+    entry), so that ``nas qat`` finds the same cache; the defaults when the search used another
+    estimate."""
+    est = dict(run.estimator if isinstance(run, RunRecord) else (run.get("estimator") or {}))
     if est.pop("estimator", None) != "supernet":
         return SupernetSettings()
     return SupernetAccuracy(**est).supernet_settings()

@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from ..estimators import cli_name
+from ..record import RunRecord
 
 __all__ = ["export_network", "export_max78000", "export_onnx_int8", "checkpoint_state", "synthesis_yaml",
            "onnx_agreement", "onnx_summary", "onnx_weight_range", "vendor_layer_names", "load_checkpoint",
@@ -356,12 +357,12 @@ def onnx_agreement(model: Any, onnx_path: Path, x: np.ndarray, y: np.ndarray | N
     return out
 
 
-def export_network(model: Any, net: Any, out_dir: Path, *, settings: dict[str, Any], data: Any, run_name: str,
+def export_network(model: Any, net: Any, out_dir: Path, *, record: RunRecord, data: Any, run_name: str,
                    network: Any = None, space: Any = None, qat_settings: dict[str, Any] | None = None) -> dict[str, Path]:
     """Export one QAT'd network of a run (MAX78000 or phone) with its model card."""
     out_dir.mkdir(parents=True, exist_ok=True)
     epochs = net.epochs + net.qat_epochs
-    if settings["space"] == "ai8x":
+    if record.space == "ai8x":
         files = export_max78000(model, network, out_dir, name=net.name, dataset=data.name.upper().replace(".", "_"),
                                 epoch=epochs, sample=data.x_test[0])
         extra: dict[str, Any] = {}
@@ -370,36 +371,33 @@ def export_network(model: Any, net: Any, out_dir: Path, *, settings: dict[str, A
         n_test = int(net.extra.get("n_test") or len(data.y_test))
         extra = {"onnx": onnx_agreement(model, files["onnx"], data.x_test[:n_test], data.y_test[:n_test])}
         net.extra["onnx"] = extra["onnx"]
-        desc = {"space": settings["space"], "arch": net.arch, "device": settings["device"],
+        desc = {"space": record.space, "arch": net.arch, "device": record.device,
                 "in_channels": space.in_channels, "input_size": space.input_size, "num_classes": space.num_classes}
         files["network"] = out_dir / "network.json"
         files["network"].write_text(json.dumps(desc, indent=1))
     files["model_card"] = out_dir / "model_card.md"
-    files["model_card"].write_text(model_card(net, settings=settings, data=data, run_name=run_name, files=files,
+    files["model_card"].write_text(model_card(net, record=record, data=data, run_name=run_name, files=files,
                                               network=network, qat_settings=qat_settings or {}, extra=extra))
     return files
 
 
-"""``nas search --accuracy`` value of each estimator key."""
-
-
-def _search_command(settings: dict[str, Any], run_name: str) -> str:
-    parts = ["nas search", f"--device {settings['device']}"]
-    if settings.get("space") not in (None, "ai8x"):
-        parts.append(f"--space {settings['space']}")
-    if settings.get("budget_bytes") is not None:
-        parts.append(f"--budget {settings['budget_bytes']}B")
-    if settings.get("latency_ms") is not None:
-        parts.append(f"--latency {settings['latency_ms']:g}ms")
-    if settings.get("ram_bytes") is not None:
-        parts.append(f"--ram {settings['ram_bytes']}B")
-    src = str(settings.get("data", {}).get("source", ""))
+def _search_command(record: RunRecord, run_name: str) -> str:
+    parts = ["nas search", f"--device {record.device}"]
+    if record.space != "ai8x":
+        parts.append(f"--space {record.space}")
+    if record.budget_bytes is not None:
+        parts.append(f"--budget {record.budget_bytes}B")
+    if record.latency_ms is not None:
+        parts.append(f"--latency {record.latency_ms:g}ms")
+    if record.ram_bytes is not None:
+        parts.append(f"--ram {record.ram_bytes}B")
+    src = str(record.data.source or "")
     if src.startswith("user file "):
         parts.append(f"--data {src[len('user file '):]}")
-    est = settings.get("estimator", {}).get("estimator")
+    est = record.estimator_key
     if est:
         parts.append(f"--accuracy {cli_name(est)}")
-    parts += [f"--seed {settings.get('data_seed', 0)}", f"--name {run_name}"]
+    parts += [f"--seed {record.data_seed}", f"--name {run_name}"]
     return " ".join(parts)
 
 
@@ -471,7 +469,7 @@ def vendor_commands(files: dict[str, Path], *, prefix: str) -> list[str]:
     return lines
 
 
-def model_card(net: Any, *, settings: dict[str, Any], data: Any, run_name: str, files: dict[str, Path],
+def model_card(net: Any, *, record: RunRecord, data: Any, run_name: str, files: dict[str, Path],
                network: Any, qat_settings: dict[str, Any], extra: dict[str, Any]) -> str:
     """``model_card.md``: data and licence, split, accuracy, latency, memory, placement, commands."""
     dev = net.device
@@ -479,12 +477,12 @@ def model_card(net: Any, *, settings: dict[str, Any], data: Any, run_name: str, 
     lines = [
         f"# {net.name}: `{net.arch}`",
         "",
-        f"Found by `nas search` (run `{run_name}`, device {settings['device']}), fine-tuned by `nas qat`.",
+        f"Found by `nas search` (run `{run_name}`, device {record.device}), fine-tuned by `nas qat`.",
         "",
         "## Data",
         f"- {data.name}: {data.source}",
         f"- licence: {data.licence}",
-        f"- split (stratified, seed {settings.get('data_seed', 0)}): {len(data.y_train)} train / {len(data.y_val)} "
+        f"- split (stratified, seed {record.data_seed}): {len(data.y_train)} train / {len(data.y_val)} "
         f"validation / {len(data.y_test)} test; input {'x'.join(map(str, data.input_shape))}, "
         f"{data.num_classes} classes" + (f"; QAT used the first {net.extra.get('n_train')} training images"
                                          if net.extra.get("n_train") not in (None, len(data.y_train)) else ""),
@@ -496,7 +494,7 @@ def model_card(net: Any, *, settings: dict[str, Any], data: Any, run_name: str, 
         f"{100 * net.quant_test_acc:.2f}% (validation {100 * net.quant_val_acc:.2f}%); "
         f"delta {100 * (net.quant_test_acc - net.float_test_acc):+.2f} points",
         f"- initialisation: {net.init}",
-        f"- search estimate ({settings.get('metric')}): {net.extra.get('estimate')}",
+        f"- search estimate ({record.metric}): {net.extra.get('estimate')}",
         "",
     ]
     if dev["kind"] == "max78000":
@@ -527,7 +525,7 @@ def model_card(net: Any, *, settings: dict[str, Any], data: Any, run_name: str, 
         lines.append("")
     else:
         lines += [
-            f"## {settings['device']} figures",
+            f"## {record.device} figures",
             f"- predicted latency: {dev['latency_ms']:.3f} ms (std {dev['std_ms']:.3f} ms; the device's predictor)",
             f"- int8 size: {dev['size_bytes']:,} B (weights {dev['weights']:,} + 4 x biases {dev['biases']:,}); "
             f"peak int8 activation RAM {dev['peak_ram_bytes']:,} B",
@@ -542,7 +540,7 @@ def model_card(net: Any, *, settings: dict[str, Any], data: Any, run_name: str, 
             lines.append(f"- `{Path(p).name}` ({k})")
     qat_cmd = (f"nas qat {run_name} --top {q.get('top')} --epochs {q.get('epochs')} --qat-epochs {q.get('qat_epochs')} "
                f"--seed {q.get('seed')}" + (f" --init {q['init']}" if q.get("init") not in (None, "auto") else ""))
-    lines += ["", "## Reproduce", "```", _search_command(settings, run_name), qat_cmd, "```"]
+    lines += ["", "## Reproduce", "```", _search_command(record, run_name), qat_cmd, "```"]
     if dev["kind"] == "max78000":
         lines += vendor_commands(files, prefix=net.name)
     return "\n".join(lines) + "\n"

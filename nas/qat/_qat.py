@@ -49,6 +49,7 @@ from search_spaces import InputError, get_space
 from ..data import AUGMENT_CHOICES, Augment, Dataset, load_dataset
 from ..estimators import settings_from_run
 from ..export import export_network, onnx_summary
+from ..record import RunRecord, RunRecordError
 from ..supernet import inherited_module
 from ..train import accuracy, fit, tensors, torch_session
 
@@ -158,7 +159,7 @@ class QatResult:
 class _Run:
     run_dir: Path
     name: str
-    settings: dict[str, Any]
+    record: RunRecord
     rows: list[dict[str, Any]]
     mobile: bool
 
@@ -187,17 +188,18 @@ def load_run(run: str | Path, runs_dir: str | Path = "runs") -> _Run:
     if not isinstance(payload, dict) or not isinstance(payload.get("pareto"), list) \
             or not isinstance(payload.get("settings"), dict):
         raise InputError(f"{path} lacks 'pareto' and 'settings'; re-run the search to rewrite it")
-    settings = payload["settings"]
-    for key in ("device", "space", "data"):
-        if key not in settings:
-            raise InputError(f"{path}: settings lack {key!r}; re-run the search to rewrite it")
-    space = settings["space"]
-    if space not in ("ai8x", "fbnet"):
-        raise InputError(f"{path}: nas qat handles the ai8x (MAX78000) and fbnet (phone) spaces, not {space!r}")
-    _check_settings(path, payload)
+    if payload.get("name") is not None and not isinstance(payload["name"], str):
+        raise InputError(f"{path}: 'name' {payload['name']!r} is not a run name; re-run the search to rewrite it")
+    try:
+        record = RunRecord.from_dict(payload["settings"])
+    except RunRecordError as e:
+        raise InputError(f"{path}: {e}; re-run the search to rewrite it") from None
+    if record.space not in ("ai8x", "fbnet"):
+        raise InputError(f"{path}: nas qat handles the ai8x (MAX78000) and fbnet (phone) spaces, not {record.space!r}")
+    _check_space(path, record)
     from devices import get_device
 
-    get_device(settings["device"])  # an unknown or damaged device: one line now, not after the training
+    get_device(record.device)  # an unknown or damaged device: one line now, not after the training
     rows = []
     for i, r in enumerate(payload["pareto"]):
         if not isinstance(r, dict) or not isinstance(r.get("arch"), str) or not _is_real(r.get("estimate")):
@@ -210,8 +212,8 @@ def load_run(run: str | Path, runs_dir: str | Path = "runs") -> _Run:
         rows.append(r)
     if not rows:
         raise InputError(f"run {d.name!r} has no feasible Pareto network; relax its limits or run more trials first")
-    return _Run(run_dir=d, name=str(payload.get("name") or d.name), settings=settings, rows=rows,
-                mobile=space != "ai8x")
+    return _Run(run_dir=d, name=str(payload.get("name") or d.name), record=record, rows=rows,
+                mobile=record.space != "ai8x")
 
 
 def _is_real(v: Any) -> bool:
@@ -237,48 +239,15 @@ def _row_problem(r: dict[str, Any]) -> str | None:
     return None
 
 
-def _check_settings(path: Path, payload: dict[str, Any]) -> None:
-    """The types of the ``settings`` (and name) of a run's ``pareto.json`` that ``nas qat`` uses."""
-    settings = payload["settings"]
-
-    def bad(what: str) -> InputError:
-        return InputError(f"{path}: {what}; re-run the search to rewrite it")
-
-    if payload.get("name") is not None and not isinstance(payload["name"], str):
-        raise bad(f"'name' {payload['name']!r} is not a run name")
-    if not isinstance(settings["device"], str):
-        raise bad(f"settings 'device' {settings['device']!r} is not a device name")
-    data = settings["data"]
-    if not isinstance(data, dict):
-        raise bad(f"settings 'data' {data!r} is not an object")
-    shape = data.get("input_shape")
-    if not (isinstance(shape, list) and len(shape) == 3 and all(_is_count(v, 1) for v in shape)):
-        raise bad(f"settings 'data.input_shape' {shape!r} is not [channels, height, width]")
-    if not _is_count(data.get("num_classes"), 2):
-        raise bad(f"settings 'data.num_classes' {data.get('num_classes')!r} is not a number of classes (>= 2)")
-    for k in ("name", "source", "path", "fingerprint"):
-        if data.get(k) is not None and not isinstance(data[k], str):
-            raise bad(f"settings 'data.{k}' {data[k]!r} is not text")
-    size = data.get("image_size")
-    if size is not None and not (isinstance(size, list) and len(size) == 2 and all(_is_count(v, 1) for v in size)):
-        raise bad(f"settings 'data.image_size' {size!r} is not [height, width]")
-    if "conv1d" in data and not isinstance(data["conv1d"], bool):
-        raise bad(f"settings 'data.conv1d' {data['conv1d']!r} is not true or false")
-    if settings.get("space_options") is not None and not isinstance(settings["space_options"], dict):
-        raise bad(f"settings 'space_options' {settings['space_options']!r} is not an object")
-    if "data_seed" in settings and not _is_count(settings["data_seed"]):
-        raise bad(f"settings 'data_seed' {settings['data_seed']!r} is not a seed (an integer >= 0)")
-    if settings.get("estimator") is not None and not isinstance(settings["estimator"], dict):
-        raise bad(f"settings 'estimator' {settings['estimator']!r} is not an object")
-    for k in ("budget_bytes", "ram_bytes", "latency_ms", "latency_margin"):
-        if settings.get(k) is not None and not (_is_real(settings[k]) and settings[k] >= 0):
-            raise bad(f"settings {k!r} {settings[k]!r} is not a non-negative number")
+def _check_space(path: Path, record: RunRecord) -> None:
+    """The run's search space can be built from its record (one line naming the problem if not)."""
     try:
-        _space(settings)
+        _space(record)
     except InputError as e:
-        raise bad(f"its search space cannot be built ({e})") from None
+        raise InputError(f"{path}: its search space cannot be built ({e}); re-run the search to rewrite it") from None
     except (TypeError, ValueError) as e:
-        raise bad(f"settings 'space_options' do not fit the {settings['space']} space ({e})") from None
+        raise InputError(f"{path}: settings 'space_options' do not fit the {record.space} space ({e}); re-run the "
+                         "search to rewrite it") from None
 
 
 def choose_rows(rows: list[dict[str, Any]], top: int) -> list[dict[str, Any]]:
@@ -295,17 +264,17 @@ def choose_rows(rows: list[dict[str, Any]], top: int) -> list[dict[str, Any]]:
     return out[:top]
 
 
-def run_data(settings: dict[str, Any], seed: int) -> Dataset:
+def run_data(record: RunRecord | dict[str, Any], seed: int) -> Dataset:
     """The run's dataset and split (built-in MNIST subset, the user's ``.npz`` or image folder),
     checked by fingerprint."""
-    info = settings["data"]
-    name = info.get("name")
-    src = str(info.get("source", ""))
+    info = as_record(record).data
+    name = info.name
+    src = str(info.source or "")
     kwargs: dict[str, Any] = {}
-    if info.get("path"):
-        where: str | None = str(info["path"])
-        if info.get("image_size"):
-            kwargs["image_size"] = tuple(int(v) for v in info["image_size"])
+    if info.path:
+        where: str | None = str(info.path)
+        if info.image_size:
+            kwargs["image_size"] = tuple(int(v) for v in info.image_size)
     elif name == "mnist5k":
         where = None
     elif src.startswith("user file "):
@@ -313,22 +282,27 @@ def run_data(settings: dict[str, Any], seed: int) -> Dataset:
     else:
         raise InputError(f"cannot tell where the run's data {name!r} comes from ({src!r}); re-run the search")
     data = load_dataset(where, seed=seed, **kwargs)
-    fp = info.get("fingerprint")
+    fp = info.fingerprint
     if fp and fp != data.fingerprint:
         raise InputError(f"the run's data {name!r} changed since the search (fingerprint {fp} -> {data.fingerprint}); "
                          "restore the file or search again")
     return data
 
 
-def used_supernet_estimate(settings: dict[str, Any]) -> bool:
-    """Whether the run whose ``settings`` these are ranked with the supernet estimate."""
-    return str((settings.get("estimator") or {}).get("estimator", "")) == "supernet"
+def as_record(record: RunRecord | dict[str, Any]) -> RunRecord:
+    """``record``, or the run record a settings dict (``pareto.json``'s ``settings``) holds."""
+    return record if isinstance(record, RunRecord) else RunRecord.from_dict(record)
 
 
-def _supernet_settings(settings: dict[str, Any]) -> Any:
+def used_supernet_estimate(record: RunRecord | dict[str, Any]) -> bool:
+    """Whether the run whose record this is ranked with the supernet estimate."""
+    return as_record(record).estimator_key == "supernet"
+
+
+def _supernet_settings(record: RunRecord | dict[str, Any]) -> Any:
     """The supernet settings the run's search used (so its cache is found), or None (defaults)."""
     try:
-        return settings_from_run(settings)
+        return settings_from_run(as_record(record))
     except (ImportError, AttributeError, TypeError, InputError):
         return None
 
@@ -465,13 +439,13 @@ def train_network(network_or_arch: Any, data: Dataset, cfg: QatConfig, *, space:
 
 
 # ---------------------------------------------------------------------- device figures
-def device_figures(settings: dict[str, Any], arch: str, network: Any = None) -> dict[str, Any]:
+def device_figures(record: RunRecord, arch: str, network: Any = None) -> dict[str, Any]:
     """The device's figures for one network, recomputed (MAX78000: the full report; phones:
     predicted latency mean/std and the analytic int8 size)."""
     from devices import get_device
 
-    dev = get_device(settings["device"])
-    if settings["space"] == "ai8x":
+    dev = get_device(record.device)
+    if record.space == "ai8x":
         rep = dev.report(network)
         return {"kind": "max78000", "fits": rep.fits, "violations": rep.violations, "latency_ms": rep.latency_ms,
                 "cycles": rep.cycles, "weight_bytes": rep.weight_bytes, "bias_bytes": rep.bias_bytes,
@@ -479,13 +453,13 @@ def device_figures(settings: dict[str, Any], arch: str, network: Any = None) -> 
                 "bit_widths": network.bit_widths}
     from search_spaces import fbnet_cost
 
-    space = _space(settings)
-    ms, std = dev.predict(settings["space"], [arch], return_std=True)
+    space = _space(record)
+    ms, std = dev.predict(record.space, [arch], return_std=True)
     cost = fbnet_cost(space.op_indices(arch), in_channels=space.in_channels, input_size=space.input_size,
                       num_classes=space.num_classes)
     out = {"kind": "phone", "latency_ms": float(ms[0]), "std_ms": float(std[0]), **cost.to_dict()}
-    budget, ram, lat = settings.get("budget_bytes"), settings.get("ram_bytes"), settings.get("latency_ms")
-    k = float(settings.get("latency_margin") or 0.0)
+    budget, ram, lat = record.budget_bytes, record.ram_bytes, record.latency_ms
+    k = float(record.latency_margin or 0.0)
     viol = []
     if budget is not None and out["size_bytes"] > budget:
         viol.append(f"int8 size {out['size_bytes']:,} B is over the budget {budget:,} B")
@@ -497,14 +471,13 @@ def device_figures(settings: dict[str, Any], arch: str, network: Any = None) -> 
     return out
 
 
-def _space(settings: dict[str, Any]) -> Any:
-    d = settings["data"]
-    c, h, w = d["input_shape"]
-    opts = dict(settings.get("space_options") or {})
-    if settings["space"] == "ai8x":
-        return get_space("ai8x", input_shape=(c, h, w), num_classes=d["num_classes"], conv1d=bool(d.get("conv1d")),
-                         **opts)
-    return get_space(settings["space"], in_channels=c, num_classes=d["num_classes"], input_size=h, **opts)
+def _space(record: RunRecord | dict[str, Any]) -> Any:
+    r = as_record(record)
+    c, h, w = r.data.input_shape
+    opts = dict(r.space_options)
+    if r.space == "ai8x":
+        return get_space("ai8x", input_shape=(c, h, w), num_classes=r.data.num_classes, conv1d=r.data.conv1d, **opts)
+    return get_space(r.space, in_channels=c, num_classes=r.data.num_classes, input_size=h, **opts)
 
 
 # ---------------------------------------------------------------------- the command
@@ -526,16 +499,17 @@ def run_qat(run: str | Path, cfg: QatConfig | None = None, *, runs_dir: str | Pa
     cfg = cfg or QatConfig()
     validate_qat_config(cfg)
     r = load_run(run, runs_dir)
-    seed = int(r.settings.get("data_seed", 0)) if cfg.seed is None else int(cfg.seed)
-    data = run_data(r.settings, int(r.settings.get("data_seed", 0)))
-    space = _space(r.settings)
+    rec = r.record
+    seed = rec.data_seed if cfg.seed is None else int(cfg.seed)
+    data = run_data(rec, rec.data_seed)
+    space = _space(rec)
     chosen = choose_rows(r.rows, cfg.top)
     for row in chosen:
         try:
             space.parse(row["arch"])
         except InputError as e:
             raise InputError(f"{r.run_dir / 'pareto.json'}: row {row.get('trial')} has a bad arch ({e})") from None
-    used_supernet = used_supernet_estimate(r.settings)
+    used_supernet = used_supernet_estimate(rec)
     qat_dir = r.run_dir / "qat"
     qat_dir.mkdir(parents=True, exist_ok=True)
     nets: list[QatNetwork] = []
@@ -546,9 +520,9 @@ def run_qat(run: str | Path, cfg: QatConfig | None = None, *, runs_dir: str | Pa
         model, fig = train_network(row["arch"], data, cfg, space=space, seed=seed, runs_dir=r.run_dir.parent, name=name,
                                    progress=progress, index=i, count=len(chosen), mobile=r.mobile,
                                    search_used_supernet=used_supernet,
-                                   supernet_seed=int(r.settings.get("data_seed", 0)),
-                                   supernet_settings=_supernet_settings(r.settings) if used_supernet else None)
-        dev = device_figures(r.settings, row["arch"], network)
+                                   supernet_seed=rec.data_seed,
+                                   supernet_settings=_supernet_settings(rec) if used_supernet else None)
+        dev = device_figures(rec, row["arch"], network)
         net = QatNetwork(
             name=name, arch=row["arch"], trial=row.get("trial"), init=fig["init"],
             float_val_acc=fig["float_val_acc"], float_test_acc=fig["float_test_acc"],
@@ -561,14 +535,14 @@ def run_qat(run: str | Path, cfg: QatConfig | None = None, *, runs_dir: str | Pa
         )
         if cfg.export:
             out = r.run_dir / "export" / name
-            files = export_network(model, net, out, settings=r.settings, data=data, run_name=r.name,
+            files = export_network(model, net, out, record=rec, data=data, run_name=r.name,
                                    network=network, space=space, qat_settings=_cfg_dict(cfg, seed))
             net.export_dir = str(out.relative_to(r.run_dir))
             net.files = {k: str(Path(v).relative_to(r.run_dir)) for k, v in files.items()}
         nets.append(net)
-    settings = {"run": r.name, "device": r.settings["device"], "space": r.settings["space"],
-                "data": data.summary(), "split_seed": int(r.settings.get("data_seed", 0)),
-                "metric": r.settings.get("metric"), "qat": _cfg_dict(cfg, seed),
+    settings = {"run": r.name, "device": rec.device, "space": rec.space,
+                "data": data.summary(), "split_seed": rec.data_seed,
+                "metric": rec.metric, "qat": _cfg_dict(cfg, seed),
                 "choice": f"the {cfg.top} distinct architectures among the feasible Pareto rows with the highest "
                           "search estimate (ties: lower latency, then lower trial)"}
     summary = qat_dir / "summary.json"

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from search_spaces import RAM_NOTE, SIZE_NOTE
 
+from ..record import RunRecord
 from ._config import SearchResult
 from ._study import Prepared, Tally, mobile_figures
 
@@ -53,7 +54,7 @@ def pareto_rows(study: optuna.Study, prep: Prepared, nets_dir: Path) -> list[dic
             "trial": t.number,
             "arch": arch,
             "estimate": float(t.values[0]),
-            "estimate_metric": prep.settings["metric"],
+            "estimate_metric": prep.record.metric,
             "latency_ms": rep.latency_ms,
             "cycles": rep.cycles,
             "weight_bytes": rep.weight_bytes,
@@ -84,11 +85,11 @@ def mobile_pareto_rows(study: optuna.Study, prep: Prepared, nets_dir: Path) -> l
             fig = mobile_figures(prep, arch)
         path = nets_dir / f"trial-{t.number:04d}.json"
         row = {"trial": t.number, "arch": arch, "estimate": float(t.values[0]),
-               "estimate_metric": prep.settings["metric"], **fig,
+               "estimate_metric": prep.record.metric, **fig,
                "network_file": str(path.relative_to(prep.run_dir))}
-        net = {"space": prep.space_name, "arch": arch, "device": prep.settings["device"],
+        net = {"space": prep.space_name, "arch": arch, "device": prep.record.device,
                "in_channels": prep.space.in_channels, "input_size": prep.space.input_size,
-               "num_classes": prep.space.num_classes, "metric": prep.settings["metric"], **row,
+               "num_classes": prep.space.num_classes, "metric": prep.record.metric, **row,
                "size_note": _size_note(), "ram_note": _ram_note()}
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(json.dumps(net, indent=1))
@@ -204,10 +205,10 @@ def _study_location(prep: Prepared) -> str:
 
 def supernet_files(prep: Prepared) -> dict[str, Any] | None:
     """The supernet's cache folder, training log and last log row (None for other estimates)."""
-    info = prep.settings.get("supernet")
-    if not info:
+    info = prep.record.supernet
+    if info is None:
         return None
-    path = Path(info["cache"])
+    path = Path(info.cache)
     log = path / "train_log.csv"
     last: dict[str, Any] = {}
     if log.is_file():
@@ -215,11 +216,12 @@ def supernet_files(prep: Prepared) -> dict[str, Any] | None:
             rows = list(csv.DictReader(f))
         last = rows[-1] if rows else {}
     return {"cache": str(path), "train_log": str(log), "last_epoch": last,
-            "searched_widths": info.get("searched_widths"), "width_cap": info.get("width_cap")}
+            "searched_widths": None if info.searched_widths is None else list(info.searched_widths),
+            "width_cap": info.width_cap}
 
 
-def _bits_line(settings: dict[str, Any]) -> str:
-    note = settings.get("bits_auto")
+def _bits_line(record: RunRecord) -> str:
+    note = record.bits_auto
     return f"\n- weight bits searched: {note}" if note else ""
 
 
@@ -248,10 +250,10 @@ def _estimate_notes(prep: Prepared) -> str:
 
 
 def _report_md(prep: Prepared, study: optuna.Study, rows: list[dict[str, Any]], trials: list[dict[str, Any]]) -> str:
-    s = prep.settings
+    s = prep.record
     d = prep.data
     n_feas = sum(t["feasible"] for t in trials)
-    lat = f"{s['latency_ms']:g} ms" if s["latency_ms"] is not None else "none"
+    lat = f"{s.latency_ms:g} ms" if s.latency_ms is not None else "none"
     archs = "\n".join(f"- trial {r['trial']}: `{r['arch']}`" for r in rows) or "- (none)"
     journal = _study_location(prep)
     if prep.cfg.storage is None:
@@ -265,15 +267,15 @@ def _report_md(prep: Prepared, study: optuna.Study, rows: list[dict[str, Any]], 
 Written {_dt.datetime.now(_dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}.
 
 ## Settings
-- device: {s['device']} (vendor rules, kernel placement and cycle model of `devices`)
-- weight budget: {s['budget_bytes']:,} B (the device's 442,368 B and the kernel placement always apply)
+- device: {s.device} (vendor rules, kernel placement and cycle model of `devices`)
+- weight budget: {s.budget_bytes:,} B (the device's 442,368 B and the kernel placement always apply)
 - latency limit: {lat}
 - search space: ai8x ({prep.space.min_units}-{prep.space.max_units} units of 1-{prep.space.max_depth} fused
   (max-pool ->) conv -> BN -> ReLU layers, widths {list(prep.space.widths)}, kernels {list(prep.space.kernels)},
   weight bits {list(prep.space.bits)}{', first conv and classifier 8-bit' if prep.space.first_last_8bit else ''};
   flattening linear classifier){_bits_line(s)}
 - trials completed: {len(trials)} ({n_feas} feasible); sampler: {prep.cfg.sampler} (seeded), constraints via
-  `Trial.set_constraint`: weight bytes - budget, device rule violations, layers - 32{', latency - limit' if s['latency_ms'] is not None else ''}
+  `Trial.set_constraint`: weight bytes - budget, device rule violations, layers - 32{', latency - limit' if s.latency_ms is not None else ''}
 
 ## Dataset
 - {d.describe()}
@@ -281,7 +283,7 @@ Written {_dt.datetime.now(_dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}.
 - licence: {d.licence}
 - inputs scaled to the MAX78000 range [-1, 127/128] as ai8x-training's `normalize` does.
 
-## Accuracy estimate: `{s['metric']}`
+## Accuracy estimate: `{s.metric}`
 Every estimate in this report (tables, `pareto.csv`/`pareto.json` column `estimate`, named in
 `estimate_metric`, and the plot) is this one:
 {prep.estimator.describe()}
@@ -289,7 +291,7 @@ Every estimate in this report (tables, `pareto.csv`/`pareto.json` column `estima
 Train the chosen network with the vendor's QAT before deploying.
 
 ## Pareto front ({len(rows)} networks, feasible only, by latency)
-{_md_table(rows, s['metric'])}
+{_md_table(rows, s.metric)}
 Latency is the vendor's CNN cycle estimate at 50 MHz (within 0.5% of board measurements for the
 vendor's four published networks); it excludes loading the input
 ({rows[0]['input_load_ms']:.3f} ms for this input under the stated CPU model) and unloading the output.
@@ -297,9 +299,9 @@ vendor's four published networks); it excludes loading the input
 Architectures:
 {archs}
 
-Re-checked with the device model when this report was written: {sum(r['fits'] and r['violations'] == 0 and r['weight_bytes'] <= s['budget_bytes'] for r in rows)}
-of {len(rows)} networks fit with no violation and at most {s['budget_bytes']:,} weight bytes
-(`nas device check {s['device']} <file>` gives the same answer); the full device report of each is in
+Re-checked with the device model when this report was written: {sum(r['fits'] and r['violations'] == 0 and r['weight_bytes'] <= s.budget_bytes for r in rows)}
+of {len(rows)} networks fit with no violation and at most {s.budget_bytes:,} weight bytes
+(`nas device check {s.device} <file>` gives the same answer); the full device report of each is in
 `pareto.json` (`device_report`).
 
 ## Files
@@ -316,7 +318,7 @@ Re-running the same `nas search` command resumes this study (`--trials` counts a
 No feasible network among {len(trials)} trials. Relax --budget or --latency, or run more --trials.
 
 - dataset: {d.describe()} ({d.source}; {d.licence})
-- accuracy estimate: `{s['metric']}`: {prep.estimator.describe()}
+- accuracy estimate: `{s.metric}`: {prep.estimator.describe()}
 {_estimate_notes(prep)}- study: `{journal}` (open with `optuna-dashboard {journal}`)
 """
 
@@ -333,22 +335,22 @@ def _mobile_estimate_notes(prep: Prepared) -> str:
 
 def _mobile_md(prep: Prepared, rows: list[dict[str, Any]], trials: list[dict[str, Any]]) -> str:
     """report.md of a search on a latency-predicting device (fbnet space)."""
-    s = prep.settings
+    s = prep.record
     d = prep.data
-    k = s["latency_margin"]
+    k = float(s.latency_margin or 0.0)
     n_feas = sum(t["feasible"] for t in trials)
     src = {"measured": "measured on this machine with onnxruntime (median of timed rounds; std = IQR / 1.349)",
            "recorded": "the recorded latency table where the architecture is in it (std 0), else the "
                        "space's latency predictor adapted to this device on the table's 10 reference rows",
            "registered": "the space's latency predictor adapted to this device's registered samples"}.get(
-        s.get("device_kind", ""), "the device's predict(space, archs, return_std=True)")
-    lat = (f"{s['latency_ms']:g} ms, constraint mean + {k:g} x std <= limit"
+        (s.device_kind or ""), "the device's predict(space, archs, return_std=True)")
+    lat = (f"{s.latency_ms:g} ms, constraint mean + {k:g} x std <= limit"
            + (" (a one-sided 95% bound for a normal error)" if abs(k - 1.645) < 1e-9 else "")
-           if s["latency_ms"] is not None else "none")
-    budget = f"{s['budget_bytes']:,} B" if s["budget_bytes"] is not None else "none"
-    ram = f"{s['ram_bytes']:,} B" if s["ram_bytes"] is not None else "none"
+           if s.latency_ms is not None else "none")
+    budget = f"{s.budget_bytes:,} B" if s.budget_bytes is not None else "none"
+    ram = f"{s.ram_bytes:,} B" if s.ram_bytes is not None else "none"
     if rows:
-        lines = [f"| trial | {s['metric']} | latency ms (mean) | std ms | mean + {k:g} std ms | int8 size B | "
+        lines = [f"| trial | {s.metric} | latency ms (mean) | std ms | mean + {k:g} std ms | int8 size B | "
                  "peak RAM B | MMACs | file |", "|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
         for r in rows:
             lines.append(f"| {r['trial']} | {r['estimate']:.4g} | {r['latency_ms']:.3f} | {r['std_ms']:.3f} | "
@@ -364,7 +366,7 @@ def _mobile_md(prep: Prepared, rows: list[dict[str, Any]], trials: list[dict[str
 Written {_dt.datetime.now(_dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}.
 
 ## Settings
-- device: {s['device']} ({s.get('device_kind', '')}); latency from {src}
+- device: {s.device} ({s.device_kind or ''}); latency from {src}
 - search space: {prep.space_name} (22 FBNet inverted-residual layers, 9 candidate blocks each, HW-NAS-Bench
   CIFAR-100 macro-architecture), built for {prep.space.in_channels}x{prep.space.input_size}x{prep.space.input_size}
   inputs and {prep.space.num_classes} classes
@@ -382,7 +384,7 @@ computed for the network built for this data (stem and classifier adapted).
 - source: {d.source}
 - licence: {d.licence}
 
-## Accuracy estimate: `{s['metric']}`
+## Accuracy estimate: `{s.metric}`
 {prep.estimator.describe()}
 {_mobile_estimate_notes(prep)}
 ## Pareto front ({len(rows)} networks, feasible only, by mean latency)
@@ -410,7 +412,7 @@ def write_outputs(study: optuna.Study, prep: Prepared) -> dict[str, Path]:
         if stale.name not in keep:
             stale.unlink()
     trials = _trial_rows(study)
-    metric = prep.settings["metric"]
+    metric = prep.record.metric
     files = {
         "pareto_csv": run / "pareto.csv",
         "pareto_json": run / "pareto.json",
@@ -427,14 +429,14 @@ def write_outputs(study: optuna.Study, prep: Prepared) -> dict[str, Path]:
     payload = {"name": prep.name, "metric": metric,
                "estimate": {"metric": metric, "description": prep.estimator.describe(),
                             "supernet": supernet_files(prep)},
-               "settings": prep.settings, "pareto": rows}
+               "settings": prep.record.to_dict(), "pareto": rows}
     tmp = files["pareto_json"].with_name("pareto.json.tmp")
     tmp.write_text(json.dumps(payload, indent=1))
     tmp.replace(files["pareto_json"])
     if prep.mobile:
         title = f"{prep.name}: {len(trials)} trials"
         _plot(files["plot"], trials, rows, metric, title,
-              xlabel=f"{prep.settings['device']} latency, ms (mean; {prep.settings.get('device_kind', '')})")
+              xlabel=f"{prep.record.device} latency, ms (mean; {prep.record.device_kind or ''})")
         text = _mobile_md(prep, rows, trials)
     else:
         title = f"{prep.name}: {len(trials)} trials, budget {prep.budget:,} B"
@@ -458,5 +460,5 @@ def finish(study: Any, prep: Prepared, tally: Tally, *, n_new: int, seconds: flo
         run_dir=prep.run_dir, name=prep.name, metric=prep.estimator.metric_name(), pareto=pareto,
         n_complete=n_complete, n_feasible=tally.feasible, n_new=n_new, seconds=seconds,
         device_seconds=device_seconds, estimate_seconds=estimate_seconds, resumed=prep.resumed,
-        settings=prep.settings, files=files,
+        settings=prep.record.to_dict(), record=prep.record, files=files,
     )

@@ -34,6 +34,7 @@ from search_spaces import InputError
 from .. import _thirdparty as tp
 from ..data import Dataset
 from ..estimators import Estimator
+from ..record import RunRecord
 from ._config import (
     JOURNAL,
     RunInUseError,
@@ -64,7 +65,8 @@ class Prepared:
     data: Dataset
     space: Any
     estimator: Estimator
-    settings: dict[str, Any]
+    record: RunRecord
+    """The run record (saved in the study as ``user_attrs["settings"]`` and in ``pareto.json``)."""
     resumed: bool
     mobile: bool = False
     """A latency-predicting device (phone, host-cpu, registered) searching ``space_name``."""
@@ -406,8 +408,8 @@ def mobile_figures(prep: Prepared, arch_s: str) -> dict[str, Any]:
     return {
         "latency_ms": mean,
         "std_ms": sd,
-        "latency_bound_ms": mean + float(prep.settings["latency_margin"]) * sd,
-        "latency_margin": float(prep.settings["latency_margin"]),
+        "latency_bound_ms": mean + float(prep.record.latency_margin or 0.0) * sd,
+        "latency_margin": float(prep.record.latency_margin or 0.0),
         **cost.to_dict(),
     }
 
@@ -530,7 +532,7 @@ def open_study(prep: Prepared, log: Callable[[str], None] | None = None,
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names([prep.estimator.metric_name(), "latency_ms"])
     if "settings" not in study.user_attrs:
-        study.set_user_attr("settings", prep.settings)
+        study.set_user_attr("settings", prep.record.to_dict())
     # Trials left RUNNING by a killed search: they never finished, mark them failed. (Not in a
     # shared RDB: another machine's search may be running them; there the trials whose process
     # stopped sending heartbeats are failed instead.)

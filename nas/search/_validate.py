@@ -12,6 +12,7 @@ from search_spaces import InputError, get_space
 
 from ..data import load_dataset
 from ..estimators import cli_name, list_estimators, make_estimator
+from ..record import DataRecord, RunRecord, RunRecordError, SupernetRecord
 from ..supernet import FBNET_SUPERNET_DEFAULTS, covered_space
 from ._config import (
     DEFAULT_LATENCY_MARGIN,
@@ -195,38 +196,40 @@ def validate(cfg: SearchConfig) -> Prepared:
             space_options["bits"] = bits
             space = get_space("ai8x", input_shape=data.input_shape, num_classes=data.num_classes,
                               conv1d=data.conv1d, **space_options)
-    supernet_info: dict[str, Any] | None = None
+    supernet: SupernetRecord | None = None
     if est_key == "supernet":
         # The search draws only the widths the supernet covers (its width cap, see nas.supernet).
         estimator.bind(space, data, runs_dir, seed=cfg.seed)  # type: ignore[attr-defined]
         space = estimator.covered  # type: ignore[attr-defined]
-        supernet_info = {"cache": str(estimator.cache_path)}  # type: ignore[attr-defined]
+        supernet = SupernetRecord(cache=str(estimator.cache_path))  # type: ignore[attr-defined]
         if not mobile:
-            supernet_info.update(searched_widths=list(space.widths), width_cap=estimator.cap_reason)  # type: ignore[attr-defined]
-    settings = {
-        "device": cfg.device,
-        "budget_bytes": budget,
-        "latency_ms": cfg.latency_ms,
-        "space": space_name,
-        "space_options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in space_options.items()},
-        "data": data.summary(),
-        "estimator": estimator.to_dict(),
-        "metric": estimator.metric_name(),
-        "data_seed": cfg.seed,
-    }
-    if supernet_info is not None:
-        settings["supernet"] = supernet_info
-    if bits_note is not None:
-        settings["bits_auto"] = bits_note
-    if mobile:
-        settings["budget_bytes"] = None if budget < 0 else budget
-        settings["ram_bytes"] = cfg.ram_bytes
-        settings["latency_margin"] = margin
-        settings["device_kind"] = str(getattr(device, "kind", ""))
+            supernet = SupernetRecord(cache=supernet.cache, searched_widths=tuple(space.widths),
+                                      width_cap=estimator.cap_reason)  # type: ignore[attr-defined]
+    record = RunRecord(
+        device=cfg.device,
+        budget_bytes=(None if budget < 0 else budget) if mobile else budget,
+        latency_ms=cfg.latency_ms,
+        space=space_name,
+        space_options={k: (list(v) if isinstance(v, tuple) else v) for k, v in space_options.items()},
+        data=DataRecord.from_dict(data.summary()),
+        estimator=estimator.to_dict(),
+        metric=estimator.metric_name(),
+        data_seed=cfg.seed,
+        supernet=supernet,
+        bits_auto=bits_note,
+        ram_bytes=cfg.ram_bytes if mobile else None,
+        latency_margin=margin if mobile else None,
+        device_kind=str(getattr(device, "kind", "")) if mobile else None,
+    )
+    settings = record.to_dict()
     run_dir = runs_dir / name
     _check_run_dir(run_dir)
     old, scan, notes = inspect_study(run_dir, name, cfg.storage)
     if old is not None:
+        try:
+            old = RunRecord.from_dict(old).to_dict()  # an unversioned run migrated; a newer one refused
+        except RunRecordError as e:
+            raise InputError(f"run {name!r} cannot be resumed: {e}") from None
         for key, label in (("device", "--device"), ("budget_bytes", "--budget"), ("latency_ms", "--latency"),
                            ("space", "--space"), ("ram_bytes", "--ram"), ("latency_margin", "--latency-margin"),
                            ("space_options", "space options"), ("estimator", "accuracy estimate"),
@@ -243,7 +246,7 @@ def validate(cfg: SearchConfig) -> Prepared:
         if not (run_dir / JOURNAL).exists() and cfg.storage is None:
             raise InputError(f"{run_dir} exists and holds no study; choose another --name or remove it")
     return Prepared(cfg=cfg, name=name, run_dir=run_dir, device=device, budget=budget, data=data, space=space,
-                     estimator=estimator, settings=settings, resumed=old is not None, mobile=mobile,
+                     estimator=estimator, record=record, resumed=old is not None, mobile=mobile,
                      space_name=space_name, ram=cfg.ram_bytes, journal_scan=scan, notes=notes)
 
 
