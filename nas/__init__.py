@@ -26,7 +26,6 @@ from .estimators import (
 )
 from .export import (
     checkpoint_state,
-    export_network,
     export_onnx_int8,
     load_checkpoint,
     synthesis_yaml,
@@ -47,6 +46,7 @@ from .supernet import (
     get_supernet,
     inherited_module,
 )
+from .targets import Target, export_network, get_target, list_targets, register_target
 
 __all__ = [
     "AccuracyResult",
@@ -81,4 +81,8 @@ __all__ = [
     "checkpoint_state",
     "load_checkpoint",
     "synthesis_yaml",
+    "Target",
+    "get_target",
+    "list_targets",
+    "register_target",
 ]

@@ -312,16 +312,18 @@ def _check(args: argparse.Namespace) -> int:
     import devices
     from search_spaces import Network
 
+    from ..targets import target_for_device
+
     device = devices.get_device(args.device)  # UnknownDeviceError -> exit 2
     network = Network.load(args.network)  # NetworkFormatError -> exit 2
-    if not hasattr(device, "report"):
+    report = target_for_device(device).rule_report(device, network)
+    if report is None:
         ms = device.latency_ms(network)
         if args.json:
             print(json.dumps({"device": device.name, "network": args.network, "latency_ms": ms}, indent=2))
         else:
             print(f"{device.name}: {ms:.3f} ms")
         return 0
-    report = device.report(network)
     if args.json:
         print(json.dumps({"device": device.name, "network": args.network, **report.to_dict()}, indent=2))
     else:

@@ -102,7 +102,7 @@ def run_and_print(run: Any, cfg: Any, *, runs_dir: Any = "runs", command: str = 
     table = Table(title=f"QAT of {loaded.name} (test split)", title_justify="left")
     for h in TABLE_HEADER:
         table.add_column(h, justify="left" if h in ("network", "device check", "weights") else "right")
-    payload = {"networks": [network_dict(x) for x in result.networks]}
+    payload = {**result.settings, "networks": [network_dict(x) for x in result.networks]}
     for row in table_rows(payload):
         table.add_row(*row)
     out.print(table)

@@ -168,21 +168,11 @@ def front_table(result: Any, prep: Any) -> Any:
     table.add_column("trial", justify="right")
     table.add_column(result.metric, justify="right")
     table.add_column("latency ms", justify="right")
-    if prep.mobile:
-        table.add_column(f"mean+{prep.record.latency_margin:g}std ms", justify="right")
-        table.add_column("int8 size B", justify="right")
-        table.add_column("peak RAM B", justify="right")
-        table.add_column("arch")
-        for r in front:
-            table.add_row(str(r["trial"]), f"{r['estimate']:.4g}", f"{r['latency_ms']:.3f}",
-                          f"{r['latency_bound_ms']:.3f}", f"{r['size_bytes']:,}", f"{r['peak_ram_bytes']:,}", r["arch"])
-    else:
-        table.add_column("weight bytes of 442,368", justify="right")
-        table.add_column("layers", justify="right")
-        table.add_column("bit widths")
-    for r in ([] if prep.mobile else front):
-        table.add_row(str(r["trial"]), f"{r['estimate']:.4g}", f"{r['latency_ms']:.3f}", f"{r['weight_bytes']:,}",
-                      str(r["layers"]), r["bit_widths"])
+    columns, cells = prep.target.front_table(prep, front)
+    for c in columns:
+        table.add_column(c, justify="left" if c in ("arch", "bit widths") else "right")
+    for r, extra in zip(front, cells):
+        table.add_row(str(r["trial"]), f"{r['estimate']:.4g}", f"{r['latency_ms']:.3f}", *extra)
     return table
 
 

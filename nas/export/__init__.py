@@ -4,12 +4,14 @@ ONNX for phones, and the model card."""
 from __future__ import annotations
 
 from ._export import (
+    accelerator_card_lines,
     checkpoint_state,
     export_max78000,
-    export_network,
     export_onnx_int8,
     load_checkpoint,
+    model_card,
     onnx_agreement,
+    onnx_card_lines,
     onnx_summary,
     onnx_weight_range,
     sample_pair,
@@ -19,9 +21,11 @@ from ._export import (
 )
 
 __all__ = [
+    "accelerator_card_lines",
     "checkpoint_state",
     "export_max78000",
-    "export_network",
+    "model_card",
+    "onnx_card_lines",
     "export_onnx_int8",
     "load_checkpoint",
     "onnx_agreement",

@@ -40,7 +40,6 @@ Both: ``network.yaml`` / ``network.json`` (our description) and ``model_card.md`
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -50,7 +49,7 @@ import numpy as np
 from ..estimators import cli_name
 from ..record import RunRecord
 
-__all__ = ["export_network", "export_max78000", "export_onnx_int8", "checkpoint_state", "synthesis_yaml",
+__all__ = ["accelerator_card_lines", "onnx_card_lines", "model_card", "export_max78000", "export_onnx_int8", "checkpoint_state", "synthesis_yaml",
            "onnx_agreement", "onnx_summary", "onnx_weight_range", "vendor_layer_names", "load_checkpoint",
            "sample_pair", "vendor_commands"]
 
@@ -263,9 +262,14 @@ def _store_int8_weights(proto: Any, layers: dict[str, Any]) -> None:
 
     drop: list[Any] = []
     for node in g.node:
-        if node.op_type != "QuantizeLinear" or node.input[0] not in inits:
+        if node.op_type != "QuantizeLinear":
             continue
-        m = layers.get(node.input[0])
+        src = node.input[0]
+        while src not in inits and src in identity:  # a weight equal to another one's, shared via Identity
+            src = identity[src]
+        if src not in inits:
+            continue
+        m = layers.get(node.input[0], layers.get(src))
         if m is None:
             raise ValueError(f"ONNX export: weight {node.input[0]!r} has no quantised layer in the model")
         scale, zp = const(node.input[1]), const(node.input[2])
@@ -357,33 +361,9 @@ def onnx_agreement(model: Any, onnx_path: Path, x: np.ndarray, y: np.ndarray | N
     return out
 
 
-def export_network(model: Any, net: Any, out_dir: Path, *, record: RunRecord, data: Any, run_name: str,
-                   network: Any = None, space: Any = None, qat_settings: dict[str, Any] | None = None) -> dict[str, Path]:
-    """Export one QAT'd network of a run (MAX78000 or phone) with its model card."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    epochs = net.epochs + net.qat_epochs
-    if record.space == "ai8x":
-        files = export_max78000(model, network, out_dir, name=net.name, dataset=data.name.upper().replace(".", "_"),
-                                epoch=epochs, sample=data.x_test[0])
-        extra: dict[str, Any] = {}
-    else:
-        files = {"onnx": export_onnx_int8(model, out_dir / "model.onnx", data.input_shape)}
-        n_test = int(net.extra.get("n_test") or len(data.y_test))
-        extra = {"onnx": onnx_agreement(model, files["onnx"], data.x_test[:n_test], data.y_test[:n_test])}
-        net.extra["onnx"] = extra["onnx"]
-        desc = {"space": record.space, "arch": net.arch, "device": record.device,
-                "in_channels": space.in_channels, "input_size": space.input_size, "num_classes": space.num_classes}
-        files["network"] = out_dir / "network.json"
-        files["network"].write_text(json.dumps(desc, indent=1))
-    files["model_card"] = out_dir / "model_card.md"
-    files["model_card"].write_text(model_card(net, record=record, data=data, run_name=run_name, files=files,
-                                              network=network, qat_settings=qat_settings or {}, extra=extra))
-    return files
-
-
-def _search_command(record: RunRecord, run_name: str) -> str:
+def _search_command(record: RunRecord, run_name: str, name_space: bool) -> str:
     parts = ["nas search", f"--device {record.device}"]
-    if record.space != "ai8x":
+    if name_space:
         parts.append(f"--space {record.space}")
     if record.budget_bytes is not None:
         parts.append(f"--budget {record.budget_bytes}B")
@@ -470,9 +450,11 @@ def vendor_commands(files: dict[str, Path], *, prefix: str) -> list[str]:
 
 
 def model_card(net: Any, *, record: RunRecord, data: Any, run_name: str, files: dict[str, Path],
-               network: Any, qat_settings: dict[str, Any], extra: dict[str, Any]) -> str:
-    """``model_card.md``: data and licence, split, accuracy, latency, memory, placement, commands."""
-    dev = net.device
+               qat_settings: dict[str, Any], device_lines: list[str], closing_lines: list[str],
+               name_space: bool = True) -> str:
+    """``model_card.md``: data and licence, split, accuracy, latency, memory, placement, commands
+    (``device_lines``: the target's section; ``closing_lines`` end the card; ``name_space``: the
+    search command names the space)."""
     q = qat_settings
     lines = [
         f"# {net.name}: `{net.arch}`",
@@ -497,50 +479,60 @@ def model_card(net: Any, *, record: RunRecord, data: Any, run_name: str, files: 
         f"- search estimate ({record.metric}): {net.extra.get('estimate')}",
         "",
     ]
-    if dev["kind"] == "max78000":
-        lines += [
-            "## MAX78000 figures (our model of the vendor's rules and cycle estimate)",
-            f"- latency: {dev['cycles']:,} cycles = {dev['latency_ms']:.3f} ms at 50 MHz (CNN only)",
-            f"- weight memory: {dev['weight_bytes']:,} B of 442,368; bias {dev['bias_bytes']:,} B; "
-            f"layers {dev['layers']}; bit widths {'/'.join(map(str, dev['bit_widths']))}",
-            f"- device check: {'pass' if dev['fits'] else 'FAIL: ' + '; '.join(dev['violations'])}",
-            "",
-            "## Placement (kernel memory; processors as in the synthesis YAML)",
-            "| layer | op | processors | columns | in_offset | out_offset | output shift |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        import torch
-
-        from devices import get_device
-
-        layout = get_device("max78000").layout(network)
-
-        ck = torch.load(files["checkpoint"], weights_only=True) if files.get("checkpoint") else {}
-        for i, (nm, lay, layer) in enumerate(zip(vendor_layer_names(network), layout, network.layers)):
-            p = lay.placement
-            cols = f"{p.column}-{p.end_column - 1}" if p else "-"
-            sh = int(ck["state_dict"][f"{nm}.output_shift"][0]) if ck else ""
-            lines.append(f"| {i} ({nm}) | {layer.op} | {lay.processors_hex} | {cols} | 0x{lay.in_offset:04x} | "
-                         f"0x{lay.out_offset:04x} | {sh} |")
-        lines.append("")
-    else:
-        lines += [
-            f"## {record.device} figures",
-            f"- predicted latency: {dev['latency_ms']:.3f} ms (std {dev['std_ms']:.3f} ms; the device's predictor)",
-            f"- int8 size: {dev['size_bytes']:,} B (weights {dev['weights']:,} + 4 x biases {dev['biases']:,}); "
-            f"peak int8 activation RAM {dev['peak_ram_bytes']:,} B",
-            f"- limits: {'pass' if dev['fits'] else 'FAIL: ' + '; '.join(dev['violations'])}",
-            _arithmetic_line(extra["onnx"]),
-            _onnx_line(extra["onnx"]),
-            "",
-        ]
+    lines += device_lines
     lines += ["## Files"]
     for k, p in files.items():
         if k != "model_card":
             lines.append(f"- `{Path(p).name}` ({k})")
     qat_cmd = (f"nas qat {run_name} --top {q.get('top')} --epochs {q.get('epochs')} --qat-epochs {q.get('qat_epochs')} "
                f"--seed {q.get('seed')}" + (f" --init {q['init']}" if q.get("init") not in (None, "auto") else ""))
-    lines += ["", "## Reproduce", "```", _search_command(record, run_name), qat_cmd, "```"]
-    if dev["kind"] == "max78000":
-        lines += vendor_commands(files, prefix=net.name)
+    lines += ["", "## Reproduce", "```", _search_command(record, run_name, name_space), qat_cmd, "```"]
+    lines += closing_lines
     return "\n".join(lines) + "\n"
+
+
+def accelerator_card_lines(dev: dict[str, Any], network: Any, files: dict[str, Path]) -> list[str]:
+    """The model card's MAX78000 section: figures of the device check and the kernel placement."""
+    lines: list[str] = []
+    lines += [
+        "## MAX78000 figures (our model of the vendor's rules and cycle estimate)",
+        f"- latency: {dev['cycles']:,} cycles = {dev['latency_ms']:.3f} ms at 50 MHz (CNN only)",
+        f"- weight memory: {dev['weight_bytes']:,} B of 442,368; bias {dev['bias_bytes']:,} B; "
+        f"layers {dev['layers']}; bit widths {'/'.join(map(str, dev['bit_widths']))}",
+        f"- device check: {'pass' if dev['fits'] else 'FAIL: ' + '; '.join(dev['violations'])}",
+        "",
+        "## Placement (kernel memory; processors as in the synthesis YAML)",
+        "| layer | op | processors | columns | in_offset | out_offset | output shift |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    import torch
+
+    from devices import get_device
+
+    layout = get_device("max78000").layout(network)
+
+    ck = torch.load(files["checkpoint"], weights_only=True) if files.get("checkpoint") else {}
+    for i, (nm, lay, layer) in enumerate(zip(vendor_layer_names(network), layout, network.layers)):
+        p = lay.placement
+        cols = f"{p.column}-{p.end_column - 1}" if p else "-"
+        sh = int(ck["state_dict"][f"{nm}.output_shift"][0]) if ck else ""
+        lines.append(f"| {i} ({nm}) | {layer.op} | {lay.processors_hex} | {cols} | 0x{lay.in_offset:04x} | "
+                     f"0x{lay.out_offset:04x} | {sh} |")
+    lines.append("")
+    return lines
+
+
+def onnx_card_lines(device: str, dev: dict[str, Any], onnx: dict[str, Any]) -> list[str]:
+    """The model card's section of a device with predicted latency: figures, int8 arithmetic, ONNX check."""
+    lines: list[str] = []
+    lines += [
+        f"## {device} figures",
+        f"- predicted latency: {dev['latency_ms']:.3f} ms (std {dev['std_ms']:.3f} ms; the device's predictor)",
+        f"- int8 size: {dev['size_bytes']:,} B (weights {dev['weights']:,} + 4 x biases {dev['biases']:,}); "
+        f"peak int8 activation RAM {dev['peak_ram_bytes']:,} B",
+        f"- limits: {'pass' if dev['fits'] else 'FAIL: ' + '; '.join(dev['violations'])}",
+        _arithmetic_line(onnx),
+        _onnx_line(onnx),
+        "",
+    ]
+    return lines

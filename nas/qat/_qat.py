@@ -44,13 +44,22 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from search_spaces import InputError, get_space
+from search_spaces import InputError
 
 from ..data import AUGMENT_CHOICES, Augment, Dataset, load_dataset
 from ..estimators import settings_from_run
-from ..export import export_network, onnx_summary
+from ..export import onnx_summary
 from ..record import RunRecord, RunRecordError
 from ..supernet import inherited_module
+from ..targets import (
+    Target,
+    UnknownTargetError,
+    export_network,
+    get_target,
+    target_for_device,
+    target_for_run,
+    target_for_space,
+)
 from ..train import accuracy, fit, tensors, torch_session
 
 __all__ = ["QatConfig", "QatNetwork", "QatProgress", "QatResult", "run_qat", "choose_rows", "load_run",
@@ -161,7 +170,7 @@ class _Run:
     name: str
     record: RunRecord
     rows: list[dict[str, Any]]
-    mobile: bool
+    target: Target
 
 
 def resolve_run(run: str | Path, runs_dir: str | Path = "runs") -> Path:
@@ -194,12 +203,15 @@ def load_run(run: str | Path, runs_dir: str | Path = "runs") -> _Run:
         record = RunRecord.from_dict(payload["settings"])
     except RunRecordError as e:
         raise InputError(f"{path}: {e}; re-run the search to rewrite it") from None
-    if record.space not in ("ai8x", "fbnet"):
-        raise InputError(f"{path}: nas qat handles the ai8x (MAX78000) and fbnet (phone) spaces, not {record.space!r}")
+    try:
+        target_for_space(record.space)
+    except UnknownTargetError:
+        raise InputError(f"{path}: nas qat handles the ai8x (MAX78000) and fbnet (phone) spaces, not {record.space!r}")\
+            from None
     _check_space(path, record)
     from devices import get_device
 
-    get_device(record.device)  # an unknown or damaged device: one line now, not after the training
+    device = get_device(record.device)  # an unknown or damaged device: one line now, not after the training
     rows = []
     for i, r in enumerate(payload["pareto"]):
         if not isinstance(r, dict) or not isinstance(r.get("arch"), str) or not _is_real(r.get("estimate")):
@@ -213,7 +225,7 @@ def load_run(run: str | Path, runs_dir: str | Path = "runs") -> _Run:
     if not rows:
         raise InputError(f"run {d.name!r} has no feasible Pareto network; relax its limits or run more trials first")
     return _Run(run_dir=d, name=str(payload.get("name") or d.name), record=record, rows=rows,
-                mobile=record.space != "ai8x")
+                target=target_for_device(device))
 
 
 def _is_real(v: Any) -> bool:
@@ -367,17 +379,18 @@ def _augment_of(cfg: QatConfig, x_train: Any) -> Any:
 def train_network(network_or_arch: Any, data: Dataset, cfg: QatConfig, *, space: Any = None, seed: int = 0,
                   runs_dir: Path | None = None, name: str = "net",
                   progress: Callable[[QatProgress], None] | None = None, index: int = 0, count: int = 1,
-                  mobile: bool = False, search_used_supernet: bool = True,
+                  target: Target | None = None, search_used_supernet: bool = True,
                   supernet_seed: int | None = None, supernet_settings: Any = None) -> tuple[Any, dict[str, Any]]:
     """Float fine-tuning then QAT of one network; returns (quantised model, figures).
 
+    ``target``: the search target whose arithmetic QAT trains in (None: the MAX78000's).
     ``network_or_arch``: an architecture string of ``space``, or (MAX78000 only, ``space=None``)
     a :class:`~search_spaces.Network` built with ``search_spaces._ai8x.build_module`` (e.g.
     the vendor's ``ai85net5``), initialised from scratch.
     """
     import torch
 
-    from search_spaces import build_module, fold_bn
+    from search_spaces import build_module
 
     torch_session(max(1, int(cfg.threads)))
     t0 = time.perf_counter()
@@ -415,16 +428,10 @@ def train_network(network_or_arch: Any, data: Dataset, cfg: QatConfig, *, space:
         else:
             init = f"supernet (weights inherited from the run's weight-sharing supernet; kept: {both})"
     ft = accuracy(model, xs[4], xs[5])
-    if mobile:
-        from search_spaces import calibrate_int8, prepare_int8_qat
-
-        # activation ranges from a few training batches
-        model = calibrate_int8(prepare_int8_qat(model), xs[0], cfg.batch_size)
-    else:
-        fold_bn(model)
-        model.set_quantize(True)
+    target = target or get_target("max78000")
+    model = target.to_quantised(model, xs, cfg)
     ptq = accuracy(model, xs[2], xs[3])
-    anneal = 0 if mobile else max(0, min(cfg.anneal_epochs, cfg.qat_epochs - 1))
+    anneal = target.anneal_epochs(cfg)
     qv, qe = fit(model, xs[:4], cfg.qat_epochs, cfg.qat_lr, cfg.batch_size, seed + 1, cb("qat", cfg.qat_epochs),
                   anneal_epochs=anneal, augment=aug)
     qt = accuracy(model, xs[4], xs[5])
@@ -440,44 +447,14 @@ def train_network(network_or_arch: Any, data: Dataset, cfg: QatConfig, *, space:
 
 # ---------------------------------------------------------------------- device figures
 def device_figures(record: RunRecord, arch: str, network: Any = None) -> dict[str, Any]:
-    """The device's figures for one network, recomputed (MAX78000: the full report; phones:
-    predicted latency mean/std and the analytic int8 size)."""
-    from devices import get_device
-
-    dev = get_device(record.device)
-    if record.space == "ai8x":
-        rep = dev.report(network)
-        return {"kind": "max78000", "fits": rep.fits, "violations": rep.violations, "latency_ms": rep.latency_ms,
-                "cycles": rep.cycles, "weight_bytes": rep.weight_bytes, "bias_bytes": rep.bias_bytes,
-                "layers": rep.layers, "max_column": rep.max_column, "data_memory_bytes": rep.data_memory_bytes,
-                "bit_widths": network.bit_widths}
-    from search_spaces import fbnet_cost
-
-    space = _space(record)
-    ms, std = dev.predict(record.space, [arch], return_std=True)
-    cost = fbnet_cost(space.op_indices(arch), in_channels=space.in_channels, input_size=space.input_size,
-                      num_classes=space.num_classes)
-    out = {"kind": "phone", "latency_ms": float(ms[0]), "std_ms": float(std[0]), **cost.to_dict()}
-    budget, ram, lat = record.budget_bytes, record.ram_bytes, record.latency_ms
-    k = float(record.latency_margin or 0.0)
-    viol = []
-    if budget is not None and out["size_bytes"] > budget:
-        viol.append(f"int8 size {out['size_bytes']:,} B is over the budget {budget:,} B")
-    if ram is not None and out["peak_ram_bytes"] > ram:
-        viol.append(f"peak RAM {out['peak_ram_bytes']:,} B is over the limit {ram:,} B")
-    if lat is not None and out["latency_ms"] + k * out["std_ms"] > lat:
-        viol.append(f"latency bound {out['latency_ms'] + k * out['std_ms']:.3f} ms is over the limit {lat} ms")
-    out.update(fits=not viol, violations=viol)
-    return out
+    """The device's figures for one network, recomputed by the run's target (MAX78000: the full
+    report; phones: predicted latency mean/std and the analytic int8 size)."""
+    return target_for_run(record.space, record.device).device_figures(record, arch, network)
 
 
 def _space(record: RunRecord | dict[str, Any]) -> Any:
     r = as_record(record)
-    c, h, w = r.data.input_shape
-    opts = dict(r.space_options)
-    if r.space == "ai8x":
-        return get_space("ai8x", input_shape=(c, h, w), num_classes=r.data.num_classes, conv1d=r.data.conv1d, **opts)
-    return get_space(r.space, in_channels=c, num_classes=r.data.num_classes, input_size=h, **opts)
+    return target_for_space(r.space, r.device).qat_space(r)
 
 
 # ---------------------------------------------------------------------- the command
@@ -515,10 +492,10 @@ def run_qat(run: str | Path, cfg: QatConfig | None = None, *, runs_dir: str | Pa
     nets: list[QatNetwork] = []
     for i, row in enumerate(chosen):
         name = Path(str(row.get("network_file") or f"trial-{int(row.get('trial', i)):04d}")).stem
-        network = None if r.mobile else space.network(row["arch"])
+        network = r.target.network(space, row["arch"])
         # the supernet cache sits in the search's runs folder, the run directory's parent
         model, fig = train_network(row["arch"], data, cfg, space=space, seed=seed, runs_dir=r.run_dir.parent, name=name,
-                                   progress=progress, index=i, count=len(chosen), mobile=r.mobile,
+                                   progress=progress, index=i, count=len(chosen), target=r.target,
                                    search_used_supernet=used_supernet,
                                    supernet_seed=rec.data_seed,
                                    supernet_settings=_supernet_settings(rec) if used_supernet else None)
@@ -583,7 +560,7 @@ def table_rows(payload: dict[str, Any]) -> list[list[str]]:
     out = []
     for n in payload["networks"]:
         dev = n["device"]
-        size = f"{dev['weight_bytes']:,} B" if dev["kind"] == "max78000" else f"{dev['size_bytes']:,} B int8"
+        size = target_for_run(payload["space"], payload["device"]).size_text(dev)
         out.append([n["name"], _pct(n["float_test_acc"]), _pct(n["quant_test_acc"]),
                     f"{100 * n['delta_test_acc']:+.2f}", f"{dev['latency_ms']:.3f}", size,
                     "pass" if dev["fits"] else f"FAIL: {dev['violations'][0]}"])
@@ -598,6 +575,7 @@ def qat_markdown(payload: dict[str, Any]) -> str:
     """``qat.md``: the settings and the results table."""
     q = payload["qat"]
     d = payload["data"]
+    anneal, arithmetic, latency = target_for_run(payload["space"], payload["device"]).qat_notes(q)
     lines = [
         f"# QAT of {payload['run']}",
         "",
@@ -606,24 +584,14 @@ def qat_markdown(payload: dict[str, Any]) -> str:
         f"- chosen: {payload['choice']}",
         f"- training: {q['epochs']} float epochs (Adam lr {q['lr']:g}, cosine), then BatchNorm folded and "
         f"{q['qat_epochs']} quantisation-aware epochs (lr {q['qat_lr']:g}"
-        + (f"; the first {min(q['anneal_epochs'], q['qat_epochs'] - 1)} anneal from float to quantised weights"
-           if payload["space"] == "ai8x" and min(q["anneal_epochs"], q["qat_epochs"] - 1) > 0 else "")
+        + anneal
         + f"); batch {q['batch_size']}, seed {q['seed']}; each phase keeps its best-validation epoch (QAT: among "
         "epochs in the exact quantised arithmetic); test accuracy is scored once at the end",
         "- augmentation: " + ("ai8x-training's MNIST recipe on training images (random crop with 4-pixel padding, "
                               "rotation up to 20 degrees, 10% translation, 5-degree shear, black fill)"
                               if q.get("augment", "none") == "vendor" else "none"),
-        "- arithmetic: " + ("the vendor's MAX78000 QAT (BN folded, per-layer power-of-two output shift from the "
-                            "1.0 quantile of |w, b| (0.99 for 4-, 2- and 1-bit layers), weights at their searched bits "
-                            "(1-bit: {-1, 0} as the vendor's formula gives), bias rounded and clamped at the layer's weight bits "
-                            "(quantize.py), activations clamped to [-1, 127/128] and 8-bit; accuracies computed "
-                            "exactly in the chip's integer arithmetic)"
-                            if payload["space"] == "ai8x" else
-                            "int8 per-channel weights on the 7-bit range [-63, 63] (safe from int16 pair saturation "
-                            "on x86 CPUs without VNNI), int8 per-tensor activations, int32 biases at input x weight "
-                            "scale, BN folded"),
-        "- latency: " + ("the vendor's cycle model at 50 MHz (CNN only)" if payload["space"] == "ai8x"
-                         else "the device's predicted mean latency"),
+        "- arithmetic: " + arithmetic,
+        "- latency: " + latency,
         "",
         "| " + " | ".join(TABLE_HEADER) + " | initialisation |",
         "|" + "---|" * (len(TABLE_HEADER) + 1),

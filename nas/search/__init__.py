@@ -3,10 +3,16 @@ backends, and the run's outputs (report)."""
 
 from __future__ import annotations
 
-from ._config import (
+from ..targets import (
+    CSV_COLUMNS,
     DEFAULT_LATENCY_MARGIN,
-    JOURNAL,
     MAX78000_DEFAULT_BITS,
+    MOBILE_CSV_COLUMNS,
+    TrialCheck,
+    auto_bits,
+)
+from ._config import (
+    JOURNAL,
     SEED_MAX,
     RunInUseError,
     SearchConfig,
@@ -26,17 +32,10 @@ from ._ray import (
     clean_stale_tune_dirs,
     connect,
 )
-from ._report import CSV_COLUMNS, MOBILE_CSV_COLUMNS, write_outputs
+from ._report import write_outputs
 from ._run import run_search
-from ._study import (
-    Prepared,
-    TrialCheck,
-    check_trial,
-    estimate_arch,
-    prepare_estimator,
-    sampler_seed,
-)
-from ._validate import auto_bits, validate
+from ._study import Prepared, check_trial, estimate_arch, prepare_estimator, sampler_seed
+from ._validate import validate
 
 __all__ = [
     "CSV_COLUMNS",

@@ -11,11 +11,11 @@ from typing import Any
 from search_spaces import InputError
 
 from ..estimators import cli_name, estimator_key
+from ..targets import space_in_run_name
 
 __all__ = ["SearchConfig", "SearchResult", "SearchProgress", "default_run_name", "resolve_estimator",
            "settings_dict", "pareto_front", "RunInUseError", "SettingsMismatchError", "SearchTerminated", "SEED_MAX", "JOURNAL",
-           "NAME_RE", "RDB_RE", "MOBILE_SPACES", "FBNET_NASWOT_BATCH", "DEFAULT_LATENCY_MARGIN",
-           "MAX78000_DEFAULT_BITS"]
+           "NAME_RE", "RDB_RE"]
 
 JOURNAL = "study.journal"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
@@ -115,7 +115,6 @@ class SearchConfig:
     flight finishes); None: none. Whichever of ``trials`` and this comes first ends the search."""
 
 
-MOBILE_SPACES = ("fbnet",)
 
 
 def resolve_estimator(name: str) -> str:
@@ -134,10 +133,6 @@ def resolve_estimator(name: str) -> str:
     return key
 
 
-FBNET_NASWOT_BATCH = 32
-DEFAULT_LATENCY_MARGIN = 1.645
-MAX78000_DEFAULT_BITS = (2, 4, 8)
-"""Hidden-layer weight bit widths a MAX78000 search offers unless ``space_options["bits"]`` says otherwise."""
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -192,17 +187,21 @@ class SearchResult:
     estimate_seconds: float
     resumed: bool
     settings: dict[str, Any]
+    """The run record as saved (:meth:`nas.record.RunRecord.to_dict`)."""
     files: dict[str, Path] = field(default_factory=dict)
     timed_out: bool = False
+    record: Any = None
+    """The run record (:class:`nas.record.RunRecord`)."""
 
 
 def _fmt_num(x: float) -> str:
     return f"{x:g}"
 
 
-def default_run_name(cfg: SearchConfig, mobile: bool = False) -> str:
-    """``<device>-<budget>[-<latency>][-<data>][-<estimate>]``, e.g. ``max78000-400KB``; the estimate
-    is named (``proxy``, ``short-qat``, ``supernet``) when it is not the device's default."""
+def default_run_name(cfg: SearchConfig) -> str:
+    """``<device>[-<space>]-<budget>[-<latency>][-<data>][-<estimate>]``, e.g. ``max78000-400KB``; the
+    space is named when given and not implied by the device (:func:`nas.targets.space_in_run_name`),
+    the estimate (``proxy``, ``short-qat``, ``supernet``) when it is not the device's default."""
     parts = [cfg.device]
     if cfg.budget_bytes is not None:
         parts.append(cfg.budget_text or f"{cfg.budget_bytes}B")
@@ -210,7 +209,7 @@ def default_run_name(cfg: SearchConfig, mobile: bool = False) -> str:
         parts.append(cfg.latency_text or f"{_fmt_num(cfg.latency_ms)}ms")
     if cfg.ram_bytes is not None:
         parts.append("ram" + (cfg.ram_text or f"{cfg.ram_bytes}B"))
-    if cfg.space is not None and cfg.space != "ai8x":
+    if cfg.space is not None and space_in_run_name(cfg.space):
         parts.insert(1, cfg.space)
     if cfg.data is not None:
         parts.append(Path(str(cfg.data).rstrip("/")).stem)

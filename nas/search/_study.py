@@ -35,6 +35,7 @@ from .. import _thirdparty as tp
 from ..data import Dataset
 from ..estimators import Estimator
 from ..record import RunRecord
+from ..targets import Target, TrialCheck
 from ._config import (
     JOURNAL,
     RunInUseError,
@@ -47,7 +48,7 @@ from ._config import (
 __all__ = ["Prepared", "Tally", "TrialCheck", "open_study", "run_dir_locked", "inspect_study", "check_trial",
            "estimate_arch", "record_estimate", "trial_values", "prepare_estimator", "sampler_seed", "worker_id",
            "counted_trials", "within_total", "fail_stale_trials", "heartbeat", "stop_note", "say_to", "clock",
-           "compact_report", "mobile_figures", "HEARTBEAT_S", "HEARTBEAT_GRACE_S"]
+           "HEARTBEAT_S", "HEARTBEAT_GRACE_S"]
 
 
 def clock() -> float:
@@ -68,9 +69,9 @@ class Prepared:
     record: RunRecord
     """The run record (saved in the study as ``user_attrs["settings"]`` and in ``pareto.json``)."""
     resumed: bool
-    mobile: bool = False
-    """A latency-predicting device (phone, host-cpu, registered) searching ``space_name``."""
-    space_name: str = "ai8x"
+    target: Target
+    """The search target of the device."""
+    space_name: str = ""
     ram: int | None = None
     journal_scan: Any = None
     """The journal's :class:`nas.search._journal.JournalScan` when it was damaged at its end (recovered
@@ -330,17 +331,6 @@ def _make_sampler(kind: str, seed: int) -> Any:
         return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=10)
 
 
-def _constraints(report: Any, budget: int, latency_limit: float | None) -> dict[str, float]:
-    c = {
-        "weight_bytes_over_budget": float(report.weight_bytes - budget),
-        "device_violations": float(len(report.violations)),
-        "layers_over_limit": float(report.layers - report.max_layers),
-    }
-    if latency_limit is not None:
-        c["latency_over_limit_ms"] = float(report.latency_ms - latency_limit)
-    return c
-
-
 def prepare_estimator(prep: Prepared, log: Callable[[str], None] | None = None) -> None:
     """Train or load what the estimate needs before the first trial (the supernet; nothing for
     the other estimates). Runs on the driver, so Ray workers only load the cache."""
@@ -348,86 +338,13 @@ def prepare_estimator(prep: Prepared, log: Callable[[str], None] | None = None) 
         prep.estimator.prepare(log)
 
 
-@dataclass
-class TrialCheck:
-    """What the device check of one sampled architecture found (already set on the trial).
-
-    Attributes:
-        arch_s: the architecture as text (``space.format``; ``space.parse`` reads it back).
-        latency_ms: the device's latency estimate.
-        feasible: every constraint <= 0.
-        needs_estimate: the accuracy estimate should run (feasible, or a cheap estimator).
-        constraints: the values given to ``Trial.set_constraint``.
-    """
-
-    arch_s: str
-    latency_ms: float
-    feasible: bool
-    needs_estimate: bool
-    constraints: dict[str, float]
-
-
 def check_trial(prep: Prepared, trial: Any) -> TrialCheck:
     """Sample an architecture on ``trial``, check it on the device, set constraints and user_attrs.
 
     Sets the constraints and the user_attrs ``arch``, ``feasible`` and ``device``; used by every
-    backend so that trials look the same in the study.
+    backend so that trials look the same in the study. What the check is: the target's.
     """
-    if prep.mobile:
-        return _check_mobile(prep, trial)
-    arch = prep.space.sample(trial)
-    arch_s = prep.space.format(arch)
-    rep = prep.device.report(prep.space.network(arch))
-    cons = _constraints(rep, prep.budget, prep.cfg.latency_ms)
-    return _record_check(prep, trial, arch_s, float(rep.latency_ms), cons, compact_report(rep))
-
-
-def _record_check(prep: Prepared, trial: Any, arch_s: str, latency_ms: float, cons: dict[str, float],
-                  figures: dict[str, Any]) -> TrialCheck:
-    """Set a checked trial's constraints and its ``arch``/``feasible``/``device`` user_attrs."""
-    for k, v in cons.items():
-        trial.set_constraint(k, v)
-    ok = all(v <= 0 for v in cons.values())
-    trial.set_user_attr("arch", arch_s)
-    trial.set_user_attr("feasible", ok)
-    trial.set_user_attr("device", figures)
-    # naswot is cheap: score infeasible candidates too; short training and the supernet estimate
-    # (about a second each) are skipped for them.
-    needs = ok or prep.estimator.key == "naswot"
-    return TrialCheck(arch_s=arch_s, latency_ms=latency_ms, feasible=ok, needs_estimate=needs, constraints=cons)
-
-
-def mobile_figures(prep: Prepared, arch_s: str) -> dict[str, Any]:
-    """Latency (mean, std, bound = mean + k*std), int8 size and peak RAM of one fbnet architecture."""
-    from search_spaces import fbnet_cost
-
-    ms, std = prep.device.predict(prep.space_name, [arch_s], return_std=True)
-    mean, sd = float(ms[0]), float(std[0])
-    cost = fbnet_cost(prep.space.op_indices(arch_s), in_channels=prep.space.in_channels,
-                      input_size=prep.space.input_size, num_classes=prep.space.num_classes)
-    return {
-        "latency_ms": mean,
-        "std_ms": sd,
-        "latency_bound_ms": mean + float(prep.record.latency_margin or 0.0) * sd,
-        "latency_margin": float(prep.record.latency_margin or 0.0),
-        **cost.to_dict(),
-    }
-
-
-def _check_mobile(prep: Prepared, trial: Any) -> TrialCheck:
-    """:func:`check_trial` for latency-predicting devices: predicted/measured latency, analytic size and RAM."""
-    arch_s = prep.space.format(prep.space.sample(trial))
-    fig = mobile_figures(prep, arch_s)
-    cons: dict[str, float] = {}
-    if prep.budget >= 0:
-        cons["size_bytes_over_budget"] = float(fig["size_bytes"] - prep.budget)
-    if prep.ram is not None:
-        cons["ram_bytes_over_limit"] = float(fig["peak_ram_bytes"] - prep.ram)
-    if prep.cfg.latency_ms is not None:
-        cons["latency_bound_over_limit_ms"] = float(fig["latency_bound_ms"] - prep.cfg.latency_ms)
-    if not cons:
-        cons["none"] = 0.0  # a study whose trials all carry constraints
-    return _record_check(prep, trial, arch_s, fig["latency_ms"], cons, fig)
+    return prep.target.check_trial(prep, trial)
 
 
 def estimate_arch(prep: Prepared, arch_s: str) -> Any:
@@ -551,13 +468,5 @@ def open_study(prep: Prepared, log: Callable[[str], None] | None = None,
             cache[t.user_attrs["arch"]] = (t.user_attrs["estimate"], t.user_attrs.get("estimate_details", {}))
         tally.add(bool(t.user_attrs.get("feasible")), t.values[0], t.values[1])
     return study, tally, cache
-
-
-def compact_report(rep: Any) -> dict[str, Any]:
-    """The device figures kept per trial (JSON): the report without per-layer placements."""
-    d = rep.to_dict()
-    d.pop("placement", None)
-    d.pop("assumptions", None)
-    return d
 
 
