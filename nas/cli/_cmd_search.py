@@ -37,7 +37,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--device", required=True, help="device name (see 'nas device list'), e.g. max78000")
     p.add_argument("--budget", help="weight-memory limit: B, KB (1000), KiB (1024), MB, MiB, e.g. 400KB "
-                   "(default: the device's whole weight memory; its 442,368 B always apply)")
+                   "(default: the device's whole weight memory, which always applies)")
     p.add_argument("--latency", help="latency limit: us, ms or s, e.g. 2ms (default: none); on phones, host-cpu "
                    "and registered devices the constraint is mean + K x std <= limit (see --latency-margin)")
     p.add_argument("--space", help="search space (default: ai8x on MAX78000 devices; fbnet, FBNet inverted-residual "
