@@ -80,7 +80,7 @@ def _torch_setup(threads: int, seed: int) -> None:
     if threads > 0:
         torch.set_num_threads(threads)
     # Fake-quantised networks drive some values into the denormal range, which made training
-    # steps up to 12x slower on this x86 CPU in our measurements; flushing them avoids that.
+    # steps several times slower on this x86 CPU when we tried; flushing them avoids that.
     torch.set_flush_denormal(True)
     torch.manual_seed(seed)
 
@@ -93,8 +93,8 @@ class Naswot(Estimator):
         batch: real training images in the batch (the paper uses 128).
         quantize: use the fake-quantised forward pass.
         threads: torch intra-op threads (0 leaves torch's default). Default one: on our shared
-            2-core machine two threads were up to 6x slower per estimate when the other core
-            was busy (measured), so one thread is the robust default.
+            2-core machine two threads were several times slower per estimate when the other
+            core was busy, so one thread is the robust default.
     """
 
     key = "naswot"

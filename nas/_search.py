@@ -499,7 +499,7 @@ def validate(cfg: SearchConfig) -> _Prepared:
                              "every op of every layer")
         est_opts = {**FBNET_SUPERNET_DEFAULTS, **est_opts}
     if mobile and est_key == "naswot":
-        est_opts.setdefault("batch", FBNET_NASWOT_BATCH)  # keeps a trial near 1-2 s on one thread
+        est_opts.setdefault("batch", FBNET_NASWOT_BATCH)  # keeps a NASWOT trial quick on one thread
     estimator = make_estimator(est_key, **est_opts)
     name = cfg.name if cfg.name is not None else default_run_name(cfg, mobile)
     if not _NAME_RE.match(name):

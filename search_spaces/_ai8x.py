@@ -321,9 +321,9 @@ LOW_BIT_SHIFT_QUANTILE = 0.99
 """Quantile for 4-, 2- and 1-bit layers. With 1.0 the BatchNorm-folded bias (``-mean/std``, O(1))
 sets the shift while the folded weights of a wide layer are small (``w/std``, std growing with
 the fan-in): in our MNIST runs every weight of a 2-bit 24->24 layer and of a 4-bit 128->96 3x3
-layer rounded to 0, the layer output a constant and QAT stayed at 10% validation accuracy. With
-0.99 the few largest values (mostly biases) are clipped instead, and the 2-bit network kept its
-float validation accuracy (93.1% vs 93.0%). The vendor supports per-layer quantiles
+layer rounded to 0, the layer output a constant and QAT stayed at chance. With 0.99 the few
+largest values (mostly biases) are clipped instead, and the 2-bit network kept its float
+validation accuracy. The vendor supports per-layer quantiles
 (``<layer>.shift_quantile`` in the checkpoint, read by ai8x-synthesis ``quantize.py``); our
 export writes it."""
 
