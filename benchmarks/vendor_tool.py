@@ -1,7 +1,8 @@
-"""Run Analog Devices' ai8x-synthesis (``../shared/vendor/ai8x-synthesis``) on MAX78000 exports.
+"""Run Analog Devices' ai8x-synthesis (``../shared/vendor/ai8x-synthesis``) on MAX78000 or MAX78002 networks.
 
-Used by the cross-check tests (``tests/nas/test_vendor_crosscheck.py``) and
-``benchmarks/bench_vendor.py``; never by the product. Each network runs in its own subprocess
+Used by the cross-check tests (``tests/nas/test_vendor_crosscheck.py``,
+``tests/devices/test_max78002_vendor.py``) and ``benchmarks/bench_vendor.py`` /
+``benchmarks/bench_max78002.py``; never by the product. Each network runs in its own subprocess
 (``sys.executable`` with the vendor folder as working directory, as its README asks), which calls
 ``quantize.py``'s and ``ai8xize.py``'s ``main()`` in turn, so torch is imported once per network;
 up to ``workers`` networks run at a time.
@@ -29,6 +30,11 @@ SYNTH_FLAGS = ["--device", "MAX78000", "--compact-data", "--mexpress", "--timer"
 """ai8xize.py flags of our model cards (beyond paths and prefix)."""
 
 
+def synth_flags(device: str = "MAX78000") -> list[str]:
+    """:data:`SYNTH_FLAGS` for ``device`` (the vendor's part number, ``MAX78000`` or ``MAX78002``)."""
+    return ["--device", device, *SYNTH_FLAGS[2:]]
+
+
 def vendor_dir(repo: Path | None = None) -> Path:
     """``<repo>/../shared/vendor/ai8x-synthesis`` (``repo``: by default this file's repository)."""
     repo = (repo or Path(__file__).resolve().parents[1]).resolve()
@@ -46,13 +52,23 @@ def unavailable(vendor: Path) -> str | None:
 
 
 def parse_log(text: str) -> dict[str, Any]:
-    """Cycles per layer, total cycles, weight and bias bytes from ai8xize's ``log.txt``."""
-    lat = text[text.index("ESTIMATED LATENCY"):]
-    layers = [int(v.replace(",", "")) for v in re.findall(r"^Layer \d+(?: \([^)]*\))?\s+([\d,]+)\s*$", lat.split("Total")[0], re.M)]
-    total = int(re.search(r"Total\s+([\d,]+) cycles", lat)[1].replace(",", ""))
-    weights = int(re.search(r"Weight memory:\s+([\d,]+) bytes", text)[1].replace(",", ""))
-    bias = int(re.search(r"Bias memory:\s+([\d,]+) bytes", text)[1].replace(",", ""))
-    return {"layer_cycles": layers, "cycles": total, "weight_bytes": weights, "bias_bytes": bias}
+    """Cycles per layer, total cycles, weight and bias bytes (used and the chip's total), kernel
+    offsets and lengths (columns) from ai8xize's ``log.txt``; no cycle keys when the log has no
+    ``ESTIMATED LATENCY`` (the tool prints none for the MAX78002 unless asked, see :func:`run_vendor`)."""
+    out: dict[str, Any] = {}
+    if "ESTIMATED LATENCY" in text:
+        lat = text[text.index("ESTIMATED LATENCY"):]
+        out["layer_cycles"] = [int(v.replace(",", "")) for v in re.findall(r"^Layer \d+(?: \([^)]*\))?\s+([\d,]+)\s*$", lat.split("Total")[0], re.M)]
+        out["cycles"] = int(re.search(r"Total\s+([\d,]+) cycles", lat)[1].replace(",", ""))
+    w = re.search(r"Weight memory:\s+([\d,]+) bytes out of ([\d,]+) bytes", text)
+    b = re.search(r"Bias memory:\s+([\d,]+) bytes out of ([\d,]+) bytes", text)
+    out["weight_bytes"], out["weight_capacity_bytes"] = (int(v.replace(",", "")) for v in w.groups())
+    out["bias_bytes"], out["bias_capacity_bytes"] = (int(v.replace(",", "")) for v in b.groups())
+    for key, name in (("kernel_offsets", "Kernel offset"), ("kernel_lengths", "Kernel length")):
+        m = re.search(rf"^{name}\s+= \[([^\]]*)\]", text, re.M)
+        if m:
+            out[key] = [int(v) for v in m[1].split(",") if v.strip()]
+    return out
 
 
 def _run_job(vendor: Path, job: dict[str, Any], timeout: float) -> dict[str, Any]:
@@ -87,7 +103,11 @@ def run_vendor(vendor: Path, jobs: list[dict[str, Any]], *, workers: int = 2,
 
     A job: ``name`` (the prefix), ``checkpoint``, ``yaml``, ``sample_input``, ``out_dir`` (the
     quantised checkpoint and ``<out_dir>/<name>/`` go there), optional ``quantize`` (default
-    True) and ``trusted_pickle``.
+    True), ``trusted_pickle``, ``device`` (``MAX78000`` by default, or ``MAX78002``) and
+    ``latency_calc``: have the tool print its ``ESTIMATED LATENCY`` for a device whose
+    description leaves it off (the MAX78002: ``DevAI87.SUPPORT_LATENCY_CALC`` is False), i.e.
+    run the vendor's ``izer/latency.py`` formula on the vendor's per-layer parameters with that
+    device's description. ``sample_input`` may be None (the tool's ``tests/sample_<dataset>.npy``).
     """
     with ThreadPoolExecutor(max_workers=max(1, workers)) as ex:
         return list(ex.map(lambda j: _run_job(vendor, j, timeout), jobs))
@@ -99,9 +119,14 @@ def _main(spec: str) -> int:
     sys.path.insert(0, os.getcwd())
     out = Path(job["out_dir"])
     ck = job["checkpoint"]
+    device = job.get("device", "MAX78000")
+    if job.get("latency_calc"):
+        from izer import tornadocnn
+
+        tornadocnn.DevAI87.SUPPORT_LATENCY_CALC = True
     if job.get("quantize", True):
         q = str(out / f"{job['name']}_q.pth.tar")
-        sys.argv = ["quantize.py", ck, q, "--device", "MAX78000"]
+        sys.argv = ["quantize.py", ck, q, "--device", device]
         from izer import quantize
 
         try:
@@ -110,8 +135,9 @@ def _main(spec: str) -> int:
             if e.code not in (0, None):
                 return int(e.code) if isinstance(e.code, int) else 1
         ck = q
+    sample = ["--sample-input", job["sample_input"]] if job.get("sample_input") else []
     sys.argv = ["ai8xize.py", "--test-dir", str(out), "--prefix", job["name"], "--checkpoint-file", ck,
-                "--config-file", job["yaml"], *SYNTH_FLAGS, "--sample-input", job["sample_input"],
+                "--config-file", job["yaml"], *synth_flags(device), *sample,
                 "--sample-numpy-filename", "expected"]
     from izer.izer import main
 
@@ -142,3 +168,61 @@ def ai85net5(pool_type: str = "avg") -> Any:
         {"op": "linear", "in_channels": 12, "out_channels": 10, "in_dim": [4, 4], "flatten": True,
          "activation": "none", "output_width": 32, "name": "fc"},
     ]})
+
+
+VENDOR_NETWORKS: dict[str, tuple[str, str, tuple[int, int, int], str]] = {
+    "ai85net5": ("trained/ai85-mnist-qat8-q.pth.tar", "networks/mnist-chw-ai85.yaml", (1, 28, 28),
+                 "tests/sample_mnist.npy"),
+    "ai85nascifarnet": ("trained/ai85-cifar10-qat8-q.pth.tar", "networks/cifar10-nas.yaml", (3, 32, 32),
+                        "tests/sample_cifar-10.npy"),
+}
+"""The vendor's own networks with the trained, quantised checkpoints its copy here keeps: name ->
+(checkpoint, network YAML, input shape, sample input), paths relative to the vendor folder. The
+checkpoints are already quantised (``quantize.py`` output); ``quantize.py`` does the same for
+either chip (it reads only ``DEFAULT_WEIGHT_BITS`` and ``ACTIVATION_BITS``, 8 on both), so they
+go straight to ``ai8xize.py`` for the MAX78002 too."""
+
+
+def vendor_network(vendor: Path, name: str) -> tuple[Any, int]:
+    """Our :class:`~search_spaces.Network` of one of :data:`VENDOR_NETWORKS`, read from the vendor's
+    YAML (operator, kernel, padding, pooling, flatten, output width, activation) and checkpoint
+    (channels, weight bits, which layers have a bias), and the bias bytes the tool leaves out of
+    bias memory (layers whose bias integers are all 0: "All bias values are zero").
+
+    Sequential networks only (one checkpoint layer per YAML layer, in order)."""
+    import torch
+    import yaml
+
+    from search_spaces import Layer, Network
+
+    ckpt, net_yaml, shape, _ = VENDOR_NETWORKS[name]
+    cfg = yaml.safe_load((vendor / net_yaml).read_text())
+    sd = torch.load(vendor / ckpt, map_location="cpu", weights_only=False)["state_dict"]
+    names = [k[: -len(".op.weight")] for k in sd if k.endswith(".op.weight")]
+    layers, zero = [], 0
+    c, h, w = shape
+    for i, (spec, lname) in enumerate(zip(cfg["layers"], names)):
+        wt = sd[f"{lname}.op.weight"]
+        op = str(spec.get("operation", spec.get("op", "conv2d"))).lower()
+        op = "linear" if op in ("mlp", "linear", "fc") else op
+        k = str(spec.get("kernel_size", "1x1" if op == "linear" else "3x3")).split("x")
+        pool = int(spec.get("max_pool", spec.get("avg_pool", 1)))
+        stride = int(spec.get("pool_stride", pool))
+        pad = int(spec.get("pad", 0 if op == "linear" else 1))
+        bits = int(sd[f"{lname}.weight_bits"].reshape(-1)[0]) if f"{lname}.weight_bits" in sd else 8
+        b = sd.get(f"{lname}.op.bias")
+        act = str(spec.get("activate", "none")).lower()
+        layer = Layer(
+            op=op, in_channels=c, out_channels=int(wt.shape[0]), in_dim=(h, w),
+            kernel=(1, 1) if op == "linear" else (int(k[0]), int(k[-1])), pad=(0, 0) if op == "linear" else (pad, pad),
+            pool=(pool, pool), pool_stride=(stride, stride), pool_type="avg" if "avg_pool" in spec else "max",
+            weight_bits=bits, flatten=bool(spec.get("flatten", False)),
+            activation=act if act in ("relu", "abs") else "none", bias=b is not None,
+            output_width=int(spec.get("output_width", 8)), name=lname,
+        )
+        if b is not None and not torch.any(b != 0):
+            zero += layer.out_channels
+        layers.append(layer)
+        c, (h, w) = layer.out_channels, layer.out_dim
+        assert i < len(names)
+    return Network(input=shape, layers=tuple(layers), name=name), zero
