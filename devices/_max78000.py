@@ -815,7 +815,9 @@ def _place_kernels(
     columns on processors 0, 16, 32 and 48, 4,096 on the others), a layer on one input processor
     goes to the first of those processors with room, at the column the tool's top-down search
     gives it (:func:`_reverse_column`; the tool searches top-down when every input processor of
-    the layer has extended memory); the other layers use the common 4,096 columns.
+    the layer has extended memory), unless the tool would put it over another layer's kernels
+    there (its top-down search checks a window that can sit up to 3 columns above the place it
+    then uses); the other layers use the common 4,096 columns.
     """
     full = (1 << -(-hw.large_kernel_columns // 4)) - 1  # placement works in aligned blocks of 4 columns
     beyond = full & ~((1 << hw.kernel_columns // 4) - 1)  # blocks only extended memory has
@@ -850,15 +852,25 @@ def _place_kernels(
             where = "processor 0" if n == 1 else f"processors 0-{n - 1}"
             issues.append((i, f"{at}: {bits}-bit kernels need {need} columns on {where}, but only {height} exist (kernel memory exhausted)"))
             continue
+        avoid: set[int] = set()
         if n == 1 and large:
-            spot = next(((p, c) for p in large if (c := _reverse_column(exact.get(p, 0), hw.columns(p), need)) is not None), None)
-            if spot is not None:
-                take(i, spot[0], 1, spot[1], need)
+            for p in large:
+                c = _reverse_column(exact.get(p, 0), hw.columns(p), need)
+                if c is None:
+                    continue  # the tool searches up from column 0 there (below)
+                if exact.get(p, 0) >> c & ((1 << need) - 1):
+                    avoid.add(p)  # the tool would put these kernels over another layer's: not there
+                    continue
+                take(i, p, 1, c, need)
+                break
+            if placement[i] is not None:
                 continue
         blocks = -(-need // 4)
         best: tuple[int, int] | None = None
         largest = 0
         for s in range(0, PROCESSORS - n + 1, 4):
+            if s in avoid:
+                continue
             # blocks beyond the range's memory count as used (a range of 2+ processors always
             # holds one without extended memory)
             union = 0 if n == 1 and s in large else beyond
