@@ -226,3 +226,99 @@ def vendor_network(vendor: Path, name: str) -> tuple[Any, int]:
         c, (h, w) = layer.out_channels, layer.out_dim
         assert i < len(names)
     return Network(input=shape, layers=tuple(layers), name=name), zero
+
+
+MAX78002_NETWORKS: list[tuple[str, tuple[int, int, int], str, dict[str, Any]]] = [
+    # one input channel: layer 0 sits on processor 0, at the top of its extended kernel memory
+    ("b8241", (1, 16, 16), "16k3b8|24k3b2,32k1b4|fcb1", {"first_last_8bit": False}),
+    # three one-channel layers on quadrant heads: the second cannot share processor 0 (the tool's
+    # top-down search would put it over the first), the third fits below the first
+    ("one_ch", (1, 8, 8), "1k1b8,1k1b8|8k3b8|fcb8", {"widths": (1, 8)}),
+    # 41 hardware layers: over the MAX78000's 32, within the MAX78002's 128
+    ("deep41", (1, 16, 16), ",".join(["16k3b8"] + ["16k3b4"] * 19) + "|" + ",".join(["16k1b2"] * 20) + "|fcb8",
+     {"max_depth": 20}),
+    # 1 -> 1024 channels, 3x3, 8 bits: 1,024 kernel columns on processor 0 (over the MAX78000's
+    # 768: exactly its extended memory) and 1,024 bias bytes (over the MAX78000's 512-byte bank)
+    ("tall1024", (1, 8, 8), "1024k3b8|16k1b4|fcb8", {"widths": (16, 1024)}),
+    # layer 0 writes 72x72 x 4 bytes = 20,736 per instance: over the MAX78000's 16 KiB budget
+    ("big72", (1, 72, 72), "16k3b8|16k3b4|16k3b2|16k1b8|fcb8", {"max_units": 4}),
+]
+"""Networks of our ``ai8x`` space (``hardware="max78002"``, 10 classes) checked against the tool for
+the MAX78002: (name, input shape, architecture, space options); 1-, 2-, 4- and 8-bit layers."""
+
+
+def random_model(space: Any, arch: str, seed: int) -> Any:
+    """A folded, quantised network with random weights and BatchNorm statistics from random inputs
+    (every layer's activations spread, non-zero biases), as QAT leaves one."""
+    import torch
+
+    from search_spaces._ai8x import fold_bn
+
+    torch.manual_seed(seed)
+    model = space.build(arch, quantize=False)
+    model.train()
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.randint(-128, 128, (32, *space.input_shape)).float() / 128)
+        for layer in model.layers:  # non-zero biases (the affine-free BN folds to -mean/std)
+            if layer.op.bias is not None:
+                layer.op.bias.uniform_(-0.05, 0.05)
+    fold_bn(model)
+    model.set_quantize(True)
+    return model.eval()
+
+
+def export_for(model: Any, network: Any, out: Path, name: str, sample: Any, device: Any) -> dict[str, Path]:
+    """``nas._export.export_max78000``'s vendor files (checkpoint, known-answer pair) with the
+    synthesis YAML laid out by ``device`` (that function lays it out for the MAX78000)."""
+    import numpy as np
+    import torch
+
+    from nas._export import checkpoint_state, sample_pair, synthesis_yaml
+
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"checkpoint": out / f"{name}_qat.pth.tar", "synthesis_yaml": out / "ai8x-synthesis.yaml",
+             "sample_input": out / "sample_input.npy", "sample_output": out / "sample_output.npy"}
+    torch.save({"epoch": 1, "arch": f"nas_{name}", "state_dict": checkpoint_state(model, network), "extras": {}},
+               files["checkpoint"])
+    files["synthesis_yaml"].write_text(synthesis_yaml(network, arch=f"nas_{name}", dataset="TEST", device=device))
+    x, y = sample_pair(model, network, sample)
+    np.save(files["sample_input"], x, allow_pickle=False)
+    np.save(files["sample_output"], y, allow_pickle=False)
+    return files
+
+
+def max78002_runs(vendor: Path, root: Path, *, workers: int = 2) -> dict[str, dict[str, Any]]:
+    """The vendor's networks (:data:`VENDOR_NETWORKS`) and ours (:data:`MAX78002_NETWORKS`) through
+    ``ai8xize.py --device MAX78002`` with its latency formula on (``latency_calc``). Per name:
+    ``network`` (ours), ``zero_bias`` (bias bytes of all-zero biases, which the tool leaves out),
+    ``ours`` (a network of our space), ``files`` (ours: the export) and ``vendor`` (the job result)."""
+    import numpy as np
+
+    from devices import get_device
+    from search_spaces import get_space
+
+    dev = get_device("max78002")
+    jobs: list[dict[str, Any]] = []
+    info: dict[str, dict[str, Any]] = {}
+    for name, (ckpt, net_yaml, _, sample) in VENDOR_NETWORKS.items():
+        network, zero = vendor_network(vendor, name)
+        info[name] = {"network": network, "zero_bias": zero, "ours": False}
+        jobs.append({"name": name, "checkpoint": str(vendor / ckpt), "yaml": str(vendor / net_yaml),
+                     "sample_input": sample, "out_dir": str(root / name), "quantize": False,
+                     "trusted_pickle": True, "device": "MAX78002", "latency_calc": True})
+    for i, (name, shape, arch, opts) in enumerate(MAX78002_NETWORKS):
+        space = get_space("ai8x", input_shape=shape, num_classes=10, hardware="max78002", **opts)
+        network = space.network(arch)
+        model = random_model(space, arch, i)
+        files = export_for(model, network, root / name, name, np.random.default_rng(i).integers(-128, 128, shape) / 128.0, dev)
+        params = model.vendor_params()
+        zero = sum(layer.out_channels for layer, p in zip(network.layers, params)
+                   if p["bias"] is not None and not np.any(p["bias"]))
+        info[name] = {"network": network, "zero_bias": zero, "ours": True, "files": files}
+        jobs.append({"name": name, "checkpoint": str(files["checkpoint"]), "yaml": str(files["synthesis_yaml"]),
+                     "sample_input": str(files["sample_input"]), "out_dir": str(root / name / "synthesis"),
+                     "device": "MAX78002", "latency_calc": True})
+    for res in run_vendor(vendor, jobs, workers=workers, timeout=600):
+        info[res["name"]]["vendor"] = res
+    return info

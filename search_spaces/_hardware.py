@@ -108,44 +108,49 @@ class Ai8xHardware:
         return self.data_instance_bytes // 2
 
 
-# ai8x-synthesis izer/tornadocnn.py, class DevAI85 (partnum MAX78000); README "MAX78000 Hardware".
+# Sources: ai8x-synthesis at commit ab4f4c0 (../shared/vendor/ai8x-synthesis): izer/tornadocnn.py
+# (class Dev, DevAI85 = MAX78000, DevAI87 = MAX78002; line numbers below), izer/backend/max7800x.py,
+# izer/kernels.py and README.md. The family-wide defaults of Ai8xHardware: 64 processors in 4
+# groups of 16 (P_NUMGROUPS/P_NUMPRO, tornadocnn.py:192-194 and 339-341), 1024 channels
+# (MAX_CHANNELS = 16 x MAX_PROC, :290/:482; at most 16 passes, backend/max7800x.py:1903), 8
+# streaming layers (MAX_STREAM_LAYERS, :187/:334), 72-bit kernel words, flatten limits (README:1093/1188).
 MAX78000_HW = Ai8xHardware(
     name="max78000",
     part="MAX78000",
-    max_layers=32,                 # DevAI85.MAX_LAYERS
-    kernel_columns=768,            # DevAI85.MASK_WIDTH_SMALL
-    large_kernel_columns=768,      # DevAI85.MASK_WIDTH_LARGE
-    bias_bank_bytes=512,           # DevAI85.BIAS_SIZE (per group of 16 processors)
-    data_instance_bytes=32 * 1024,  # DevAI85.INSTANCE_WIDTH * 16 (backend/max7800x.py size check)
-    max_dim=1023,                  # DevAI85.MAX_CNT_BITS = 10: counts up to 2**10 - 1
-    clock_hz=50e6,                 # DevAI85.APB_SPEED = 50 MHz, divider 1; no PLL (SUPPORT_PLL False)
+    max_layers=32,                 # DevAI85.MAX_LAYERS (tornadocnn.py:186)
+    kernel_columns=768,            # DevAI85.MASK_WIDTH_SMALL (tornadocnn.py:272)
+    large_kernel_columns=768,      # DevAI85.MASK_WIDTH_LARGE (tornadocnn.py:273)
+    bias_bank_bytes=512,           # DevAI85.BIAS_SIZE, per group of 16 processors (tornadocnn.py:271)
+    data_instance_bytes=32 * 1024,  # DevAI85.INSTANCE_WIDTH (:285) x 16 bytes: backend/max7800x.py:474, 603
+    max_dim=1023,                  # DevAI85.MAX_CNT_BITS = 10 (tornadocnn.py:226); README:1069 "1023"
+    clock_hz=50e6,                 # Dev.APB_SPEED = 50 (tornadocnn.py:86), divider 1; SUPPORT_PLL False (:30)
     clock_source="APB clock 50 MHz, divider 1 (izer/tornadocnn.py Dev.APB_SPEED; the MAX78000 has no PLL)",
-    cpu_clock_hz=100e6,            # DevAI85 inherits Dev.IPO_SPEED = 100 MHz (Cortex-M4F maximum)
-    streaming_final_pad=True,      # DevAI85: SUPPORT_STREAM_NONPAD_FINAL False
-    streaming_passthrough=True,    # Dev.SUPPORT_STREAMING_PASSTHROUGH True
-    multipass_pool_passthrough=False,  # Dev.MAX_POOL_PASSES = 1
-    multipass_padded_conv1d=True,  # Dev.SUPPORT_MULTIPASS_PADDED_CONV1D True
+    cpu_clock_hz=100e6,            # Dev.IPO_SPEED = 100 (tornadocnn.py:85), the Cortex-M4F maximum
+    streaming_final_pad=True,      # Dev.SUPPORT_STREAM_NONPAD_FINAL False (tornadocnn.py:42)
+    streaming_passthrough=True,    # Dev.SUPPORT_STREAMING_PASSTHROUGH True (tornadocnn.py:47)
+    multipass_pool_passthrough=False,  # Dev.MAX_POOL_PASSES = 1 (tornadocnn.py:72)
+    multipass_padded_conv1d=True,  # Dev.SUPPORT_MULTIPASS_PADDED_CONV1D True (tornadocnn.py:44)
 )
 
-# ai8x-synthesis izer/tornadocnn.py, class DevAI87 (partnum MAX78002); README "Limitations of
-# MAX78002 Networks".
 MAX78002_HW = Ai8xHardware(
     name="max78002",
     part="MAX78002",
-    max_layers=128,                # DevAI87.MAX_LAYERS
-    kernel_columns=4096,           # DevAI87.MASK_WIDTH_SMALL = 4 instances x 1024
-    large_kernel_columns=5120,     # DevAI87.MASK_WIDTH_LARGE = 4096 + 4 x 256 (processors 0, 16, 32, 48)
-    bias_bank_bytes=2048,          # DevAI87.BIAS_SIZE
-    data_instance_bytes=80 * 1024,  # DevAI87.INSTANCE_WIDTH (5120 words) * 16 bytes = 81,920
-    max_dim=2047,                  # DevAI87.MAX_CNT_BITS = 11; README: "maximum dimension ... 2047"
-    clock_hz=200e6,                # DevAI87.PLL_SPEED = 200 MHz, divider 1 with the pipeline (defaults)
+    max_layers=128,                # DevAI87.MAX_LAYERS (tornadocnn.py:333); README:1164
+    kernel_columns=4096,           # DevAI87.MASK_WIDTH_SMALL = 4 x 1024 (tornadocnn.py:458-460)
+    large_kernel_columns=5120,     # DevAI87.MASK_WIDTH_LARGE = 4096 + 4 x 256 (tornadocnn.py:461-462) on
+    #                                processors p % 16 == 0 (Dev.mask_large, :94-98); README:1176
+    bias_bank_bytes=2048,          # DevAI87.BIAS_SIZE (tornadocnn.py:456)
+    data_instance_bytes=80 * 1024,  # DevAI87.INSTANCE_WIDTH = 5120 words (:477) x 16 bytes; README:1181
+    max_dim=2047,                  # DevAI87.MAX_CNT_BITS = 11 (tornadocnn.py:381); README:1166 "2047"
+    clock_hz=200e6,                # DevAI87.PLL_SPEED = 200 (tornadocnn.py:540); PLL and pipeline on by
+    #                                default, divider 1 (backend/max7800x.py:238-251); README:3067
     clock_source="PLL 200 MHz, divider 1 (izer/tornadocnn.py DevAI87.PLL_SPEED; the tool turns the PLL "
                  "and the pipeline on by default, izer/backend/max7800x.py; README: 'runs at 200 MHz')",
-    cpu_clock_hz=120e6,            # DevAI87.IPO_SPEED = 120 MHz (main.c: "Switch to 120 MHz clock")
-    streaming_final_pad=False,     # DevAI87.SUPPORT_STREAM_NONPAD_FINAL True
-    streaming_passthrough=False,   # DevAI87.SUPPORT_STREAMING_PASSTHROUGH False
-    multipass_pool_passthrough=True,  # DevAI87.MAX_POOL_PASSES = 2**16
-    multipass_padded_conv1d=False,  # DevAI87.SUPPORT_MULTIPASS_PADDED_CONV1D False
+    cpu_clock_hz=120e6,            # DevAI87.IPO_SPEED = 120 (tornadocnn.py:538; main.c "Switch to 120 MHz clock")
+    streaming_final_pad=False,     # DevAI87.SUPPORT_STREAM_NONPAD_FINAL True (tornadocnn.py:508)
+    streaming_passthrough=False,   # DevAI87.SUPPORT_STREAMING_PASSTHROUGH False (tornadocnn.py:512)
+    multipass_pool_passthrough=True,  # DevAI87.MAX_POOL_PASSES = 2**16 (tornadocnn.py:529)
+    multipass_padded_conv1d=False,  # DevAI87.SUPPORT_MULTIPASS_PADDED_CONV1D False (:510); README:1126
 )
 
 AI8X_HARDWARE: dict[str, Ai8xHardware] = {hw.name: hw for hw in (MAX78000_HW, MAX78002_HW)}
