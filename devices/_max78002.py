@@ -16,6 +16,13 @@ pool after an element-wise operation with more than one pass (``REQUIRE_MP_KERNO
 MAX78000 only), which our layers never have. So the cycles are the vendor's formula evaluated
 with the MAX78002's device description, an *extrapolation* the vendor has not published
 (stated in :meth:`MAX78002.assumptions`).
+
+Not modelled (our layers cannot express them, or the ``ai8x`` space never makes them): depthwise
+convolutions, dilation, layer sequencing and branching, the extra hardware layer the tool inserts
+when an average pool follows an element-wise operation
+(``REQUIRE_PASSTHROUGH_AVGPOOL_AFTER_ELTWISE``), and the +1/-1 binary weights the tool picks by
+itself for a layer whose weight integers are all +1 or -1 (``SUPPORT_BINARY_WEIGHTS``,
+``izer/checkpoint.py``; then 1 bit per weight whatever the layer's ``weight_bits``).
 """
 
 from __future__ import annotations
