@@ -1,6 +1,7 @@
 """Devices: where a network runs and how long it takes.
 
-Built-in devices: the MAX78000 accelerator (rule checker and cycle model, ``latency_ms(network)``),
+Built-in devices: the MAX78000 and MAX78002 accelerators (rule checker and cycle model,
+``latency_ms(network)``),
 ``host-cpu`` (this machine, measured with onnxruntime) and the recorded devices of the latency
 tables (phones first: pixel2, pixel3, samsung_a50, samsung_s7, essential_ph_1; raspi4, GPUs,
 server CPUs, ...). Users register their own devices from ten measured samples; those live in
@@ -25,12 +26,15 @@ from ._loo import LooResult, leave_one_out
 from ._lookup import get_device, list_devices
 from ._max78000 import (
     MAX78000,
+    Ai8xAccelerator,
+    Ai8xReport,
     Max78000Report,
     Placement,
     expansion,
     kernel_columns,
     layer_cycles,
 )
+from ._max78002 import MAX78002
 from ._measure import Timing, time_models
 from ._onnx import BUILDABLE_SPACES, KitError, check_buildable, export_onnx
 from ._recorded import PHONES, RecordedDevice, recorded_devices  # noqa: I001  (registers them)
@@ -57,6 +61,9 @@ from ._user import (
 __all__ = [
     "BUILDABLE_SPACES",
     "MAX78000",
+    "MAX78002",
+    "Ai8xAccelerator",
+    "Ai8xReport",
     "PHONES",
     "CalibratedMAX78000",
     "Device",

@@ -1,5 +1,7 @@
-"""The MAX78000 CNN accelerator: hardware rules, kernel placement and the vendor's cycle model.
+"""The MAX78000 family of CNN accelerators: hardware rules, kernel placement and the cycle model.
 
+The code is written once for the family and parametrised by a per-chip hardware description
+(:class:`search_spaces.Ai8xHardware`: ``MAX78000_HW`` here, ``MAX78002_HW`` in ``_max78002``).
 Everything here restates Analog Devices' public documentation for the MAX78000 in our own code:
 
 * the ai8x-synthesis README ("Network Loader": processors, kernel/bias/data memory, supported
@@ -18,14 +20,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
-from search_spaces import Layer, Network
+from search_spaces import MAX78000_HW, Ai8xHardware, Layer, Network
 
 from ._base import Device
 from ._registry import register_device
 
 __all__ = [
+    "Ai8xAccelerator",
+    "Ai8xReport",
     "MAX78000",
     "Max78000Report",
     "LayerLayout",
@@ -36,35 +40,39 @@ __all__ = [
 ]
 
 # ---------------------------------------------------------------------------- resources
-# ai8x-synthesis README, "MAX78000 Hardware": 64 processors in 4 quadrants of 16; one kernel
-# memory bank per processor of 768 x 72-bit words (9 bytes); 4 bias banks of 512 bytes;
-# 16 data-memory instances of 32 KiB (each shared by 4 processors); 32 layers; 1024 channels.
-PROCESSORS = 64
-QUADRANT_PROCESSORS = 16
-KERNEL_COLUMNS = 768
-COLUMN_BITS = 72
-WEIGHT_MEMORY_BYTES = PROCESSORS * KERNEL_COLUMNS * COLUMN_BITS // 8  # 442,368
-BIAS_BANKS = 4
-BIAS_BANK_BYTES = 512
-DATA_INSTANCE_BYTES = 32 * 1024
-DATA_INSTANCES = 16
-MAX_LAYERS = 32
-MAX_CHANNELS = 1024
-MAX_DIM = 1023
-MAX_STREAMING_LAYERS = 8
-MAX_STREAMING_CHANNELS = 16
-MAX_FLATTEN_ELEMENTS = 16384
-MAX_FLATTEN_PIXELS = 256
-WEIGHT_BITS = (1, 2, 4, 8)
+# The MAX78000's figures (search_spaces.MAX78000_HW; ai8x-synthesis README, "MAX78000 Hardware"):
+# 64 processors in 4 quadrants of 16; one kernel memory bank per processor of 768 x 72-bit words
+# (9 bytes); 4 bias banks of 512 bytes; 16 data-memory instances of 32 KiB (each shared by 4
+# processors); 32 layers; 1024 channels. Kept as module constants for the MAX78000; the device
+# classes read their own ``hardware``. Processors, quadrants, column width, channels, flatten
+# and streaming limits are the same on every chip of the family, so the layer-level functions
+# below (expansion, kernel_columns, layer_cycles) use them directly.
+PROCESSORS = MAX78000_HW.processors
+QUADRANT_PROCESSORS = MAX78000_HW.quadrant_processors
+KERNEL_COLUMNS = MAX78000_HW.kernel_columns
+COLUMN_BITS = MAX78000_HW.column_bits
+WEIGHT_MEMORY_BYTES = MAX78000_HW.weight_memory_bytes  # 442,368
+BIAS_BANKS = MAX78000_HW.bias_banks
+BIAS_BANK_BYTES = MAX78000_HW.bias_bank_bytes
+DATA_INSTANCE_BYTES = MAX78000_HW.data_instance_bytes
+DATA_INSTANCES = MAX78000_HW.data_instances
+MAX_LAYERS = MAX78000_HW.max_layers
+MAX_CHANNELS = MAX78000_HW.max_channels
+MAX_DIM = MAX78000_HW.max_dim
+MAX_STREAMING_LAYERS = MAX78000_HW.max_streaming_layers
+MAX_STREAMING_CHANNELS = MAX78000_HW.max_streaming_channels
+MAX_FLATTEN_ELEMENTS = MAX78000_HW.max_flatten_elements
+MAX_FLATTEN_PIXELS = MAX78000_HW.max_flatten_pixels
+WEIGHT_BITS = MAX78000_HW.weight_bits
 ACTIVATIONS = ("relu", "abs", "none")  # ai8x-training README: ReLU, Abs or no activation
-DEFAULT_CLOCK_HZ = 50e6
+DEFAULT_CLOCK_HZ = MAX78000_HW.clock_hz
 # *Inferred* (max78000.md): the vendor's examples ping-pong a layer's input and output between
 # offsets 0 and 0x4000 of each 32 KiB instance, so each tensor gets half an instance.
-DEFAULT_DATA_BUDGET = 16 * 1024
+DEFAULT_DATA_BUDGET = MAX78000_HW.default_data_budget
 # *Stated model* for the CPU input load (not a vendor figure): the generated ``load_input()``
 # copies the input with a ``memcpy32`` loop, one 32-bit word per iteration (load, store, loop
 # overhead) on the Arm Cortex-M4F running at its 100 MHz maximum (MAX78000 datasheet).
-DEFAULT_CPU_CLOCK_HZ = 100e6
+DEFAULT_CPU_CLOCK_HZ = MAX78000_HW.cpu_clock_hz
 DEFAULT_INPUT_CYCLES_PER_WORD = 5
 
 
@@ -215,7 +223,8 @@ def layer_cycles(layer: Layer, *, first_processor: int = 0) -> int:
 @dataclass(frozen=True)
 class Placement:
     """Where a layer's kernels sit: ``processors`` input processors from ``first_processor``,
-    columns ``[column, column + columns)`` of each processor's 768-column kernel memory."""
+    columns ``[column, column + columns)`` of each processor's kernel memory (768 columns on the
+    MAX78000)."""
 
     first_processor: int
     processors: int
@@ -244,27 +253,28 @@ class Placement:
 
 
 @dataclass
-class Max78000Report:
-    """What the MAX78000 model says about one network.
+class Ai8xReport:
+    """What the accelerator model (MAX78000, MAX78002) says about one network.
 
     Attributes:
         fits: True when no rule is broken (``violations`` is empty).
         violations: One full sentence per broken rule, naming the layer and the limit.
-        weight_bytes: Sum of weights x bits / 8 (the vendor's "Weight memory", of 442,368).
+        weight_bytes: Sum of weights x bits / 8 (the vendor's "Weight memory", of
+            ``weight_capacity_bytes``: 442,368 on the MAX78000).
         bias_bytes: Bias bytes (one byte per output channel of each layer with bias).
-        layers: Hardware layer count (pass-through layers included), of at most 32.
+        layers: Hardware layer count (pass-through layers included), of at most ``max_layers``.
         layer_cycles: CNN cycles per layer (without the start cycle).
         cycles: Total CNN cycles, ``1 + sum(layer_cycles)`` (the vendor's estimate).
         latency_ms: ``cycles / clock_hz`` in milliseconds (CNN only).
         input_load_ms: CPU time to write the input into data memory (a stated model, see
-            :class:`MAX78000`), not included in ``latency_ms``.
+            :class:`Ai8xAccelerator`), not included in ``latency_ms``.
         input_load_words: 32-bit words of that input load, ``H*W*ceil(C/4)``.
         kernel_columns: Kernel-memory columns per layer on each of its input processors.
         kernel_processors: Input processors holding each layer's kernels (0 for pass-through).
         placement: Per layer its :class:`Placement`, or None (pass-through, or not placed).
         max_column: Highest placed end column, ``max(column + columns)`` over placed layers:
-            the kernel-memory height in use, of 768 (0 if nothing is placed).
-        kernel_processor_columns: ``sum(processors * columns)``, of 64 x 768 = 49,152.
+            the kernel-memory height in use, of ``total_columns`` (0 if nothing is placed).
+        kernel_processor_columns: ``sum(processors * columns)``, of ``kernel_capacity_columns``.
         bias_banks: Per layer the bias bank (0-3) it was given, or None.
         data_in_bytes: Per layer, bytes of its input per data-memory instance.
         data_out_bytes: Per layer, bytes of its output per data-memory instance.
@@ -273,6 +283,13 @@ class Max78000Report:
         passes: Per layer the input passes ``ceil(Cin/64)``.
         clock_hz: The CNN clock the latency is given at.
         macs: Multiply-accumulates of the network.
+        weight_capacity_bytes: The whole kernel memory in bytes.
+        max_layers: The chip's hardware-layer limit.
+        total_columns: The tallest processor's kernel-memory columns (768 on the MAX78000;
+            5,120 on the MAX78002, whose other processors have 4,096).
+        bias_capacity_bytes: The whole bias memory in bytes.
+        kernel_capacity_columns: Kernel-memory columns of all processors together.
+        assumptions: The inferred or stated parts of the model, as sentences.
     """
 
     fits: bool
@@ -302,6 +319,8 @@ class Max78000Report:
     max_layers: int = MAX_LAYERS
     total_columns: int = KERNEL_COLUMNS
     assumptions: list[str] = field(default_factory=list)
+    bias_capacity_bytes: int = BIAS_BANKS * BIAS_BANK_BYTES
+    kernel_capacity_columns: int = PROCESSORS * KERNEL_COLUMNS
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable mapping of every field (placements as mappings or null)."""
@@ -310,9 +329,13 @@ class Max78000Report:
         return d
 
 
+Max78000Report = Ai8xReport
+"""The report's former name (every chip of the family returns an :class:`Ai8xReport`)."""
+
+
 @dataclass(frozen=True)
 class LayerLayout:
-    """Where one layer sits for the vendor's synthesis tool (see :meth:`MAX78000.layout`).
+    """Where one layer sits for the vendor's synthesis tool (see :meth:`Ai8xAccelerator.layout`).
 
     Attributes:
         processors: bit mask of its input processors (bit p = processor p), as in the YAML.
@@ -334,40 +357,49 @@ class LayerLayout:
 
 
 # ---------------------------------------------------------------------------- the device
-@register_device("max78000")
-class MAX78000(Device):
-    """Analog Devices MAX78000: rule checker, kernel placement and cycle model.
+class Ai8xAccelerator(Device):
+    """A MAX7800x CNN accelerator: rule checker, kernel placement and cycle model.
+
+    The chip is the subclass's :attr:`hardware` (:class:`search_spaces.Ai8xHardware`); the
+    options default to that chip's figures.
 
     Args:
-        clock_hz: CNN clock (50 MHz by default: APB clock, divider 1; the part has no PLL).
-        data_budget_bytes: Bytes of one 32 KiB data-memory instance each tensor (a layer's
-            input, its output) may use. *Inferred* default 16 KiB: the vendor's examples
-            ping-pong input and output between offsets 0 and 0x4000. Raise it to 32 KiB to
-            check only the hard instance limit.
+        clock_hz: CNN clock (the chip's default: 50 MHz APB clock on the MAX78000, which has no
+            PLL; 200 MHz PLL on the MAX78002).
+        data_budget_bytes: Bytes of one data-memory instance each tensor (a layer's input, its
+            output) may use. *Inferred* default half an instance (16 KiB of 32 KiB on the
+            MAX78000, 40 KiB of 80 KiB on the MAX78002): the vendor's examples ping-pong input
+            and output between offset 0 and half the instance (0x4000, 0xA000). Raise it to the
+            whole instance to check only the hard instance limit.
         chw_first_layer: Let layer 0 read CHW data (one channel per instance, one byte per
             pixel) when it has at most 16 input channels, as the vendor's examples do.
-        cpu_clock_hz: CPU clock for the input-load model (100 MHz, the Cortex-M4F maximum).
+        cpu_clock_hz: CPU clock for the input-load model (the chip's: 100 MHz, the MAX78000's
+            Cortex-M4F maximum; 120 MHz on the MAX78002).
         input_cycles_per_word: CPU cycles per 32-bit input word (stated model: one iteration
             of the generated ``memcpy32`` loop, load + store + loop overhead).
     """
 
     kind = "accelerator"
-    description = "Analog Devices MAX78000 CNN accelerator (vendor rules and cycle model)"
     spaces = ["ai8x"]
+    hardware: ClassVar[Ai8xHardware] = MAX78000_HW
 
     def __init__(
         self,
         *,
-        clock_hz: float = DEFAULT_CLOCK_HZ,
-        data_budget_bytes: int = DEFAULT_DATA_BUDGET,
+        clock_hz: float | None = None,
+        data_budget_bytes: int | None = None,
         chw_first_layer: bool = True,
-        cpu_clock_hz: float = DEFAULT_CPU_CLOCK_HZ,
+        cpu_clock_hz: float | None = None,
         input_cycles_per_word: float = DEFAULT_INPUT_CYCLES_PER_WORD,
     ) -> None:
+        hw = self.hardware
+        clock_hz = hw.clock_hz if clock_hz is None else clock_hz
+        cpu_clock_hz = hw.cpu_clock_hz if cpu_clock_hz is None else cpu_clock_hz
+        data_budget_bytes = hw.default_data_budget if data_budget_bytes is None else data_budget_bytes
         if not (math.isfinite(clock_hz) and clock_hz > 0 and math.isfinite(cpu_clock_hz) and cpu_clock_hz > 0):
             raise ValueError("clock frequencies must be positive finite numbers")
-        if not 0 < data_budget_bytes <= DATA_INSTANCE_BYTES:
-            raise ValueError(f"data_budget_bytes must be in 1..{DATA_INSTANCE_BYTES}")
+        if not 0 < data_budget_bytes <= hw.data_instance_bytes:
+            raise ValueError(f"data_budget_bytes must be in 1..{hw.data_instance_bytes}")
         if not (math.isfinite(input_cycles_per_word) and input_cycles_per_word >= 0):
             raise ValueError("input_cycles_per_word must be a finite number >= 0")
         self.clock_hz = float(clock_hz)
@@ -379,10 +411,11 @@ class MAX78000(Device):
     # ------------------------------------------------------------------ public
     def limits(self) -> dict[str, str]:
         """Weight memory, layers, channels and the data budget (vendor figures, see module doc)."""
+        hw = self.hardware
         return {
-            "weights": f"{WEIGHT_MEMORY_BYTES:,} B",
-            "layers": str(MAX_LAYERS),
-            "channels": str(MAX_CHANNELS),
+            "weights": f"{hw.weight_memory_bytes:,} B",
+            "layers": str(hw.max_layers),
+            "channels": str(hw.max_channels),
             "data": f"{self.data_budget_bytes:,} B per instance",
         }
 
@@ -391,17 +424,19 @@ class MAX78000(Device):
         total = 1 + sum(layer_cycles(layer) for layer in network.layers)
         return total / self.clock_hz * 1e3
 
-    def report(self, network: Network) -> Max78000Report:
+    def report(self, network: Network) -> Ai8xReport:
         """Check every rule, place kernels and bias, and estimate cycles for ``network``."""
+        hw = self.hardware
         layers = list(network.layers)
         n = len(layers)
         issues: list[tuple[int, str]] = []  # (layer index, or -1 for the network, sentence)
 
-        if n > MAX_LAYERS:
+        top = hw.max_layers
+        if n > top:
             issues.append((
-                MAX_LAYERS,
-                f"{layers[MAX_LAYERS].label(MAX_LAYERS)}: the network has {n} hardware layers, but at most "
-                f"{MAX_LAYERS} are available (layers {MAX_LAYERS}-{n - 1} are over the limit)",
+                top,
+                f"{layers[top].label(top)}: the network has {n} hardware layers, but at most "
+                f"{top} are available (layers {top}-{n - 1} are over the limit)",
             ))
         for msg in network.shape_errors():
             issues.append((_layer_of(msg), msg))
@@ -416,12 +451,12 @@ class MAX78000(Device):
             last_stream = layer.streaming and (i == n - 1 or not layers[i + 1].streaming)
             for msg in self._layer_rules(i, layer, n, data_in[i], data_out[i], last_stream):
                 issues.append((i, msg))
-        for i, msg in _streaming_rules(layers):
+        for i, msg in _streaming_rules(layers, hw):
             issues.append((i, msg))
 
-        placement, place_issues = _place_kernels(layers, procs, columns)
+        placement, place_issues = _place_kernels(layers, procs, columns, hw)
         issues.extend(place_issues)
-        banks, bias_issues = _place_bias(layers)
+        banks, bias_issues = _place_bias(layers, hw)
         issues.extend(bias_issues)
 
         issues.sort(key=lambda t: t[0])  # stable: rule order kept within a layer
@@ -430,7 +465,7 @@ class MAX78000(Device):
         c, h, w = network.input
         words = h * w * -(-c // 4)
         placed = [p for p in placement if p is not None]
-        return Max78000Report(
+        return Ai8xReport(
             fits=not violations,
             violations=violations,
             weight_bytes=network.weight_bytes,
@@ -454,7 +489,12 @@ class MAX78000(Device):
             passes=passes,
             clock_hz=self.clock_hz,
             macs=network.macs,
+            weight_capacity_bytes=hw.weight_memory_bytes,
+            max_layers=hw.max_layers,
+            total_columns=hw.large_kernel_columns,
             assumptions=self.assumptions(),
+            bias_capacity_bytes=hw.bias_memory_bytes,
+            kernel_capacity_columns=hw.processor_columns,
         )
 
     def layout(self, network: Network) -> list[LayerLayout]:
@@ -466,18 +506,19 @@ class MAX78000(Device):
         one channel per data-memory instance, as the synthesis tool requires);
         a layer's output goes to the next layer's input processors (the synthesis tool's default
         ``output_processors``), so consecutive masks agree by construction. Offsets ping-pong
-        between 0 and 0x4000 (the vendor's examples; the same *inferred* 16 KiB per tensor that
-        :class:`MAX78000` checks): layer ``i`` reads at ``in_offset`` and writes at ``out_offset``,
-        the next layer reads there.
+        between 0 and half an instance (0x4000 on the MAX78000, 0xA000 on the MAX78002: the
+        vendor's examples; the same *inferred* half instance per tensor that :meth:`report`
+        checks by default): layer ``i`` reads at ``in_offset`` and writes at ``out_offset``, the
+        next layer reads there.
 
         Raises:
             ValueError: the network does not pass :meth:`report` (no placement to take masks
-                from), or a tensor needs more than 16 KiB of an instance (the ping-pong overlaps).
+                from), or a tensor needs more than half an instance (the ping-pong overlaps).
         """
         rep = self.report(network)
         if not rep.fits:
             raise ValueError(f"no layout for a network that does not fit: {rep.violations[0]}")
-        half = DATA_INSTANCE_BYTES // 2
+        half = self.hardware.data_instance_bytes // 2
         over = [i for i, (a, b) in enumerate(zip(rep.data_in_bytes, rep.data_out_bytes)) if max(a, b) > half]
         if over:
             raise ValueError(f"layer {over[0]}: a tensor over {half} bytes per instance does not fit the 0/0x4000 ping-pong")
@@ -502,16 +543,23 @@ class MAX78000(Device):
 
     def assumptions(self) -> list[str]:
         """The inferred or stated parts of the model, as sentences (printed by the CLI)."""
+        hw = self.hardware
+        half = hw.data_instance_bytes // 2
         return [
-            f"data memory: each tensor may use {self.data_budget_bytes:,} of a 32,768-byte instance "
-            "(inferred from the vendor's ping-pong between offsets 0 and 0x4000)",
+            f"data memory: each tensor may use {self.data_budget_bytes:,} of a {hw.data_instance_bytes:,}-byte instance "
+            f"(inferred from the vendor's ping-pong between offsets 0 and 0x{half:X})",
             "layer 0 reads CHW data (one channel per instance) when it has at most 16 channels"
             if self.chw_first_layer
             else "layer 0 reads HWC data",
             f"input load: {self.input_cycles_per_word:g} CPU cycles per 32-bit word at "
             f"{self.cpu_clock_hz / 1e6:g} MHz (stated model of the generated memcpy32 loop)",
             "pass-through layers use processors from 0 (for their cycle count)",
+            *self._extra_assumptions(),
         ]
+
+    def _extra_assumptions(self) -> list[str]:
+        """Chip-specific sentences appended to :meth:`assumptions` (none on the MAX78000)."""
+        return []
 
     # ------------------------------------------------------------------ rules
     def _data_memory(self, network: Network) -> tuple[list[int], list[int]]:
@@ -533,13 +581,14 @@ class MAX78000(Device):
         return data_in, data_out
 
     def _chw(self, layer: Layer) -> bool:
-        return self.chw_first_layer and layer.in_channels <= DATA_INSTANCES and not layer.streaming
+        return self.chw_first_layer and layer.in_channels <= self.hardware.data_instances and not layer.streaming
 
     def _layer_rules(
         self, i: int, layer: Layer, n: int, d_in: int, d_out: int, last_streaming: bool
     ) -> list[str]:
         """Sentences for every per-layer rule ``layer`` (index ``i`` of ``n``) breaks."""
         v: list[str] = []
+        hw = self.hardware
         at = layer.label(i)
         op = layer.op
         (kh, kw), (rp, cp) = layer.kernel, layer.pad
@@ -556,6 +605,11 @@ class MAX78000(Device):
                 v.append(f"{at}: conv1d pad {rp},{cp} is not supported (0..2 along the length, 0 across)")
             if layer.in_dim[1] != 1:
                 v.append(f"{at}: conv1d input must be [length, 1], got {layer.in_dim[0]}x{layer.in_dim[1]}")
+            if not hw.multipass_padded_conv1d and rp > 0 and layer.in_channels > hw.processors:
+                v.append(
+                    f"{at}: a padded conv1d with {layer.in_channels} input channels is not supported on the "
+                    f"{hw.part} (pad 0 above {hw.processors} input channels)"
+                )
         elif op == "convtranspose2d":
             if layer.kernel != (3, 3):
                 v.append(f"{at}: convtranspose2d kernel {kh}x{kw} is not supported (3x3, stride 2 only)")
@@ -572,11 +626,11 @@ class MAX78000(Device):
             v.append(f"{at}: activation {layer.activation!r} is not supported (ReLU, Abs or none)")
         # channels, rows and columns
         for what, ch in (("input", layer.in_channels), ("output", layer.out_channels)):
-            if ch > MAX_CHANNELS:
-                v.append(f"{at}: {ch} {what} channels exceed the limit of {MAX_CHANNELS} (16 passes x 64 processors)")
+            if ch > hw.max_channels:
+                v.append(f"{at}: {ch} {what} channels exceed the limit of {hw.max_channels} (16 passes x 64 processors)")
         for what, (hh, ww) in (("input", layer.in_dim), ("output", layer.out_dim)):
-            if hh > MAX_DIM or ww > MAX_DIM:
-                v.append(f"{at}: {what} of {hh}x{ww} exceeds the limit of {MAX_DIM} rows and columns")
+            if hh > hw.max_dim or ww > hw.max_dim:
+                v.append(f"{at}: {what} of {hh}x{ww} exceeds the limit of {hw.max_dim} rows and columns")
         # pooling (fused before the operator; no padding)
         ph, pw = layer.pool
         sh, sw = layer.pool_stride
@@ -584,7 +638,8 @@ class MAX78000(Device):
             v.append(f"{at}: pool {ph}x{pw} is not supported (1..16 per axis)")
         if not (1 <= sh <= 16 and 1 <= sw <= 16):
             v.append(f"{at}: pool stride {sh}x{sw} is not supported (1..16 per axis)")
-        if op == "passthrough" and layer.is_pooled and layer.in_channels > PROCESSORS and layer.pooled_dim != (1, 1):
+        if (op == "passthrough" and layer.is_pooled and layer.in_channels > PROCESSORS and layer.pooled_dim != (1, 1)
+                and not hw.multipass_pool_passthrough):
             v.append(
                 f"{at}: pooling {layer.in_channels} channels without a convolution is not supported "
                 f"(more than {PROCESSORS} channels can be pooled only with a fused conv, or to a 1x1 output)"
@@ -597,26 +652,26 @@ class MAX78000(Device):
             hp, wp = layer.pooled_dim
             if op != "linear":
                 v.append(f"{at}: flatten is only available on a linear layer, not {op}")
-            if layer.in_channels * hp * wp > MAX_FLATTEN_ELEMENTS:
+            if layer.in_channels * hp * wp > hw.max_flatten_elements:
                 v.append(
                     f"{at}: flatten of {layer.in_channels}x{hp}x{wp} = {layer.in_channels * hp * wp:,} inputs "
-                    f"exceeds the limit of {MAX_FLATTEN_ELEMENTS:,}"
+                    f"exceeds the limit of {hw.max_flatten_elements:,}"
                 )
-            if hp * wp > MAX_FLATTEN_PIXELS:
-                v.append(f"{at}: flatten of {hp}x{wp} = {hp * wp} pixels exceeds the limit of {MAX_FLATTEN_PIXELS}")
+            if hp * wp > hw.max_flatten_pixels:
+                v.append(f"{at}: flatten of {hp}x{wp} = {hp * wp} pixels exceeds the limit of {hw.max_flatten_pixels}")
             if layer.is_pooled:
                 v.append(f"{at}: flatten cannot be combined with pooling in the same layer")
         # weights, output width, bias
-        if op != "passthrough" and layer.weight_bits not in WEIGHT_BITS:
+        if op != "passthrough" and layer.weight_bits not in hw.weight_bits:
             v.append(f"{at}: {layer.weight_bits}-bit weights are not supported (1, 2, 4 or 8 bits)")
         if layer.output_width not in (8, 32):
             v.append(f"{at}: output width {layer.output_width} is not supported (8, or 32 on the last layer)")
         elif layer.output_width == 32 and i != n - 1:
             v.append(f"{at}: only the last layer may output 32-bit data")
-        if layer.bias_bytes > BIAS_BANK_BYTES:
+        if layer.bias_bytes > hw.bias_bank_bytes:
             v.append(
-                f"{at}: {layer.bias_bytes} bias bytes do not fit in one {BIAS_BANK_BYTES}-byte bias bank "
-                f"(at most {BIAS_BANK_BYTES} output channels with bias)"
+                f"{at}: {layer.bias_bytes} bias bytes do not fit in one {hw.bias_bank_bytes}-byte bias bank "
+                f"(at most {hw.bias_bank_bytes} output channels with bias)"
             )
         # data memory (a streaming layer's input, and its output unless it is the last streaming
         # layer, live in FIFO-fed circular buffers and are not checked here)
@@ -646,6 +701,16 @@ class MAX78000(Device):
         return v
 
 
+@register_device("max78000")
+class MAX78000(Ai8xAccelerator):
+    """Analog Devices MAX78000: rule checker, kernel placement and the vendor's cycle model
+    (options: :class:`Ai8xAccelerator`; defaults: 50 MHz CNN clock, 16 KiB data budget,
+    100 MHz CPU)."""
+
+    description = "Analog Devices MAX78000 CNN accelerator (vendor rules and cycle model)"
+    hardware = MAX78000_HW
+
+
 def _layer_of(msg: str) -> int:
     """Layer index a shape-error sentence starts with ("layer 3: ..."), or -1."""
     if msg.startswith("layer "):
@@ -655,9 +720,10 @@ def _layer_of(msg: str) -> int:
     return -1
 
 
-def _streaming_rules(layers: list[Layer]) -> list[tuple[int, str]]:
+def _streaming_rules(layers: list[Layer], hw: Ai8xHardware = MAX78000_HW) -> list[tuple[int, str]]:
     """Streaming mode (FIFO input; ai8x-synthesis README): at most 8 consecutive layers from
-    layer 0, at most 16 input channels into the FIFOs, and the last streaming layer padded."""
+    layer 0, at most 16 input channels into the FIFOs, and (MAX78000) the last streaming layer
+    padded; (MAX78002) no pass-through layer streams."""
     out: list[tuple[int, str]] = []
     flags = [layer.streaming for layer in layers]
     if not any(flags):
@@ -672,15 +738,15 @@ def _streaming_rules(layers: list[Layer]) -> list[tuple[int, str]]:
         out.append((MAX_STREAMING_LAYERS, f"{layers[MAX_STREAMING_LAYERS].label(MAX_STREAMING_LAYERS)}: at most {MAX_STREAMING_LAYERS} layers may stream, but layers 0-{run - 1} do"))
     if flags[0] and layers[0].in_channels > MAX_STREAMING_CHANNELS:
         out.append((0, f"{layers[0].label(0)}: a streaming input has at most {MAX_STREAMING_CHANNELS} channels, got {layers[0].in_channels}"))
-    if run:
+    if run and hw.streaming_final_pad:
         last = layers[run - 1]
         if last.op != "passthrough" and last.pad == (0, 0):
             out.append((run - 1, f"{last.label(run - 1)}: the last streaming layer must be padded (pad > 0), got pad 0"))
+    if not hw.streaming_passthrough:
+        for i, layer in enumerate(layers):
+            if layer.streaming and layer.op == "passthrough":
+                out.append((i, f"{layer.label(i)}: a pass-through layer cannot stream on the {hw.part} (streaming layers must convolve)"))
     return out
-
-
-_BLOCKS = KERNEL_COLUMNS // 4  # placement works in aligned blocks of 4 columns
-_ALL_BLOCKS = (1 << _BLOCKS) - 1
 
 
 def _runs(free: int, k: int) -> int:
@@ -703,8 +769,37 @@ def _longest_run(free: int) -> int:
     return n
 
 
+def _reverse_column(used: int, width: int, need: int) -> int | None:
+    """The column the synthesis tool gives a layer of ``need`` columns whose input processors all
+    have extended kernel memory, searching down from the top (``izer/kernels.py``,
+    ``search_kernel_mem(..., reverse=True)``), on a processor whose used columns are the set bits
+    of ``used`` and that has ``width`` columns; None when it finds no room (the tool then
+    searches up from column 0).
+
+    The tool's own steps: start at the top column ``width - 1`` (down in steps of 4 while that is
+    used); a used column ``i`` in the window ``[top - need + 1, top]`` moves the top to
+    ``(i - 1) & ~3``; the layer then starts at ``(top - need + 1) & ~3``.
+    """
+    top = width - 1
+    while used >> top & 1:
+        top -= 4
+        if top < 0:
+            return None
+    while True:
+        lo = top - need + 1
+        if lo < 0:
+            return None
+        window = (used >> lo) & ((1 << need) - 1)
+        if not window:
+            return lo & ~3
+        i = lo + window.bit_length() - 1  # the highest used column in the window
+        top = (i - 1) & ~3
+        if top < 0:
+            return None
+
+
 def _place_kernels(
-    layers: list[Layer], procs: list[int], columns: list[int]
+    layers: list[Layer], procs: list[int], columns: list[int], hw: Ai8xHardware = MAX78000_HW
 ) -> tuple[list[Placement | None], list[tuple[int, str]]]:
     """Greedy kernel placement as the synthesis tool does it (max78000.md, "Placement").
 
@@ -714,35 +809,77 @@ def _place_kernels(
     ties go to the lowest first processor. If there is none: "Kernel memory exhausted".
 
     Every placement starts on a multiple of 4, so a column range is free exactly when the
-    4-column blocks it touches are: each processor's use is kept as a 192-bit block mask.
+    4-column blocks it touches are: each processor's use is kept as a block mask.
+
+    On a chip whose first processor of each quadrant has extra kernel memory (MAX78002: 5,120
+    columns on processors 0, 16, 32 and 48, 4,096 on the others), a layer on one input processor
+    goes to the first of those processors with room, at the column the tool's top-down search
+    gives it (:func:`_reverse_column`; the tool searches top-down when every input processor of
+    the layer has extended memory), unless the tool would put it over another layer's kernels
+    there (its top-down search checks a window that can sit up to 3 columns above the place it
+    then uses); the other layers use the common 4,096 columns.
     """
+    full = (1 << -(-hw.large_kernel_columns // 4)) - 1  # placement works in aligned blocks of 4 columns
+    beyond = full & ~((1 << hw.kernel_columns // 4) - 1)  # blocks only extended memory has
     used = [0] * PROCESSORS  # per processor: bit b set = columns 4b .. 4b+3 (partly) in use
     groups = [0] * (PROCESSORS // 4)  # the union of used[] over processors 4g .. 4g+3
+    exact: dict[int, int] = {}  # extended-memory processors: bit c set = column c in use
+    large = [p for p in range(PROCESSORS) if hw.columns(p) > hw.kernel_columns]
     placement: list[Placement | None] = [None] * len(layers)
     issues: list[tuple[int, str]] = []
     order = sorted(
         (i for i in range(len(layers)) if columns[i] > 0 and procs[i] > 0),
         key=lambda i: (procs[i] != PROCESSORS, i),
     )
+
+    def take(i: int, s: int, n: int, column: int, need: int) -> None:
+        placement[i] = Placement(first_processor=s, processors=n, column=column, columns=need)
+        b0, b1 = column // 4, (column + need - 1) // 4
+        mask = ((1 << (b1 - b0 + 1)) - 1) << b0
+        cols = ((1 << need) - 1) << column
+        for p in range(s, s + n):
+            used[p] |= mask
+            groups[p // 4] |= mask
+            if p in large:
+                exact[p] = exact.get(p, 0) | cols
+
     for i in order:
         n, need = procs[i], columns[i]
         bits = layers[i].weight_bits
         at = layers[i].label(i)
-        if need > KERNEL_COLUMNS:
+        height = hw.large_kernel_columns if n == 1 and large else hw.kernel_columns
+        if need > height:
             where = "processor 0" if n == 1 else f"processors 0-{n - 1}"
-            issues.append((i, f"{at}: {bits}-bit kernels need {need} columns on {where}, but only {KERNEL_COLUMNS} exist (kernel memory exhausted)"))
+            issues.append((i, f"{at}: {bits}-bit kernels need {need} columns on {where}, but only {height} exist (kernel memory exhausted)"))
             continue
+        avoid: set[int] = set()
+        if n == 1 and large:
+            for p in large:
+                c = _reverse_column(exact.get(p, 0), hw.columns(p), need)
+                if c is None:
+                    continue  # the tool searches up from column 0 there (below)
+                if exact.get(p, 0) >> c & ((1 << need) - 1):
+                    avoid.add(p)  # the tool would put these kernels over another layer's: not there
+                    continue
+                take(i, p, 1, c, need)
+                break
+            if placement[i] is not None:
+                continue
         blocks = -(-need // 4)
         best: tuple[int, int] | None = None
         largest = 0
         for s in range(0, PROCESSORS - n + 1, 4):
-            union = 0
+            if s in avoid:
+                continue
+            # blocks beyond the range's memory count as used (a range of 2+ processors always
+            # holds one without extended memory)
+            union = 0 if n == 1 and s in large else beyond
             whole = n // 4
             for g in range(s // 4, s // 4 + whole):
                 union |= groups[g]
             for p in range(s + 4 * whole, s + n):
                 union |= used[p]
-            free = ~union & _ALL_BLOCKS
+            free = ~union & full
             starts = _runs(free, blocks)
             if not starts:
                 largest = max(largest, _longest_run(free))
@@ -757,34 +894,32 @@ def _place_kernels(
                 i,
                 f"{at}: {bits}-bit kernels need {need} free consecutive columns on {n} processors "
                 f"(first processor a multiple of 4), but at most {4 * largest} are left on any such group "
-                f"of the 768-column kernel memory (kernel memory exhausted)",
+                f"of the {hw.kernel_columns}-column kernel memory (kernel memory exhausted)",
             ))
             continue
         b, s = best
-        placement[i] = Placement(first_processor=s, processors=n, column=4 * b, columns=need)
-        mask = ((1 << blocks) - 1) << b
-        for p in range(s, s + n):
-            used[p] |= mask
-            groups[p // 4] |= mask
+        take(i, s, n, 4 * b, need)
     return placement, issues
 
 
-def _place_bias(layers: list[Layer]) -> tuple[list[int | None], list[tuple[int, str]]]:
-    """First-fit-descending of each layer's bias (Cout bytes) into 4 banks of 512 bytes.
+def _place_bias(layers: list[Layer], hw: Ai8xHardware = MAX78000_HW) -> tuple[list[int | None], list[tuple[int, str]]]:
+    """First-fit-descending of each layer's bias (Cout bytes) into the chip's 4 bias banks
+    (512 bytes each on the MAX78000, 2,048 on the MAX78002).
 
     The synthesis tool keeps a layer's whole bias in one quadrant's bias memory (ai8x-synthesis
-    README, "Bias"). Layers over 512 bytes are reported by the per-layer rules and skipped here.
+    README, "Bias"). Layers over one bank are reported by the per-layer rules and skipped here.
     """
-    free = [BIAS_BANK_BYTES] * BIAS_BANKS
+    size = hw.bias_bank_bytes
+    free = [size] * hw.bias_banks
     banks: list[int | None] = [None] * len(layers)
     issues: list[tuple[int, str]] = []
     items = sorted(
-        (i for i, layer in enumerate(layers) if 0 < layer.bias_bytes <= BIAS_BANK_BYTES),
+        (i for i, layer in enumerate(layers) if 0 < layer.bias_bytes <= size),
         key=lambda i: (-layers[i].bias_bytes, i),
     )
     for i in items:
         need = layers[i].bias_bytes
-        for b in range(BIAS_BANKS):
+        for b in range(hw.bias_banks):
             if free[b] >= need:
                 free[b] -= need
                 banks[i] = b
@@ -792,7 +927,7 @@ def _place_bias(layers: list[Layer]) -> tuple[list[int | None], list[tuple[int, 
         else:
             issues.append((
                 i,
-                f"{layers[i].label(i)}: its {need} bias bytes fit in none of the {BIAS_BANKS} bias banks "
-                f"of {BIAS_BANK_BYTES} bytes (free: {', '.join(map(str, free))}; bias memory exhausted)",
+                f"{layers[i].label(i)}: its {need} bias bytes fit in none of the {hw.bias_banks} bias banks "
+                f"of {size} bytes (free: {', '.join(map(str, free))}; bias memory exhausted)",
             ))
     return banks, issues

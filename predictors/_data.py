@@ -95,7 +95,7 @@ def load_latency_table(space: str, references: str = "help") -> LatencyTable:
 
     ``references``: the 10 reference architectures (``ref_index``): "help" (HELP's, what the
     shipped predictors use) or "max_volume" (:func:`select_references`; measured and not adopted,
-    see predictors/README.md).
+    see docs/predictor.md).
     """
     _check_space(space)
     if references not in ("help", "max_volume"):

@@ -22,7 +22,7 @@ __all__ = ["LatencyPredictor", "check_samples", "hw_embedding"]
 
 
 # Per-space defaults of constructor arguments left as None (chosen on the meta-valid devices;
-# see predictors/README.md). Saved files store the resolved values, so changing a default here
+# see docs/predictor.md). Saved files store the resolved values, so changing a default here
 # never changes how an existing file is read.
 SPACE_DEFAULTS: dict[str, dict[str, Any]] = {
     "nasbench201": {"gp_features": "h", "mix_devices": 0.25, "device_basis": False},

@@ -14,6 +14,7 @@ from ._base import ArchitectureError, SearchSpace
 from ._errors import InputError
 from ._fbnet import FBNetSpace  # registers fbnet
 from ._fbnet_cost import RAM_NOTE, SIZE_NOTE, FBNetCost, fbnet_cost
+from ._hardware import AI8X_HARDWARE, MAX78000_HW, MAX78002_HW, Ai8xHardware, ai8x_hardware
 from ._nasbench201 import NasBench201Space, nasbench201_feature_table  # registers nasbench201
 from ._network import Layer, Network, NetworkFormatError
 from ._ofa_mbv3 import OFAMobileNetV3Space  # noqa: F401  (registers ofa_mbv3)
@@ -35,6 +36,11 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     *_TORCH_NAMES,
+    "AI8X_HARDWARE",
+    "MAX78000_HW",
+    "MAX78002_HW",
+    "Ai8xHardware",
+    "ai8x_hardware",
     "Ai8xSpace",
     "FBNetCost",
     "FBNetSpace",

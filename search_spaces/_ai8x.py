@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._base import ArchitectureError, SearchSpace
+from ._errors import InputError
+from ._hardware import MAX78000_HW, Ai8xHardware, ai8x_hardware
 from ._network import Layer, Network
 from ._registry import register_space
 
@@ -58,7 +60,7 @@ def _as_int(value: Any, what: str) -> int:
 
 @register_space("ai8x")
 class Ai8xSpace(SearchSpace):
-    """Vendor-style sequential CNNs for the MAX78000 (2-D images, or 1-D sequences).
+    """Vendor-style sequential CNNs for the MAX78000 family (2-D images, or 1-D sequences).
 
     Args:
         input_shape: (C, H, W) of the model input; for 1-D data (``conv1d=True``) ``(C, L, 1)``.
@@ -72,6 +74,11 @@ class Ai8xSpace(SearchSpace):
         max_depth: most conv layers per unit (at least 1).
         first_last_8bit: keep the first conv and the classifier at 8 bits, as the vendor
             recommends (ai8x-training QAT policy); the other layers choose from ``bits``.
+        hardware: the accelerator the space is for (an :class:`~search_spaces.Ai8xHardware` or
+            its name, ``"max78000"`` by default, or ``"max78002"``): it bounds ``widths`` (its
+            channel limit) and ``bits`` (its weight widths). The layer list is the same on every
+            chip of the family; whether a network fits (its layer count, memories) is the
+            device check's business.
     """
 
     def __init__(
@@ -87,7 +94,12 @@ class Ai8xSpace(SearchSpace):
         min_units: int = 2,
         max_depth: int = 3,
         first_last_8bit: bool = True,
+        hardware: Ai8xHardware | str = MAX78000_HW,
     ) -> None:
+        try:
+            hw = ai8x_hardware(hardware)
+        except InputError as e:
+            raise ArchitectureError(f"ai8x hardware: {e}") from None
         shape = tuple(int(v) for v in input_shape)
         if len(shape) != 3 or min(shape) < 1:
             raise ArchitectureError(f"ai8x input_shape must be three positive integers (C, H, W), got {input_shape!r}")
@@ -95,13 +107,14 @@ class Ai8xSpace(SearchSpace):
             raise ArchitectureError(f"ai8x conv1d input_shape must be (C, L, 1), got {list(shape)}")
         if num_classes < 2:
             raise ArchitectureError(f"ai8x num_classes must be at least 2, got {num_classes}")
-        bad_bits = [b for b in bits if b not in AI8X_BITS]
+        bad_bits = [b for b in bits if b not in hw.weight_bits]
         if bad_bits or not bits:
-            raise ArchitectureError(f"ai8x weight bits must be from {AI8X_BITS}, got {list(bits)}")
-        if not widths or min(widths) < 1 or max(widths) > 1024:
-            raise ArchitectureError(f"ai8x widths must be in 1..1024, got {list(widths)}")
+            raise ArchitectureError(f"ai8x weight bits must be from {hw.weight_bits}, got {list(bits)}")
+        if not widths or min(widths) < 1 or max(widths) > hw.max_channels:
+            raise ArchitectureError(f"ai8x widths must be in 1..{hw.max_channels}, got {list(widths)}")
         if not kernels or any(k not in (1, 3) for k in kernels):
             raise ArchitectureError(f"ai8x kernels must be 1 and/or 3, got {list(kernels)}")
+        self.hardware = hw
         self.input_shape: tuple[int, int, int] = shape  # type: ignore[assignment]
         self.num_classes = int(num_classes)
         self.conv1d = bool(conv1d)
@@ -321,9 +334,9 @@ LOW_BIT_SHIFT_QUANTILE = 0.99
 """Quantile for 4-, 2- and 1-bit layers. With 1.0 the BatchNorm-folded bias (``-mean/std``, O(1))
 sets the shift while the folded weights of a wide layer are small (``w/std``, std growing with
 the fan-in): in our MNIST runs every weight of a 2-bit 24->24 layer and of a 4-bit 128->96 3x3
-layer rounded to 0, the layer output a constant and QAT stayed at 10% validation accuracy. With
-0.99 the few largest values (mostly biases) are clipped instead, and the 2-bit network kept its
-float validation accuracy (93.1% vs 93.0%). The vendor supports per-layer quantiles
+layer rounded to 0, the layer output a constant and QAT stayed at chance. With 0.99 the few
+largest values (mostly biases) are clipped instead, and the 2-bit network kept its float
+validation accuracy. The vendor supports per-layer quantiles
 (``<layer>.shift_quantile`` in the checkpoint, read by ai8x-synthesis ``quantize.py``); our
 export writes it."""
 

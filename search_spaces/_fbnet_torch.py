@@ -140,9 +140,9 @@ class FBNet(nn.Module):
         zero_init_residual: the last BatchNorm scale of every residual block starts at 0, so each
             block starts as the identity (Goyal et al., 2017; ``torchvision``'s option of the same
             name). Training from scratch uses it (``FBNetSpace.build_for_training``): with PyTorch's
-            default, deep networks trained for 3 epochs on 8x8 digits reached 64-76% where shallow
-            ones reached 90% (benchmarks/results/supernet_fbnet_digits.md as of commit 40fa590);
-            with it, 88-92% (the same file now).
+            default, deep networks trained for 3 epochs on 8x8 digits fell well behind shallow
+            ones (benchmarks/results/supernet_fbnet_digits.md as of commit 40fa590); with it, the
+            gap mostly closed (the same file now).
             NASWOT scores networks at PyTorch's default.
     """
 

@@ -45,8 +45,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--augment", default="none", metavar="none|vendor",
                    help="training-image augmentation: none (default) or vendor (ai8x-training's MNIST recipe: random "
                    "crop with 4-pixel padding, rotation up to 20 degrees, 10%% translation, 5-degree shear). The vendor "
-                   "trains far longer with it; at the default 10 + 6 epochs it lowered MNIST 5k accuracy here (ai85net5 "
-                   "96.73%% vs 96.97%% quantised over three seeds: benchmarks/results/qat_mnist5k_augment.md)")
+                   "trains far longer with it; at the default 10 + 6 epochs it lowered MNIST 5k accuracy here "
+                   "(benchmarks/results/qat_mnist5k_augment.md)")
     p.add_argument("--runs-dir", default="runs", help="directory holding the runs (default runs)")
     p.set_defaults(func=_qat)
 

@@ -59,8 +59,8 @@ class Naswot(Estimator):
         batch: real training images in the batch (the paper uses 128).
         quantize: use the fake-quantised forward pass.
         threads: torch intra-op threads (0 leaves torch's default). Default one: on our shared
-            2-core machine two threads were up to 6x slower per estimate when the other core
-            was busy (measured), so one thread is the robust default.
+            2-core machine two threads were several times slower per estimate when the other
+            core was busy, so one thread is the robust default.
     """
 
     key = "naswot"

@@ -8,8 +8,8 @@ then the lower trial number):
    (``init="supernet"``), else from a seeded random initialisation (``"scratch"``); under
    ``init="auto"`` (the default), when the run's search used the supernet estimate, both starts
    are fine-tuned in float and the one with the higher float *validation* accuracy is kept
-   (with the few supernet epochs here, a fresh start often ends higher: 0.974 vs 0.966 on
-   one MNIST winner), else scratch (the outputs say which and record both accuracies);
+   (with the few supernet epochs here, a fresh start often ends higher:
+   benchmarks/results/qat_mnist5k.md, "QAT start"), else scratch (the outputs say which and record both accuracies);
 2. fine-tune in float (BatchNorm in training mode) for ``epochs`` epochs;
 3. switch to the target's arithmetic and train ``qat_epochs`` more epochs:
 

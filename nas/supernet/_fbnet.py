@@ -12,11 +12,11 @@ What it is (Cai et al., "Once-for-All", ICLR 2020; FBNet's blocks, Wu et al., CV
   each of their channels keeps the weights of the same expansion channel as ``k{3,5}_e1``.
   ``skip`` (*elastic depth*) is the identity, or, where the layer changes width or stride, its
   own 1x1 conv + BN + ReLU. Stem, head and classifier are shared by all sub-networks.
-* The shared weights train in float (the int8 arithmetic of phones costs ~0.1-1 point after
-  calibration; scoring is int8, see below); BatchNorm uses batch statistics while training.
+* The shared weights train in float (scoring is in the phones' int8 arithmetic after
+  calibration, see below); BatchNorm uses batch statistics while training.
   Residual blocks start as the identity (the scale of the shared block's last BatchNorm is 0
   where the layer keeps its shape; Goyal et al., 2017): with a scale of 1, sub-networks that mix
-  the nine ops stayed at chance level through the default training (gradient norms ~150 at the
+  the nine ops stayed at chance level through the default training (large gradient norms at the
   start, on 8x8 digits), while each op trained alone.
 * Training (:func:`get_fbnet_supernet`, the loop of ``nas.supernet``): ``epochs_largest``
   epochs of the largest network (every layer ``k5_e6``); the expansion channels of each layer are
@@ -41,8 +41,8 @@ training settings that apply here and the seed.
 
 How well it ranks against networks trained from scratch (Kendall tau, NASWOT, MACs and
 seed-vs-seed for comparison) is measured by ``benchmarks/bench_supernet_fbnet.py``, written to
-``benchmarks/results/supernet_fbnet_*.md`` and summarised in the README's benchmark table. Before
-the zero-initialised residuals it ranked at chance.
+``benchmarks/results/supernet_fbnet_*.md`` (listed in docs/benchmarks.md). Before the
+zero-initialised residuals it ranked at chance.
 """
 
 from __future__ import annotations
@@ -232,7 +232,7 @@ def _make_module(in_channels: int, num_classes: int) -> Any:
 
         @staticmethod
         def _apply(x: torch.Tensor, sp: _Spec) -> torch.Tensor:
-            # channels-last tensors make PyTorch's CPU depthwise convs ~1.8x faster (measured)
+            # channels-last tensors make PyTorch's CPU depthwise convs faster
             cl = torch.channels_last
             x = F.conv2d(x.contiguous(memory_format=cl), sp.weight.contiguous(memory_format=cl), None, sp.stride,
                          sp.weight.shape[-1] // 2, 1, sp.groups)
@@ -320,7 +320,7 @@ class LoadedFBNetSupernet(LoadedSupernet):
         from search_spaces import calibrate_int8, prepare_int8_qat
 
         x = torch.from_numpy(np.ascontiguousarray(data.x_train[:CALIBRATION_IMAGES]))
-        # channels-last: PyTorch's CPU depthwise convs run ~1.4x faster on it (measured)
+        # channels-last: PyTorch's CPU depthwise convs run faster on it
         return calibrate_int8(prepare_int8_qat(net), x).to(memory_format=torch.channels_last)
 
     def evaluate(self, arch: Any, data: Dataset, *, val_images: int = 0) -> tuple[float, int]:

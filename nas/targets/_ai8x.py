@@ -189,8 +189,8 @@ Train the chosen network with the vendor's QAT before deploying.
 
 ## Pareto front ({len(rows)} networks, feasible only, by latency)
 {_md_table(rows, s.metric)}
-Latency is the vendor's CNN cycle estimate at 50 MHz (within 0.5% of board measurements for the
-vendor's four published networks); it excludes loading the input
+Latency is the vendor's CNN cycle estimate at 50 MHz (against board measurements of the vendor's
+four published networks: benchmarks/results/max78000_model.md); it excludes loading the input
 ({rows[0]['input_load_ms']:.3f} ms for this input under the stated CPU model) and unloading the output.
 {'' if not rows else ''}
 Architectures:

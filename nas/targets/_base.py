@@ -321,9 +321,9 @@ def estimate_notes(prep: Any) -> str:
     sn = supernet_files(prep)
     if sn is None:
         return ("It ranks candidates; it is not the accuracy of a trained network, and it separates weight bit "
-                "widths poorly (measured on one 7-layer MNIST network with all-1-, all-4- and all-8-bit hidden "
-                "layers: NASWOT 1207-1211, 2-epoch short-QAT validation accuracy 0.87-0.90); the default "
-                "`--accuracy supernet` does better (benchmarks/results/supernet_mnist5k.md).\n")
+                "widths poorly (one network at 8/4/2/1-bit hidden layers, NASWOT against stand-alone training: "
+                "benchmarks/results/supernet_mnist5k.md); the default `--accuracy supernet` does better (the "
+                "same file).\n")
     last = sn["last_epoch"]
     end = (f" Its last epoch ({last.get('epoch')}, {last.get('phase')}): validation accuracy "
            f"{last.get('val_acc_largest')} (largest sub-network) / {last.get('val_acc_smallest')} (smallest), "

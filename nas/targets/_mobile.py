@@ -228,7 +228,7 @@ class MobileTarget(Target):
                                  "every op of every layer")
             options = {**FBNET_SUPERNET_DEFAULTS, **options}
         if est_key == "naswot":
-            options.setdefault("batch", FBNET_NASWOT_BATCH)  # keeps a trial near 1-2 s on one thread
+            options.setdefault("batch", FBNET_NASWOT_BATCH)  # keeps a NASWOT trial quick on one thread
         return options
 
     def space_options(self, cfg: Any) -> tuple[dict[str, Any], bool]:

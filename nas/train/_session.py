@@ -9,7 +9,7 @@ def torch_session(threads: int, seed: int | None = None) -> None:
     """Set torch's intra-op threads (0 leaves torch's default), flush denormals and seed torch.
 
     Fake-quantised networks drive some values into the denormal range, which made training
-    steps up to 12x slower on an x86 CPU in our measurements; flushing them avoids that.
+    steps several times slower on an x86 CPU when we tried; flushing them avoids that.
 
     Args:
         threads: intra-op threads (0: torch's default).

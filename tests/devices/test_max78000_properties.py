@@ -1,14 +1,15 @@
-"""Property tests of the MAX78000 model on random, well-formed ai8x-like networks."""
+"""Property tests of the MAX78000 and MAX78002 models on random, well-formed ai8x-like networks."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import replace
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from devices import MAX78000, kernel_columns, layer_cycles
+from devices import MAX78000, MAX78002, kernel_columns, layer_cycles
 from search_spaces import Layer, Network
 
 
@@ -40,10 +41,15 @@ def ai8x_networks(draw: st.DrawFn) -> Network:
     return Network(input=dims, layers=tuple(layers))
 
 
+CHIPS = {"max78000": MAX78000, "max78002": MAX78002}
+
+
+@pytest.mark.parametrize("chip", sorted(CHIPS))
 @settings(max_examples=60, deadline=None)
-@given(ai8x_networks(), st.sampled_from([25e6, 50e6, 100e6]))
-def test_cycles_latency_and_placement(net: Network, clock: float) -> None:
-    dev = MAX78000(clock_hz=clock)
+@given(net=ai8x_networks(), clock=st.sampled_from([25e6, 50e6, 100e6]))
+def test_cycles_latency_and_placement(chip: str, net: Network, clock: float) -> None:
+    dev = CHIPS[chip](clock_hz=clock)
+    hw = dev.hardware
     r = dev.report(net)
     assert net.shape_errors() == []
     # cycles: positive per layer, total = 1 + sum, latency = cycles / clock
@@ -57,7 +63,9 @@ def test_cycles_latency_and_placement(net: Network, clock: float) -> None:
     for p in placed:
         assert p.first_processor % 4 == 0 and p.column % 4 == 0
         assert 0 <= p.first_processor and p.last_processor < 64
-        assert 0 <= p.column and p.end_column <= 768
+        # a range of 2+ processors holds one without extended memory
+        top = hw.columns(p.first_processor) if p.processors == 1 else hw.kernel_columns
+        assert 0 <= p.column and p.end_column <= top
     for i, a in enumerate(placed):
         for b in placed[i + 1:]:
             assert not a.overlaps(b)
@@ -67,13 +75,15 @@ def test_cycles_latency_and_placement(net: Network, clock: float) -> None:
         if p is None and r.kernel_columns[i] > 0:
             assert any(v.startswith(f"layer {i}:") and "kernel memory exhausted" in v for v in r.violations)
     assert r.fits == (r.violations == [])
-    assert r.kernel_processor_columns <= 64 * 768 or not r.fits
+    assert r.kernel_processor_columns <= hw.processor_columns or not r.fits
+    assert r.kernel_capacity_columns == hw.processor_columns and r.max_layers == hw.max_layers
     json.dumps(r.to_dict())
 
 
+@pytest.mark.parametrize("chip", sorted(CHIPS))
 @settings(max_examples=40, deadline=None)
-@given(ai8x_networks())
-def test_8_bit_needs_the_most_columns_and_bits_do_not_change_cycles(net: Network) -> None:
+@given(net=ai8x_networks())
+def test_8_bit_needs_the_most_columns_and_bits_do_not_change_cycles(chip: str, net: Network) -> None:
     # The spec's packing term res = (kc % q) * ksize * (q - 1) makes the column count not
     # monotonic below 8 bits for small kernel counts (2 kernels of 3x3: 2, 1, 2, 2 columns at
     # 8, 4, 2, 1 bits); 8 bits always needs at least as many as any narrower width.
@@ -81,4 +91,5 @@ def test_8_bit_needs_the_most_columns_and_bits_do_not_change_cycles(net: Network
         cols = [kernel_columns(replace(layer, weight_bits=b)) for b in (8, 4, 2, 1)]
         assert cols[0] == max(cols)
     low = net.with_bits([1] * len(net))
-    assert MAX78000().report(low).cycles == MAX78000().report(net).cycles  # latency ignores bit width
+    dev = CHIPS[chip]()
+    assert dev.report(low).cycles == dev.report(net).cycles  # latency ignores bit width

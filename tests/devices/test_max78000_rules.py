@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from devices import MAX78000, Placement, kernel_columns
+from devices import MAX78000, Ai8xAccelerator, Placement, kernel_columns
 from search_spaces import Layer, Network
 
 DATA = Path(__file__).parent / "data"
@@ -26,7 +26,7 @@ def conv(cin: int, cout: int, dim: int | list[int], **kw: Any) -> dict[str, Any]
     return {"op": "conv2d", "in_channels": cin, "out_channels": cout, "in_dim": d, **kw}
 
 
-def check(net: Network, layer: int, *fragments: str, device: MAX78000 | None = None) -> list[str]:
+def check(net: Network, layer: int, *fragments: str, device: Ai8xAccelerator | None = None) -> list[str]:
     report = (device or MAX78000()).report(net)
     assert not report.fits
     hits = [v for v in report.violations if v.startswith(f"layer {layer}") and all(f in v for f in fragments)]
@@ -79,6 +79,19 @@ CASES: list[tuple[str, Network, int, tuple[str, ...]]] = [
 @pytest.mark.parametrize("name,net,layer,fragments", CASES, ids=[c[0] for c in CASES])
 def test_each_rule_names_the_layer(name: str, net: Network, layer: int, fragments: tuple[str, ...]) -> None:
     check(net, layer, *fragments)
+
+
+# rules whose limit differs on the MAX78002 (tests/devices/test_max78002_rules.py checks those)
+CHIP_SPECIFIC = {"rows", "pool >64 channels without conv", "bias over one bank", "data memory in", "data memory out",
+                 "last streaming layer padded", "columns beyond 768"}
+SHARED = [c for c in CASES if c[0] not in CHIP_SPECIFIC]
+
+
+@pytest.mark.parametrize("name,net,layer,fragments", SHARED, ids=[c[0] for c in SHARED])
+def test_each_shared_rule_holds_on_the_max78002(name: str, net: Network, layer: int, fragments: tuple[str, ...]) -> None:
+    from devices import MAX78002
+
+    check(net, layer, *fragments, device=MAX78002())
 
 
 def test_unsupported_activation() -> None:

@@ -15,7 +15,7 @@ OUTSIDE = "0" * 22  # all k3_e1: not among the 5,000 fbnet rows
 
 def test_phones_are_listed_first_among_recorded_devices() -> None:
     names = list_devices()
-    assert names[:2] == ["max78000", "host-cpu"]
+    assert names[:3] == ["max78000", "max78002", "host-cpu"]
     recorded = [n for n in names if get_device(n).kind == "recorded"]
     assert recorded[:5] == list(devices.PHONES)
     assert recorded[5] == "raspi4"
