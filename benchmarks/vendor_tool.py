@@ -269,12 +269,13 @@ def random_model(space: Any, arch: str, seed: int) -> Any:
 
 
 def export_for(model: Any, network: Any, out: Path, name: str, sample: Any, device: Any) -> dict[str, Path]:
-    """``nas._export.export_max78000``'s vendor files (checkpoint, known-answer pair) with the
-    synthesis YAML laid out by ``device`` (that function lays it out for the MAX78000)."""
+    """``nas.export.export_max78000``'s vendor files (checkpoint, known-answer pair) with the
+    synthesis YAML laid out by ``device`` (as ``export_max78000(..., device=device)`` writes them, without the
+    safetensors and network files)."""
     import numpy as np
     import torch
 
-    from nas._export import checkpoint_state, sample_pair, synthesis_yaml
+    from nas.export import checkpoint_state, sample_pair, synthesis_yaml
 
     out.mkdir(parents=True, exist_ok=True)
     files = {"checkpoint": out / f"{name}_qat.pth.tar", "synthesis_yaml": out / "ai8x-synthesis.yaml",

@@ -188,9 +188,11 @@ def sample_pair(model: Any, network: Any, image: np.ndarray) -> tuple[np.ndarray
 
 
 def export_max78000(model: Any, network: Any, out_dir: Path, *, name: str, dataset: str, epoch: int,
-                    arch: str | None = None, sample: np.ndarray | None = None) -> dict[str, Path]:
+                    arch: str | None = None, sample: np.ndarray | None = None, device: Any = None) -> dict[str, Path]:
     """Write the vendor checkpoint, safetensors, synthesis YAML, our description and (given one
-    test image ``sample``, values in [-1, 127/128]) the known-answer pair (:func:`sample_pair`)."""
+    test image ``sample``, values in [-1, 127/128]) the known-answer pair (:func:`sample_pair`).
+    ``device``: the accelerator of the MAX78000 family whose placement the YAML holds (None:
+    the MAX78000)."""
     import torch
     from safetensors.torch import save_file
 
@@ -206,7 +208,7 @@ def export_max78000(model: Any, network: Any, out_dir: Path, *, name: str, datas
     # "extras" (empty): quantize.py warns "No `extras` in checkpoint file." without it
     torch.save({"epoch": int(epoch), "arch": arch, "state_dict": state, "extras": {}}, files["checkpoint"])
     save_file(state, str(files["safetensors"]), metadata={"arch": arch, "epoch": str(int(epoch))})
-    files["synthesis_yaml"].write_text(synthesis_yaml(network, arch=arch, dataset=dataset))
+    files["synthesis_yaml"].write_text(synthesis_yaml(network, arch=arch, dataset=dataset, device=device))
     network.save(files["network"])
     if sample is not None:
         x, y = sample_pair(model, network, sample)
@@ -418,9 +420,10 @@ def _onnx_line(o: dict[str, Any]) -> str:
                else "none differ (SQNR infinite)"))
 
 
-def vendor_commands(files: dict[str, Path], *, prefix: str) -> list[str]:
+def vendor_commands(files: dict[str, Path], *, prefix: str, part: str = "MAX78000") -> list[str]:
     """Model-card lines: the vendor's quantise + synthesise commands for this export (absolute
-    paths, to paste into a shell in the ai8x-synthesis folder) and the known-answer check."""
+    paths, to paste into a shell in the ai8x-synthesis folder) and the known-answer check;
+    ``part``: the chip (``--device``)."""
     d = Path(files["checkpoint"]).resolve().parent
     ck = d / Path(files["checkpoint"]).name
     q = d / Path(files["checkpoint"]).name.replace("_qat.pth.tar", "_q.pth.tar")
@@ -429,9 +432,9 @@ def vendor_commands(files: dict[str, Path], *, prefix: str) -> list[str]:
         "With Analog Devices' ai8x-synthesis (run in its folder; `--yamllint none` unless yamllint is installed): "
         "quantise, then synthesise the C project and simulate the sample input:",
         "```",
-        f"python quantize.py {ck} {q} --device MAX78000",
+        f"python quantize.py {ck} {q} --device {part}",
         f"python ai8xize.py --test-dir {out} --prefix {prefix} --checkpoint-file {q} "
-        f"--config-file {d / 'ai8x-synthesis.yaml'} --device MAX78000 --compact-data --mexpress --timer 0 "
+        f"--config-file {d / 'ai8x-synthesis.yaml'} --device {part} --compact-data --mexpress --timer 0 "
         "--softmax --yamllint none --verbose"
         + (f" --sample-input {d / 'sample_input.npy'} --sample-numpy-filename expected" if "sample_input" in files
            else ""),
@@ -491,13 +494,18 @@ def model_card(net: Any, *, record: RunRecord, data: Any, run_name: str, files: 
     return "\n".join(lines) + "\n"
 
 
-def accelerator_card_lines(dev: dict[str, Any], network: Any, files: dict[str, Path]) -> list[str]:
-    """The model card's MAX78000 section: figures of the device check and the kernel placement."""
+def accelerator_card_lines(dev: dict[str, Any], network: Any, files: dict[str, Path], device: Any = None) -> list[str]:
+    """The model card's section of a MAX78000-family accelerator (``device``; None: the MAX78000):
+    figures of the device check and the kernel placement."""
+    from devices import get_device
+
+    device = device or get_device("max78000")
+    hw = device.hardware
     lines: list[str] = []
     lines += [
-        "## MAX78000 figures (our model of the vendor's rules and cycle estimate)",
-        f"- latency: {dev['cycles']:,} cycles = {dev['latency_ms']:.3f} ms at 50 MHz (CNN only)",
-        f"- weight memory: {dev['weight_bytes']:,} B of 442,368; bias {dev['bias_bytes']:,} B; "
+        f"## {hw.part} figures (our model of the vendor's rules and cycle estimate)",
+        f"- latency: {dev['cycles']:,} cycles = {dev['latency_ms']:.3f} ms at {device.clock_hz / 1e6:g} MHz (CNN only)",
+        f"- weight memory: {dev['weight_bytes']:,} B of {hw.weight_memory_bytes:,}; bias {dev['bias_bytes']:,} B; "
         f"layers {dev['layers']}; bit widths {'/'.join(map(str, dev['bit_widths']))}",
         f"- device check: {'pass' if dev['fits'] else 'FAIL: ' + '; '.join(dev['violations'])}",
         "",
@@ -507,9 +515,7 @@ def accelerator_card_lines(dev: dict[str, Any], network: Any, files: dict[str, P
     ]
     import torch
 
-    from devices import get_device
-
-    layout = get_device("max78000").layout(network)
+    layout = device.layout(network)
 
     ck = torch.load(files["checkpoint"], weights_only=True) if files.get("checkpoint") else {}
     for i, (nm, lay, layer) in enumerate(zip(vendor_layer_names(network), layout, network.layers)):

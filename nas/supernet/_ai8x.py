@@ -165,7 +165,7 @@ def covered_space(space: Ai8xSpace, settings: SupernetSettings | None = None) ->
         input_shape=space.input_shape, num_classes=space.num_classes, conv1d=space.conv1d,
         widths=[w for w in space.widths if w <= cap], kernels=space.kernels, bits=space.bits,
         max_units=unit_cap(space, settings), min_units=space.min_units, max_depth=space.max_depth,
-        first_last_8bit=space.first_last_8bit,
+        first_last_8bit=space.first_last_8bit, hardware=space.hardware,
     )
 
 

@@ -11,7 +11,7 @@ import datetime as _dt
 from pathlib import Path
 from typing import Any
 
-from search_spaces import InputError, get_space
+from search_spaces import InputError, ai8x_hardware, get_space
 
 from ..export import accelerator_card_lines, export_max78000, vendor_commands
 from ..record import RunRecord, SupernetRecord
@@ -131,11 +131,11 @@ def _pareto_rows(trials: list[Any], prep: Any, nets_dir: Path) -> list[dict[str,
     return rows
 
 
-def _md_table(rows: list[dict[str, Any]], metric: str) -> str:
+def _md_table(rows: list[dict[str, Any]], metric: str, hw: Any) -> str:
     if not rows:
         return "_No feasible network yet: relax --budget or --latency, or run more --trials._\n"
     lines = [
-        f"| trial | {metric} | latency ms | cycles | weight bytes (of 442,368) | layers | bit widths | kernel columns used (of 768) | network file |",
+        f"| trial | {metric} | latency ms | cycles | weight bytes (of {hw.weight_memory_bytes:,}) | layers | bit widths | kernel columns used (of {hw.kernel_columns:,}) | network file |",
         "|---:|---:|---:|---:|---:|---:|---|---:|---|",
     ]
     for r in rows:
@@ -148,6 +148,7 @@ def _md_table(rows: list[dict[str, Any]], metric: str) -> str:
 
 def _report_md(prep: Any, rows: list[dict[str, Any]], trials: list[dict[str, Any]]) -> str:
     s = prep.record
+    hw = prep.target.hardware
     d = prep.data
     n_feas = sum(t["feasible"] for t in trials)
     lat = f"{s.latency_ms:g} ms" if s.latency_ms is not None else "none"
@@ -165,14 +166,14 @@ Written {_dt.datetime.now(_dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}.
 
 ## Settings
 - device: {s.device} (vendor rules, kernel placement and cycle model of `devices`)
-- weight budget: {s.budget_bytes:,} B (the device's 442,368 B and the kernel placement always apply)
+- weight budget: {s.budget_bytes:,} B (the device's {hw.weight_memory_bytes:,} B and the kernel placement always apply)
 - latency limit: {lat}
 - search space: ai8x ({prep.space.min_units}-{prep.space.max_units} units of 1-{prep.space.max_depth} fused
   (max-pool ->) conv -> BN -> ReLU layers, widths {list(prep.space.widths)}, kernels {list(prep.space.kernels)},
   weight bits {list(prep.space.bits)}{', first conv and classifier 8-bit' if prep.space.first_last_8bit else ''};
   flattening linear classifier){bits_line(s)}
 - trials completed: {len(trials)} ({n_feas} feasible); sampler: {prep.cfg.sampler} (seeded), constraints via
-  `Trial.set_constraint`: weight bytes - budget, device rule violations, layers - 32{', latency - limit' if s.latency_ms is not None else ''}
+  `Trial.set_constraint`: weight bytes - budget, device rule violations, layers - {hw.max_layers}{', latency - limit' if s.latency_ms is not None else ''}
 
 ## Dataset
 - {d.describe()}
@@ -188,9 +189,8 @@ Every estimate in this report (tables, `pareto.csv`/`pareto.json` column `estima
 Train the chosen network with the vendor's QAT before deploying.
 
 ## Pareto front ({len(rows)} networks, feasible only, by latency)
-{_md_table(rows, s.metric)}
-Latency is the vendor's CNN cycle estimate at 50 MHz (against board measurements of the vendor's
-four published networks: benchmarks/results/max78000_model.md); it excludes loading the input
+{_md_table(rows, s.metric, hw)}
+{prep.target.latency_source}; it excludes loading the input
 ({rows[0]['input_load_ms']:.3f} ms for this input under the stated CPU model) and unloading the output.
 {'' if not rows else ''}
 Architectures:
@@ -225,7 +225,9 @@ class Ai8xTarget(Target):
 
     Args:
         device_name: the registered device of the chip (``max78000``); devices of its class
-            (and subclasses: registered, calibrated boards) are searched with this target.
+            (and subclasses: registered, calibrated boards) are searched with this target. The
+            chip's figures are its :func:`search_spaces.ai8x_hardware` description.
+        latency_source: the sentence of ``report.md`` saying where latency comes from.
     """
 
     space_name = "ai8x"
@@ -234,8 +236,10 @@ class Ai8xTarget(Target):
     net_suffix = ".yaml"
     space_implied = True
 
-    def __init__(self, device_name: str) -> None:
+    def __init__(self, device_name: str, latency_source: str) -> None:
         self.device_name = device_name
+        self.hardware = ai8x_hardware(device_name)
+        self.latency_source = latency_source
         self.name = device_name  # type: ignore[misc]
         self.example_device = device_name
 
@@ -244,17 +248,25 @@ class Ai8xTarget(Target):
 
         return type(get_device(self.device_name))
 
+    def _device(self) -> Any:
+        from devices import get_device
+
+        return get_device(self.device_name)
+
     @property
     def weight_capacity(self) -> int:
-        """The chip's whole weight memory in bytes (from its report type)."""
-        import devices
-
-        return int(devices.Max78000Report.weight_capacity_bytes)
+        """The chip's whole weight memory in bytes."""
+        return int(self.hardware.weight_memory_bytes)
 
     @property
     def part(self) -> str:
         """The chip's name as its vendor writes it (``MAX78000``)."""
-        return self.device_name.upper()
+        return str(self.hardware.part)
+
+    @property
+    def clock_mhz(self) -> float:
+        """The chip's default CNN clock in MHz (the cycle model's latency is given at it)."""
+        return float(self.hardware.clock_hz) / 1e6
 
     def accepts(self, device: Any) -> int:
         cls = self._device_class()
@@ -278,7 +290,7 @@ class Ai8xTarget(Target):
         return space_name, 0.0
 
     def budget(self, cfg: Any, device: Any) -> int:
-        # The device's whole weight memory (442,368 B on the MAX78000), from its report type.
+        # The chip's whole weight memory (its hardware description).
         return self.weight_capacity if cfg.budget_bytes is None else int(cfg.budget_bytes)
 
     def space_options(self, cfg: Any) -> tuple[dict[str, Any], bool]:
@@ -297,7 +309,7 @@ class Ai8xTarget(Target):
 
     def make_space(self, space_name: str, data: Any, options: dict[str, Any]) -> Any:
         return get_space("ai8x", input_shape=data.input_shape, num_classes=data.num_classes, conv1d=data.conv1d,
-                         **options)
+                         hardware=self.hardware, **options)
 
     def choose_bits(self, space: Any, device: Any, budget: int, probe: Any, options: dict[str, Any],
                     data: Any) -> tuple[Any, str | None]:
@@ -331,7 +343,7 @@ class Ai8xTarget(Target):
 
     def plot_text(self, prep: Any, n_trials: int) -> tuple[str, str]:
         return (f"{prep.name}: {n_trials} trials, budget {prep.budget:,} B",
-                f"{self.part} CNN latency, ms (vendor cycle model at 50 MHz)")
+                f"{self.part} CNN latency, ms (vendor cycle model at {self.clock_mhz:g} MHz)")
 
     def front_table(self, prep: Any, front: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
         cols = [f"weight bytes of {self.weight_capacity:,}", "layers", "bit widths"]
@@ -341,7 +353,7 @@ class Ai8xTarget(Target):
     def qat_space(self, record: RunRecord) -> Any:
         c, h, w = record.data.input_shape
         return get_space("ai8x", input_shape=(c, h, w), num_classes=record.data.num_classes,
-                         conv1d=record.data.conv1d, **dict(record.space_options))
+                         conv1d=record.data.conv1d, hardware=self.hardware, **dict(record.space_options))
 
     def network(self, space: Any, arch: str) -> Any:
         return space.network(arch)
@@ -360,7 +372,7 @@ class Ai8xTarget(Target):
         from devices import get_device
 
         rep = get_device(record.device).report(network)
-        return {"kind": "max78000", "fits": rep.fits, "violations": rep.violations, "latency_ms": rep.latency_ms,
+        return {"kind": self.device_name, "fits": rep.fits, "violations": rep.violations, "latency_ms": rep.latency_ms,
                 "cycles": rep.cycles, "weight_bytes": rep.weight_bytes, "bias_bytes": rep.bias_bytes,
                 "layers": rep.layers, "max_column": rep.max_column, "data_memory_bytes": rep.data_memory_bytes,
                 "bit_widths": network.bit_widths}
@@ -369,9 +381,9 @@ class Ai8xTarget(Target):
                network: Any) -> tuple[dict[str, Path], dict[str, Any], list[str], list[str]]:
         epochs = net.epochs + net.qat_epochs
         files = export_max78000(model, network, out_dir, name=net.name, dataset=data.name.upper().replace(".", "_"),
-                                epoch=epochs, sample=data.x_test[0])
-        return (files, {}, accelerator_card_lines(net.device, network, files),
-                vendor_commands(files, prefix=net.name))
+                                epoch=epochs, sample=data.x_test[0], device=self._device())
+        return (files, {}, accelerator_card_lines(net.device, network, files, device=self._device()),
+                vendor_commands(files, prefix=net.name, part=self.part))
 
     def size_text(self, figures: dict[str, Any]) -> str:
         return f"{figures['weight_bytes']:,} B"
@@ -379,14 +391,25 @@ class Ai8xTarget(Target):
     def qat_notes(self, q: dict[str, Any]) -> tuple[str, str, str]:
         anneal = min(q["anneal_epochs"], q["qat_epochs"] - 1)
         return ((f"; the first {anneal} anneal from float to quantised weights" if anneal > 0 else ""),
-                ("the vendor's MAX78000 QAT (BN folded, per-layer power-of-two output shift from the "
+                (f"the vendor's {self.part} QAT (BN folded, per-layer power-of-two output shift from the "
                  "1.0 quantile of |w, b| (0.99 for 4-, 2- and 1-bit layers), weights at their searched bits "
                  "(1-bit: {-1, 0} as the vendor's formula gives), bias rounded and clamped at the layer's weight bits "
                  "(quantize.py), activations clamped to [-1, 127/128] and 8-bit; accuracies computed "
                  "exactly in the chip's integer arithmetic)"),
-                "the vendor's cycle model at 50 MHz (CNN only)")
+                f"the vendor's cycle model at {self.clock_mhz:g} MHz (CNN only)")
 
 
 @register_target("max78000")
 def _max78000() -> Ai8xTarget:
-    return Ai8xTarget("max78000")
+    return Ai8xTarget("max78000", latency_source=(
+        "Latency is the vendor's CNN cycle estimate at 50 MHz (against board measurements of the vendor's\n"
+        "four published networks: benchmarks/results/max78000_model.md)"))
+
+
+@register_target("max78002")
+def _max78002() -> Ai8xTarget:
+    return Ai8xTarget("max78002", latency_source=(
+        "Latency is the MAX78000's CNN cycle formula (the vendor's izer/latency.py) evaluated with the\n"
+        f"MAX78002's device description at {ai8x_hardware('max78002').clock_hz / 1e6:g} MHz: the vendor's tool gives "
+        "no MAX78002 estimate, so it is\n"
+        "an extrapolation (each network's `device_report` in `pareto.json` lists the assumptions)"))

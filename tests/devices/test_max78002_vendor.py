@@ -2,7 +2,7 @@
 
 On the vendor's networks with its trained checkpoints (ai85net5 / MNIST, ai85nascifarnet /
 CIFAR-10) and on networks of our ``ai8x`` space with 1-, 2-, 4- and 8-bit layers (exported with
-``nas._export``, their YAML laid out by the MAX78002 model), the tool must accept the network and
+``nas.export``, their YAML laid out by the MAX78002 model), the tool must accept the network and
 agree with ``devices.get_device("max78002").report``: cycles per layer and in total, weight and
 bias bytes and the chip's totals of both; for our exports also the kernel offset and length of
 every layer and the simulated output for the sample input, bit for bit.
