@@ -2,8 +2,9 @@
 
 Draws ~10 diverse ai8x networks (fixed seed) that fit the MAX78000 at a 400 KB weight budget,
 spanning weight bit widths, within the widths the default supernet covers; trains each from
-scratch (float, then with fake quantisation: same data, same epochs, same seed for all) and
-scores its validation accuracy; compares with the supernet estimate ``val_acc_supernet`` (the
+scratch (float, then BatchNorm folded and QAT in the vendor's arithmetic as ``nas qat``: same
+data, same epochs, same seed for all) and scores its validation accuracy in the chip's integer
+arithmetic; compares with the supernet estimate ``val_acc_supernet`` (the
 default of ``nas search``, trained or loaded from ``--runs-dir``) by Kendall tau and Spearman
 rho (``scipy.stats``, with p-values), on the drawn networks and with 5 fixed deeper/wider ones
 added (``EXTRA``: 3-4 units, up to 7 layers, 32 wide, so depth is represented), both for the
@@ -27,12 +28,14 @@ import numpy as np
 
 
 def _train_standalone(space, arch, data, float_epochs: int, qat_epochs: int, seed: int) -> tuple[float, float]:
-    """Train ``space.build(arch)`` from scratch: float epochs, then fake-quantised epochs (Adam,
-    cosine over all epochs, batch 32); returns (validation accuracy fake-quantised, seconds)."""
+    """Train ``space.build(arch)`` from scratch: float epochs, then BatchNorm folded and QAT
+    epochs in the vendor's arithmetic as ``nas qat`` does (Adam, cosine over all epochs, batch
+    32); returns (validation accuracy in the chip's integer arithmetic, seconds)."""
     import torch
     from torch.nn import functional as F
 
     from nas.supernet import accuracy
+    from search_spaces import fold_bn, vendor_arithmetic
 
     t0 = time.perf_counter()
     torch.manual_seed(seed)
@@ -45,8 +48,11 @@ def _train_standalone(space, arch, data, float_epochs: int, qat_epochs: int, see
     epochs = float_epochs + qat_epochs
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps)
+    net.set_quantize(False)
     for e in range(epochs):
-        net.set_quantize(e >= float_epochs)
+        if e == float_epochs:
+            fold_bn(net)
+            net.set_quantize(True)
         net.train()
         order = torch.from_numpy(rng.permutation(n))
         for s in range(steps):
@@ -56,8 +62,7 @@ def _train_standalone(space, arch, data, float_epochs: int, qat_epochs: int, see
             loss.backward()
             opt.step()
             sched.step()
-    net.set_quantize(True)
-    acc, _ = accuracy(net, data.x_val, data.y_val)
+    acc, _ = accuracy(vendor_arithmetic(net), data.x_val, data.y_val)
     return acc, time.perf_counter() - t0
 
 
@@ -176,8 +181,9 @@ def main() -> None:
         f"{sn.config.get('train_seconds')} s), cache `{sn.path.name}`; {sn.config.get('cap')}",
         f"- estimate: {est.describe()}",
         f"- stand-alone: each network from scratch on the same {len(data.y_train)} training images, "
-        f"{args.float_epochs} float epoch(s) then {args.qat_epochs} fake-quantised epoch(s) (Adam 3e-3, cosine, "
-        "batch 32, seed 0), validation accuracy fake-quantised at its bit widths",
+        f"{args.float_epochs} float epoch(s), then BatchNorm folded and {args.qat_epochs} epoch(s) of the vendor's "
+        "QAT as `nas qat` runs it (Adam 3e-3, cosine, batch 32, seed 0), validation accuracy in the chip's integer "
+        "arithmetic (BN folded, bias at the weight bits, vendor output shift)",
         f"- networks: {len(drawn)} drawn with seed {args.seed} from the searched space "
         f"(widths {list(space.widths)}, weight bits {list(space.bits)}), each fits the MAX78000 with <= 400,000 "
         f"weight bytes; at most {-(-args.n // len(space.bits))} per lowest hidden bit width; plus "

@@ -9,6 +9,7 @@ from ._ai8x import (  # registers ai8x
     build_module,
     fold_bn,
     quantize_weight,
+    vendor_arithmetic,
 )
 from ._base import ArchitectureError, SearchSpace
 from ._errors import InputError
@@ -52,6 +53,7 @@ __all__ = [
     "fold_bn",
     "nasbench201_feature_table",
     "quantize_weight",
+    "vendor_arithmetic",
     "ArchitectureError",
     "InputError",
     "Layer",

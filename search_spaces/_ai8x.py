@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Ai8xSpace", "AI8X_WIDTHS", "AI8X_BITS", "SHIFT_QUANTILE", "LOW_BIT_SHIFT_QUANTILE", "build_module", "fold_bn",
     "output_shift", "shift_range", "shift_quantile", "quantize_weight", "quantize_bias", "round_clamp", "vendor_integers",
-    "integer_forward",
+    "integer_forward", "vendor_arithmetic",
 ]
 
 AI8X_WIDTHS: tuple[int, ...] = (16, 24, 32, 48, 64, 96, 128, 192, 256)
@@ -528,6 +528,19 @@ def fold_bn(module: torch.nn.Module) -> torch.nn.Module:
     """
     module.fold_bn()  # type: ignore[operator]
     return module
+
+
+def vendor_arithmetic(module: torch.nn.Module) -> torch.nn.Module:
+    """An :class:`Ai8xNet` switched (in place) to the chip's arithmetic for scoring, as ``nas qat``
+    evaluates and exports it: BatchNorm folded with its running statistics (:func:`fold_bn`),
+    weights and bias quantised at each layer's bits (bias at the weight bits, vendor output
+    shift), 8-bit activations, no soft-quantisation aid; eval mode. Its forward pass then runs
+    in float64 and its outputs are :func:`integer_forward`'s integers times a power of two per
+    layer, so its predictions are the chip's. Returns ``module``."""
+    fold_bn(module)
+    module.set_quantize(True)  # type: ignore[operator]
+    module.set_soft(0.0)  # type: ignore[operator]
+    return module.eval()
 
 
 _CLASSES: dict[str, Any] = {}

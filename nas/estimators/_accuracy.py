@@ -5,7 +5,8 @@ Three estimators, each reported under its real name:
 * :class:`SupernetAccuracy` (the default of ``nas search``): validation accuracy
   of the sub-network of a once-for-all style weight-sharing supernet (``nas.supernet``; on the
   phones' ``fbnet`` space ``nas.supernet._fbnet``) with inherited weights, BatchNorm recalibrated
-  on training images, fake-quantised at the sub-network's bit widths (int8 on phones):
+  on training images, then scored in the device's arithmetic as ``nas qat`` scores it (MAX78000:
+  BatchNorm folded, the vendor's bias and shift rules, exact integers; phones: int8):
   ``val_acc_supernet``.
 * :class:`Naswot` (``--accuracy proxy``, for quick runs): the training-free score of Mellor et al.,
   "Neural Architecture Search without Training", ICML 2021: ``log|K_H|`` with
@@ -15,8 +16,9 @@ Three estimators, each reported under its real name:
   the accelerator would produce. About one forward pass per candidate.
 * :class:`ShortTraining`: a short quantisation-aware training run from scratch (a few epochs on
   a subset of the training split; weights fake-quantised with the vendor's rounding and
-  straight-through gradients, BatchNorm not yet folded; 8-bit activations), scored as accuracy
-  on the held-out validation split: ``val_acc_short_qat (E epochs on N images)``.
+  straight-through gradients, BatchNorm live; 8-bit activations), then, on the MAX78000,
+  BatchNorm folded and scored in the chip's exact integer arithmetic as ``nas qat`` scores it,
+  as accuracy on the held-out validation split: ``val_acc_short_qat (E epochs on N images)``.
 
 """
 
@@ -30,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from search_spaces import InputError, SearchSpace
+from search_spaces import InputError, SearchSpace, vendor_arithmetic
 
 from ..data import Dataset
 from ..record import RunRecord
@@ -159,8 +161,11 @@ class ShortTraining(Estimator):
         return f"val_acc_{kind} ({self.epochs} epoch{'s' if self.epochs != 1 else ''} on {self.train_images} images)"
 
     def describe(self) -> str:
-        q = ("weights fake-quantised to each layer's bit width with the vendor's rounding and "
-             "straight-through gradients, 8-bit activations, BatchNorm not folded") if self.quantize else "float"
+        q = ("trained with weights fake-quantised to each layer's bit width with the vendor's rounding and "
+             "straight-through gradients and 8-bit activations (BatchNorm live), then scored in the "
+             "device's arithmetic (MAX78000: BatchNorm folded, weights and bias at each layer's bits with the "
+             "vendor's output shift, bias rounded and clamped at the weight bits, computed exactly as the "
+             "chip's integers, as nas qat scores it)") if self.quantize else "float"
         return (
             f"validation accuracy after a short training from scratch: {self.epochs} epoch(s) on the "
             f"first {self.train_images} images of the training split, batch {self.batch_size}, Adam "
@@ -307,8 +312,10 @@ class SupernetAccuracy(Estimator):
                f"per-tensor activations with ranges calibrated on {_calibration_images()} training images, int32 "
                "biases)"
                if b is not None and b["fbnet"] else
-               "weights fake-quantised at the sub-network's per-layer bit widths with the vendor's rounding and "
-               "activations at 8 bits")
+               "then in the MAX78000's arithmetic as nas qat scores and exports it (BatchNorm folded, weights and "
+               "bias at the sub-network's per-layer bit widths with the vendor's output shift and rounding, bias "
+               "rounded and clamped at the layer's weight bits, 8-bit activations; computed exactly as the chip's "
+               "integers)")
             + f", scored on {n_val}. It ranks candidates; it is not the accuracy of the network trained on its own "
             f"(nas qat trains the winners)."
         )
@@ -335,10 +342,18 @@ def _calibration_images() -> int:
     return CALIBRATION_IMAGES
 
 
+_SCORING_ARITHMETIC = {"ai8x": vendor_arithmetic}
+"""Space name -> what switches a trained module of that space to its device's arithmetic for
+scoring (spaces not named here are scored as trained)."""
+
+
 def estimate_accuracy(space: SearchSpace, arch: Any, data: Dataset, cfg: ShortTraining, seed: int = 0) -> AccuracyResult:
     """Train ``space.build(arch)`` briefly on ``data`` and return validation accuracy.
 
-    Deterministic for a given seed, data and settings (single process, fixed torch seed).
+    With ``cfg.quantize`` an ``ai8x`` network is scored in the MAX78000's arithmetic as ``nas qat``
+    scores it (:func:`search_spaces._ai8x.vendor_arithmetic`: BatchNorm folded with the running
+    statistics, vendor bias and shift rules, exact integers). Deterministic for a given seed,
+    data and settings (single process, fixed torch seed).
     """
     import torch
     from torch.nn import functional as F
@@ -374,6 +389,9 @@ def estimate_accuracy(space: SearchSpace, arch: Any, data: Dataset, cfg: ShortTr
             if epoch == cfg.epochs - 1:
                 loss_sum += float(loss.detach()) * len(idx)
                 loss_n += len(idx)
+    to_device = _SCORING_ARITHMETIC.get(getattr(space, "name", ""))
+    if cfg.quantize and to_device is not None:
+        model = to_device(model)  # scored as the chip computes it (BN folded, exact integers)
     acc, _ = top1(model, x_va, y_va, batch=256)
     return AccuracyResult(
         value=acc,

@@ -50,7 +50,9 @@ training; it is not rebuilt silently.
 
 Sub-network evaluation (the search's estimate, :class:`nas.estimators.SupernetAccuracy`): the
 inherited weights, then ``finetune_steps`` Adam steps (:func:`finetune`; default 60, batch 64),
-BatchNorm recalibrated, scored on the validation split. Inherited weights alone rank deep
+BatchNorm recalibrated, then folded and the network scored on the validation split in the
+MAX78000's arithmetic as ``nas qat`` scores it (:meth:`LoadedSupernet.quantised`: the vendor's
+bias and shift rules, exact integers). Inherited weights alone rank deep
 sub-networks too low; the few steps raised Kendall tau vs stand-alone training on 15 networks
 (benchmarks/results/supernet_mnist5k.md). :meth:`LoadedSupernet.inherited_module` builds the stand-alone
 ``space.build(arch)`` (an ``Ai8xNet``), copies the inherited weights into it, recalibrates the
@@ -70,7 +72,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from search_spaces import Ai8xSpace, InputError, quantize_weight
+from search_spaces import Ai8xSpace, InputError, quantize_weight, vendor_arithmetic
 
 from ..data import Dataset
 from ._common import (
@@ -371,13 +373,19 @@ class LoadedSupernet:
         return net
 
     def quantised(self, net: Any, data: Dataset) -> Any:
-        """``net`` in the device's arithmetic for scoring: an ai8x sub-network is built
-        fake-quantised at its bit widths already."""
-        return net
+        """A copy of ``net`` (BatchNorm statistics set) in the MAX78000's arithmetic, as ``nas qat``
+        scores and exports it (:func:`search_spaces._ai8x.vendor_arithmetic`): BatchNorm folded,
+        weights and bias at each layer's bits with the vendor's output shift and bias rounding,
+        8-bit activations; eval mode, where its forward pass is the chip's exact integer
+        arithmetic (``integer_forward``). ``data`` is unused (no calibration needed)."""
+        import copy
+
+        return vendor_arithmetic(copy.deepcopy(net))
 
     def evaluate(self, arch: Any, data: Dataset, *, val_images: int = 0) -> tuple[float, int]:
-        """(validation accuracy, images scored) of the sub-network with inherited weights."""
-        net = self.inherited_module(arch, data)
+        """(validation accuracy in the chip's arithmetic, images scored) of the sub-network with
+        inherited weights."""
+        net = self.quantised(self.inherited_module(arch, data), data)
         return accuracy(net, data.x_val, data.y_val, val_images)
 
 
