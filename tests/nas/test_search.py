@@ -367,13 +367,14 @@ def test_front_table_lists_each_network_once() -> None:
     from rich.console import Console
 
     from nas.cli._cmd_search import distinct_front, front_table
+    from nas.targets import get_target
 
     rows = [{"arch": a, "trial": t, "estimate": 0.9, "latency_ms": 1.0, "weight_bytes": 100, "layers": 3,
              "bit_widths": "8/8/8"} for a, t in (("a", 3), ("b", 1), ("a", 5), ("c", 0))]
     assert [(r["arch"], r["trial"]) for r in distinct_front(rows)] == [("a", 3), ("b", 1), ("c", 0)]
     result = SimpleNamespace(pareto=rows, name="run", n_complete=9, n_feasible=8, metric="val_acc_supernet")
     con = Console(record=True, width=200)
-    con.print(front_table(result, SimpleNamespace(mobile=False, settings={})))
+    con.print(front_table(result, SimpleNamespace(target=get_target("max78000"))))
     text = con.export_text()
     shown = [m.group(1) for m in (re.match(r"^\s*│\s*(\d+)\s*│", line) for line in text.splitlines()) if m]
     assert shown == ["3", "1", "0"]
