@@ -229,10 +229,11 @@ def _bits_line(settings: dict[str, Any]) -> str:
 def _estimate_notes(prep: _Prepared) -> str:
     sn = supernet_files(prep)
     if sn is None:
-        return ("It ranks candidates; it is not the accuracy of a trained network, and it separates weight bit "
-                "widths poorly (measured on one 7-layer MNIST network with all-1-, all-4- and all-8-bit hidden "
-                "layers: NASWOT 1207-1211, 2-epoch short-QAT validation accuracy 0.87-0.90); the default "
-                "`--accuracy supernet` does better (benchmarks/results/supernet_mnist5k.md).\n")
+        return ("It ranks candidates; it is not the accuracy of a trained network. Across weight bit widths "
+                "NASWOT barely moves, while short-QAT, scored in the chip's arithmetic after BatchNorm is folded "
+                "without training after the fold, drops far at 4 and 2 bits "
+                "(benchmarks/results/short_qat_bits_vendor.md); the default `--accuracy supernet` "
+                "is measured in benchmarks/results/supernet_mnist5k_vendor.md.\n")
     last = sn["last_epoch"]
     end = (f" Its last epoch ({last.get('epoch')}, {last.get('phase')}): validation accuracy "
            f"{last.get('val_acc_largest')} (largest sub-network) / {last.get('val_acc_smallest')} (smallest), "
@@ -247,7 +248,7 @@ def _estimate_notes(prep: _Prepared) -> str:
             f"- its training log: `{sn['train_log']}`.{end}\n"
             f"- searched widths {sn['searched_widths']}: the supernet covers these ({sn['width_cap']}).\n"
             "Its ranking of sub-networks against stand-alone training and its response to weight bit widths "
-            "are measured by `benchmarks/bench_supernet.py` (results in benchmarks/results/supernet_mnist5k.md).\n")
+            "are measured by `benchmarks/bench_supernet.py` (results in benchmarks/results/supernet_mnist5k_vendor.md).\n")
 
 
 def _report_md(prep: _Prepared, study: optuna.Study, rows: list[dict[str, Any]], trials: list[dict[str, Any]]) -> str:
