@@ -320,10 +320,11 @@ def bits_line(record: RunRecord) -> str:
 def estimate_notes(prep: Any) -> str:
     sn = supernet_files(prep)
     if sn is None:
-        return ("It ranks candidates; it is not the accuracy of a trained network, and it separates weight bit "
-                "widths poorly (one network at 8/4/2/1-bit hidden layers, NASWOT against stand-alone training: "
-                "benchmarks/results/supernet_mnist5k.md); the default `--accuracy supernet` does better (the "
-                "same file).\n")
+        return ("It ranks candidates; it is not the accuracy of a trained network. Across weight bit widths "
+                "NASWOT barely moves, while short-QAT, scored in the chip's arithmetic after BatchNorm is folded "
+                "without training after the fold, drops far at 4 and 2 bits "
+                "(benchmarks/results/short_qat_bits_vendor.md); the default `--accuracy supernet` "
+                "is measured in benchmarks/results/supernet_mnist5k_vendor.md.\n")
     last = sn["last_epoch"]
     end = (f" Its last epoch ({last.get('epoch')}, {last.get('phase')}): validation accuracy "
            f"{last.get('val_acc_largest')} (largest sub-network) / {last.get('val_acc_smallest')} (smallest), "
@@ -338,4 +339,4 @@ def estimate_notes(prep: Any) -> str:
             f"- its training log: `{sn['train_log']}`.{end}\n"
             f"- searched widths {sn['searched_widths']}: the supernet covers these ({sn['width_cap']}).\n"
             "Its ranking of sub-networks against stand-alone training and its response to weight bit widths "
-            "are measured by `benchmarks/bench_supernet.py` (results in benchmarks/results/supernet_mnist5k.md).\n")
+            "are measured by `benchmarks/bench_supernet.py` (results in benchmarks/results/supernet_mnist5k_vendor.md).\n")
