@@ -335,7 +335,8 @@ def load_image_folder(path: str | Path, seed: int = 0, image_size: str | tuple[i
                 files.append((f, ci))
     used = sorted({ci for _, ci in files})
     if not files:
-        raise DataError(f"--data {path}: no images found; put PNG/JPEG/BMP files in one sub-folder per class")
+        raise DataError(f"--data {path}: no images found; put PNG/JPEG/BMP files in one sub-folder per class, "
+                        "or give a folder of IDX files or CIFAR python batches")
     if len(used) < 2:
         raise DataError(f"--data {path}: needs at least 2 class sub-folders with images, found "
                         f"{len(used)} ({classes[used[0]]})")
@@ -413,6 +414,7 @@ def load_dataset(data: str | Path | None, seed: int = 0, image_size: str | tuple
     if image_size is not None:
         raise DataError("--data-image-size applies to an image folder given with --data")
     if not str(data).lower().endswith(".npz"):
-        raise DataError(f"--data {data}: give a .npz file (arrays x and y), a folder of IDX files or CIFAR python "
+        nothing = "" if p.exists() else "no such file or folder; "
+        raise DataError(f"--data {data}: {nothing}give a .npz file (arrays x and y), a folder of IDX files or CIFAR python "
                         "batches, or an image folder with one sub-folder per class")
     return load_npz(data, seed)

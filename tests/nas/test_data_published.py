@@ -111,7 +111,7 @@ def test_idx_prefixed_sets_emnist_style(tmp_path) -> None:
     assert set(d.y_train.tolist()) == {0, 1, 2, 3}  # labels 1, 2, 3, 26 renumbered
     assert load_dataset(g / "emnist-letters-").fingerprint == d.fingerprint
     assert load_dataset(g / "emnist-digits").class_names == ["0", "1"]
-    with pytest.raises(DataError, match="give a .npz file"):
+    with pytest.raises(DataError, match="emnist-balanced: no such file or folder; give a .npz file"):
         load_dataset(g / "emnist-balanced")
 
 
@@ -431,6 +431,14 @@ def test_cli_search_on_an_idx_folder_scores_its_test_split(tmp_path, capsys) -> 
     assert net["extra"]["n_test"] == 21 and net["extra"]["n_val"] == 6
     for acc in (net["float_test_acc"], net["quant_test_acc"]):  # scored on the 21 test-file images
         assert abs(acc * 21 - round(acc * 21)) < 1e-6
+    # what nas qat and a resumed run load from the record: the same set, recognised by its fingerprint
+    from nas.qat import run_data
+
+    again = run_data(settings, seed=0)
+    assert again.fingerprint == settings["data"]["fingerprint"] and len(again.y_test) == 21
+    _idx_set(tmp_path / "digits", n_train=60, n_test=21, seed=3)  # other images, same file names
+    with pytest.raises(InputError, match="changed since the search"):
+        run_data(settings, seed=0)
     # bad files: one line, exit 2, nothing written
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "train-images-idx3-ubyte.gz").write_bytes(b"junk")
