@@ -115,6 +115,12 @@ def to_vendor_range(x01: np.ndarray) -> np.ndarray:
     return (q / 128.0).astype(np.float32)
 
 
+U8_TO_VENDOR = to_vendor_range(np.arange(256, dtype=np.float64) / 255.0)
+"""Vendor-range value of each byte 0..255: ``U8_TO_VENDOR[x]`` equals ``to_vendor_range(x / 255)`` for
+uint8 ``x``, without its float64 copies."""
+U8_TO_VENDOR.setflags(write=False)
+
+
 def _split(y: np.ndarray, fractions: tuple[float, float], seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Stratified train / val / test index arrays; ``fractions`` = (val, test)."""
     rng = np.random.default_rng(seed)
@@ -137,7 +143,9 @@ def _split(y: np.ndarray, fractions: tuple[float, float], seed: int) -> tuple[np
 
 def _make(name: str, source: str, licence: str, x: np.ndarray, y: np.ndarray, seed: int,
           conv1d: bool, class_names: list[str]) -> Dataset:
-    fp = hashlib.sha256(x.tobytes() + y.astype(np.int64).tobytes()).hexdigest()[:16]
+    h = hashlib.sha256(memoryview(np.ascontiguousarray(x)).cast("B"))  # as x.tobytes() + y's, without the copy
+    h.update(memoryview(np.ascontiguousarray(y, dtype=np.int64)).cast("B"))
+    fp = h.hexdigest()[:16]
     tr, va, te = _split(y, (0.2, 0.2), seed)
     if len(va) == 0:
         raise DataError(f"{name}: too few samples per class to split off validation data; provide at least 5 per class")
@@ -203,12 +211,17 @@ def load_npz(path: str | Path, seed: int = 0) -> Dataset:
         raise DataError(f"--data {path}: x must be numeric and y integer labels, got {x.dtype} and {y.dtype}")
     if min(x.shape[1:]) < 1 or len(x) < 10:
         raise DataError(f"--data {path}: need at least 10 samples with non-empty shape, got {list(x.shape)}")
-    xf = x.astype(np.float64)
-    if not np.isfinite(xf).all():
-        raise DataError(f"--data {path}: x contains NaN or infinite values")
     classes, yi = np.unique(y, return_inverse=True)
     if len(classes) < 2:
         raise DataError(f"--data {path}: y must hold at least 2 classes, got {len(classes)}")
+    if x.dtype == np.uint8:  # the common case, through a table: no float64 copies
+        d = _make(p.name, f"user file {p}", "as given by the user", U8_TO_VENDOR[x], yi.astype(np.int64),
+                  seed, x.shape[3] == 1 and x.shape[2] > 1, [str(c) for c in classes])
+        d.path = str(path)
+        return d
+    xf = x.astype(np.float64)
+    if not np.isfinite(xf).all():
+        raise DataError(f"--data {path}: x contains NaN or infinite values")
     if x.dtype.kind in "ui":
         if xf.min() < 0 or xf.max() > 255:
             raise DataError(f"--data {path}: integer x must be 0..255, got {xf.min():g}..{xf.max():g}")
@@ -248,6 +261,9 @@ _NPZ_FIX = "save it again with numpy.savez(path, x=..., y=...)"
 PREPARE_FACTOR = 5
 """Bytes held while preparing an ``.npz`` per byte of ``x`` as float64 (the float64 copy, the [0, 1]
 copy, the vendor-range copy and the split): what the memory check assumes."""
+PREPARE_BYTES_UINT8 = 8
+"""The same for uint8 ``x`` (read through :data:`U8_TO_VENDOR`), per element besides ``x`` itself: the
+float32 vendor-range copy and its split."""
 
 
 def _check_npz_sizes(p: Path, path: str) -> None:
@@ -260,6 +276,7 @@ def _check_npz_sizes(p: Path, path: str) -> None:
     from numpy.lib import format as npformat
 
     declared: dict[str, tuple[tuple[int, ...], int]] = {}
+    dtypes: dict[str, np.dtype] = {}
     try:
         with zipfile.ZipFile(p) as zf:
             for info in zf.infolist():
@@ -279,6 +296,7 @@ def _check_npz_sizes(p: Path, path: str) -> None:
                     raise DataError(f"--data {path}: array {name}'s header declares shape {list(shape)} ({_gb(nbytes)}) "
                                     f"but the file holds {_gb(max(stored, 0))} of data: the file is damaged; {_NPZ_FIX}")
                 declared[name] = (tuple(int(d) for d in shape), nbytes)
+                dtypes[name] = dtype
     except DataError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # np.load below reports these its own way
@@ -287,7 +305,8 @@ def _check_npz_sizes(p: Path, path: str) -> None:
         raise DataError(f"--data {path}: not a readable .npz file ({e.__class__.__name__}); {_NPZ_FIX}") from None
     if "x" in declared:
         shape, nbytes = declared["x"]
-        need = nbytes + PREPARE_FACTOR * 8 * math.prod(shape) + declared.get("y", ((), 0))[1]
+        per = PREPARE_BYTES_UINT8 if dtypes.get("x") == np.uint8 else PREPARE_FACTOR * 8
+        need = nbytes + per * math.prod(shape) + declared.get("y", ((), 0))[1]
         avail = _available_memory()
         if need > avail:
             raise DataError(f"--data {path}: x {list(shape)} needs about {_gb(need)} of memory to prepare, more than "

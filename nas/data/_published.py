@@ -31,7 +31,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from ._data import DataError, Dataset, _available_memory, _gb, _split, to_vendor_range
+from ._data import U8_TO_VENDOR as _LUT
+from ._data import DataError, Dataset, _available_memory, _gb, _split
 
 __all__ = ["find_idx_sets", "is_cifar_folder", "load_cifar", "load_idx", "VAL_FRACTION"]
 
@@ -42,8 +43,6 @@ BYTES_PER_PIXEL = 6
 """Bytes held per pixel while loading an IDX or CIFAR set (the uint8 file data, its split copy and the
 float32 result): what the memory check assumes."""
 
-_LUT = to_vendor_range(np.arange(256, dtype=np.float64) / 255.0)
-"""Vendor-range value of each byte 0..255: ``_LUT[x]`` equals ``to_vendor_range(x / 255)``."""
 
 _IDX_RE = re.compile(r"^(?P<prefix>.*?)(?P<split>train|t10k|test)-(?P<kind>images-idx3|labels-idx1)-ubyte(?P<gz>\.gz)?$")
 _IDX_PARTS = (("train", "images-idx3"), ("train", "labels-idx1"), ("test", "images-idx3"), ("test", "labels-idx1"))
