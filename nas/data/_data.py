@@ -410,7 +410,7 @@ def load_dataset(data: str | Path | None, seed: int = 0, image_size: str | tuple
 
     Sets with their own test split (IDX, CIFAR) keep it as the test split.
     """
-    from ._published import _resolve_idx, is_cifar_folder, load_cifar, load_idx
+    from ._published import _IDX_RE, _resolve_idx, is_cifar_folder, load_cifar, load_idx
 
     if data is None:
         if image_size is not None:
@@ -433,6 +433,8 @@ def load_dataset(data: str | Path | None, seed: int = 0, image_size: str | tuple
     if image_size is not None:
         raise DataError("--data-image-size applies to an image folder given with --data")
     if not str(data).lower().endswith(".npz"):
+        if p.is_file() and _IDX_RE.match(p.name):
+            raise DataError(f"--data {data}: give the folder holding the IDX files, --data {p.parent}")
         nothing = "" if p.exists() else "no such file or folder; "
         raise DataError(f"--data {data}: {nothing}give a .npz file (arrays x and y), a folder of IDX files or CIFAR python "
                         "batches, or an image folder with one sub-folder per class")

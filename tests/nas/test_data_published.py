@@ -231,6 +231,9 @@ def test_idx_larger_than_memory_is_refused_before_reading(tmp_path, monkeypatch)
 
 def test_image_size_is_refused_for_idx_sets(tmp_path) -> None:
     _idx_set(tmp_path / "set")
+    with pytest.raises(DataError) as e:
+        load_dataset(tmp_path / "set" / "train-images-idx3-ubyte.gz")
+    assert f"give the folder holding the IDX files, --data {tmp_path / 'set'}" in _one_line(e)
     with pytest.raises(DataError, match="not to IDX files"):
         load_dataset(tmp_path / "set", image_size="8x8")
 
