@@ -8,7 +8,9 @@ the original layout (``cifar-10-batches-py/``, five 10,000-image batches, a test
 pixels). Each load runs in a fresh process (``--repeats`` times; the first one after writing or
 installing may read from disk, the others from the page cache): wall time of ``load_dataset`` and
 the process's peak resident memory (``ru_maxrss``) minus its resident memory just before the call, set against what
-the loader's memory check assumes (``BYTES_PER_PIXEL`` x pixels) and the float32 arrays it returns.
+the loader's memory check assumes (IDX and CIFAR: ``BYTES_PER_PIXEL`` x pixels; uint8 ``.npz``: ``x``,
+``PREPARE_BYTES_UINT8`` per element and ``y``) and the float32 arrays it returns. A CIFAR-10-sized
+uint8 ``.npz`` is measured too.
 
     python benchmarks/bench_data.py --out benchmarks/results/data_load.md
 """
@@ -80,6 +82,14 @@ def write_cifar10_standin(folder: Path, per_batch: int = 10_000) -> None:
         _Py2Pickler(f, protocol=2).dump({b"num_cases_per_batch": per_batch, b"label_names": names, b"num_vis": 3072})
 
 
+def write_npz_standin(path: Path) -> None:
+    """A CIFAR-10-sized ``.npz``: uint8 ``x`` [60000, 3, 32, 32], int64 ``y``."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    np.savez(path, x=rng.integers(0, 256, (60_000, 3, 32, 32), dtype=np.uint8), y=rng.integers(0, 10, 60_000))
+
+
 def measure(path: Path, repeats: int) -> list[dict]:
     root = Path(__file__).resolve().parent.parent
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
@@ -105,6 +115,7 @@ def _mb(n: float) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Measure and write the table; see the module docstring."""
+    from nas.data._data import PREPARE_BYTES_UINT8
     from nas.data._published import BYTES_PER_PIXEL
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -122,12 +133,16 @@ def main(argv: list[str] | None = None) -> int:
         cifar = Path(tmp) / "cifar-10-batches-py"
         write_cifar10_standin(cifar)
         sets.append(("CIFAR-10-sized stand-in (python batches, random pixels)", cifar))
+        npz = Path(tmp) / "cifar10_uint8.npz"
+        write_npz_standin(npz)
+        sets.append(("CIFAR-10-sized uint8 .npz (x [60000,3,32,32], random pixels)", npz))
         for label, path in sets:
             runs = measure(path, args.repeats)
             secs = [r["seconds"] for r in runs]
             r0 = runs[0]
-            rows.append((label, r0["describe"], secs, max(r["peak_added"] for r in runs), r0["arrays"],
-                         BYTES_PER_PIXEL * r0["pixels"]))
+            check = ((1 + PREPARE_BYTES_UINT8) * r0["pixels"] + 8 * 60_000 if path.suffix == ".npz"
+                     else BYTES_PER_PIXEL * r0["pixels"])
+            rows.append((label, r0["describe"], secs, max(r["peak_added"] for r in runs), r0["arrays"], check))
             print(label, r0["describe"], [f"{s:.2f}" for s in secs], file=sys.stderr)
     lines = [
         "# Loading data sets from disk (`--data`)",
@@ -136,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{os.cpu_count()} CPUs (shared with other jobs), Python {platform.python_version()}. Each load in a fresh "
         f"process, {args.repeats} times. Peak memory: the process's peak resident size during `load_dataset` "
         "above its resident size just before; memory check: what the loader requires available before reading "
-        f"(`BYTES_PER_PIXEL` = {BYTES_PER_PIXEL} bytes per pixel).",
+        f"(IDX and CIFAR: `BYTES_PER_PIXEL` = {BYTES_PER_PIXEL} bytes per pixel; uint8 .npz: 1 + "
+        f"`PREPARE_BYTES_UINT8` = {1 + PREPARE_BYTES_UINT8} bytes per element, plus y).",
         "",
         "| set | loaded as | seconds per load (each run) | peak memory added | arrays returned | memory check |",
         "|---|---|---|---|---|---|",

@@ -52,7 +52,7 @@ class Dataset:
     """Images in the vendor's input range with integer labels, split three ways.
 
     Attributes:
-        name: short name (``mnist5k`` or the file name).
+        name: short name (``mnist5k``, the file or folder name, or an IDX set's prefix).
         source: where the data comes from (one line).
         licence: the data's licence (one line).
         x_train, y_train, x_val, y_val, x_test, y_test: float32 ``[N, C, H, W]`` in
@@ -60,8 +60,9 @@ class Dataset:
         conv1d: the data are sequences ``[N, C, L, 1]`` (searched with Conv1d units).
         fingerprint: a short hash of the data, to recognise the same data when resuming.
         class_names: the class of each label.
-        path: the user's ``.npz`` file or image folder (None for the built-in set); with
-            ``image_size`` (image folders), what :func:`load_dataset` needs to load it again.
+        path: the user's ``.npz`` file, image folder, IDX folder (or ``FOLDER/PREFIX``) or CIFAR
+            folder (None for the built-in set); with ``image_size`` (image folders), what
+            :func:`load_dataset` needs to load it again.
     """
 
     name: str
@@ -77,7 +78,7 @@ class Dataset:
     fingerprint: str = ""
     class_names: list[str] = field(default_factory=list)
     path: str | None = None
-    """The user's file or image folder (None: built in), as given."""
+    """The user's file or folder (None: built in), as given."""
     image_size: list[int] | None = None
     """Image folders: the ``[H, W]`` every image was resized to."""
 
@@ -261,9 +262,10 @@ _NPZ_FIX = "save it again with numpy.savez(path, x=..., y=...)"
 PREPARE_FACTOR = 5
 """Bytes held while preparing an ``.npz`` per byte of ``x`` as float64 (the float64 copy, the [0, 1]
 copy, the vendor-range copy and the split): what the memory check assumes."""
-PREPARE_BYTES_UINT8 = 8
+PREPARE_BYTES_UINT8 = 9
 """The same for uint8 ``x`` (read through :data:`U8_TO_VENDOR`), per element besides ``x`` itself: the
-float32 vendor-range copy and its split."""
+float32 vendor-range copy (4), its split (4), and 1 for the labels, indices and read buffers (measured
+peak: benchmarks/results/data_load.md)."""
 
 
 def _check_npz_sizes(p: Path, path: str) -> None:
