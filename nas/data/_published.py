@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import math
 import pickle
 import re
@@ -31,8 +30,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from ._data import U8_TO_VENDOR as _LUT
-from ._data import DataError, Dataset, _available_memory, _gb, _split
+from ._base import U8_TO_VENDOR as _LUT
+from ._base import DataError, Dataset, _available_memory, _gb, _split
 
 __all__ = ["find_idx_sets", "is_cifar_folder", "load_cifar", "load_idx", "VAL_FRACTION"]
 
@@ -285,7 +284,7 @@ def _unpickle(given: str, p: Path) -> dict[str, Any]:
     """A CIFAR pickle, read safely, as a dict with ``str`` keys."""
     try:
         with open(p, "rb") as f:
-            obj = _SafeUnpickler(io.BufferedReader(f), encoding="bytes").load()  # type: ignore[arg-type]
+            obj = _SafeUnpickler(f, encoding="bytes").load()
     except _Refused as e:
         raise DataError(f"--data {given}: {p.name} asks to load the Python object {e}, which a CIFAR file never "
                         "holds; refusing to read it (use the original files)") from None
