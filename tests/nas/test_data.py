@@ -224,3 +224,33 @@ def test_image_folder_with_an_image_over_the_pixel_limit(tmp_path, monkeypatch) 
     with pytest.raises(DataError) as e:
         load_dataset(root)
     assert str(big) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_uint8_npz_through_the_table_equals_the_float_path(tmp_path) -> None:
+    """uint8 x is read through a 256-entry table (no float64 copies): same arrays and fingerprint as the
+    general path (here: the same pixels as uint16), and the fingerprint runs saved before keep."""
+    import hashlib
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (50, 2, 6, 6), dtype=np.uint8)
+    y = np.arange(50) % 5
+    np.savez(tmp_path / "u8.npz", x=x, y=y)
+    np.savez(tmp_path / "u16.npz", x=x.astype(np.uint16), y=y)
+    a, b = load_npz(tmp_path / "u8.npz"), load_npz(tmp_path / "u16.npz")
+    for k in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
+        assert np.array_equal(getattr(a, k), getattr(b, k)) and getattr(a, k).dtype == getattr(b, k).dtype
+    old = hashlib.sha256(to_vendor_range(x / 255.0).tobytes() + y.astype(np.int64).tobytes()).hexdigest()[:16]
+    assert a.fingerprint == b.fingerprint == old
+
+
+def test_uint8_npz_memory_check_counts_the_table_path(tmp_path, monkeypatch) -> None:
+    import nas.data._data as data_mod
+
+    p = tmp_path / "u8.npz"
+    np.savez(p, x=np.zeros((100, 10, 10), np.uint8), y=np.arange(100) % 2)
+    need = 100 * 100 * (1 + data_mod.PREPARE_BYTES_UINT8) + 100 * 8  # x, its float32 copy and split, y
+    monkeypatch.setattr(data_mod, "_available_memory", lambda: need)
+    assert load_npz(p).input_shape == (1, 10, 10)
+    monkeypatch.setattr(data_mod, "_available_memory", lambda: need - 1)
+    with pytest.raises(DataError, match="memory"):
+        load_npz(p)
