@@ -41,6 +41,7 @@ Both: ``network.yaml`` / ``network.json`` (our description) and ``model_card.md`
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -373,9 +374,14 @@ def _search_command(record: RunRecord, run_name: str, name_space: bool) -> str:
         parts.append(f"--latency {record.latency_ms:g}ms")
     if record.ram_bytes is not None:
         parts.append(f"--ram {record.ram_bytes}B")
-    src = str(record.data.source or "")
-    if src.startswith("user file "):
-        parts.append(f"--data {src[len('user file '):]}")
+    if record.data.path:  # the user's npz, image folder, IDX or CIFAR folder (None: built-in data)
+        parts.append(f"--data {shlex.quote(record.data.path)}")
+        if record.data.image_size is not None:
+            parts.append(f"--data-image-size {record.data.image_size[0]}x{record.data.image_size[1]}")
+    else:
+        src = str(record.data.source or "")
+        if src.startswith("user file "):  # runs saved before Dataset.path existed
+            parts.append(f"--data {shlex.quote(src[len('user file '):])}")
     est = record.estimator_key
     if est:
         parts.append(f"--accuracy {cli_name(est)}")

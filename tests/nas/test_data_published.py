@@ -434,6 +434,8 @@ def test_cli_search_on_an_idx_folder_scores_its_test_split(tmp_path, capsys) -> 
     assert net["extra"]["n_test"] == 21 and net["extra"]["n_val"] == 6
     for acc in (net["float_test_acc"], net["quant_test_acc"]):  # scored on the 21 test-file images
         assert abs(acc * 21 - round(acc * 21)) < 1e-6
+    (card,) = (run / "export").glob("*/model_card.md")  # its reproduce command names the same data
+    assert f"--data {tmp_path / 'digits'} " in card.read_text()
     # what nas qat and a resumed run load from the record: the same set, recognised by its fingerprint
     from nas.qat import run_data
 
