@@ -374,10 +374,10 @@ def _print_report(device: Any, network: Any, report: Any, path: str) -> None:
     totals.add_column(justify="right")
     pct = 100 * report.weight_bytes / report.weight_capacity_bytes
     totals.add_row("weight bytes", f"{report.weight_bytes:,} of {report.weight_capacity_bytes:,} ({pct:.1f}%)")
-    totals.add_row("bias bytes", f"{report.bias_bytes:,} of 2,048")
+    totals.add_row("bias bytes", f"{report.bias_bytes:,} of {report.bias_capacity_bytes:,}")
     totals.add_row("layers", f"{report.layers} of {report.max_layers}")
     totals.add_row("max column", f"{report.max_column} of {report.total_columns}")
-    totals.add_row("kernel memory used", f"{report.kernel_processor_columns:,} of {64 * report.total_columns:,} processor-columns")
+    totals.add_row("kernel memory used", f"{report.kernel_processor_columns:,} of {report.kernel_capacity_columns:,} processor-columns")
     totals.add_row("data memory", f"{report.data_memory_bytes:,} of {report.data_budget_bytes:,} B per instance")
     totals.add_row("cycles", f"{report.cycles:,}")
     totals.add_row(f"latency at {report.clock_hz / 1e6:g} MHz", f"{report.latency_ms:.3f} ms")

@@ -85,3 +85,16 @@ def test_bad_input_is_one_line_and_exit_2(
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("nas device: error:") and fragment in lines[0]
     assert "Traceback" not in captured.err and captured.out == ""
+
+
+@pytest.mark.parametrize("chip", ["max78000", "max78002"])
+def test_check_totals_are_the_chips_capacities(chip: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from devices import get_device
+    from search_spaces import Network
+
+    report = get_device(chip).report(Network.load(DATA / "mnist.yaml"))
+    assert main(["device", "check", chip, str(DATA / "mnist.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert f"{report.bias_bytes:,} of {report.bias_capacity_bytes:,}" in out
+    assert f"of {report.kernel_capacity_columns:,} processor-columns" in out
+    assert f"of {report.weight_capacity_bytes:,}" in out
