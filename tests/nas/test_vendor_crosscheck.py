@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
 
 from devices import get_device
 from search_spaces import get_space
@@ -43,25 +42,6 @@ NETWORKS = [
 ]
 
 
-def _model(space: Any, arch: str, seed: int) -> Any:
-    """A folded, quantised network with random weights and BatchNorm statistics from random
-    inputs (so every layer's activations are spread), as QAT leaves one."""
-    from search_spaces._ai8x import fold_bn
-
-    torch.manual_seed(seed)
-    model = space.build(arch, quantize=False)
-    model.train()
-    with torch.no_grad():
-        for _ in range(3):
-            model(torch.randint(-128, 128, (32, *space.input_shape)).float() / 128)
-        for layer in model.layers:  # non-zero biases (the affine-free BN folds to -mean/std)
-            if layer.op.bias is not None:
-                layer.op.bias.uniform_(-0.05, 0.05)
-    fold_bn(model)
-    model.set_quantize(True)
-    return model.eval()
-
-
 @pytest.fixture(scope="module")
 def roundtrip(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Any, dict[str, Any], dict[str, Any]]]:
     from nas.export import export_max78000
@@ -71,7 +51,7 @@ def roundtrip(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Any, dict[
     for i, (name, shape, arch, fl8) in enumerate(NETWORKS):
         space = get_space("ai8x", input_shape=shape, num_classes=10, first_last_8bit=fl8)
         network = space.network(arch)
-        model = _model(space, arch, i)
+        model = vendor_tool.random_model(space, arch, i)
         sample = np.random.default_rng(i).integers(-128, 128, shape) / 128.0
         files = export_max78000(model, network, root / name, name=name, dataset="TEST", epoch=1, sample=sample)
         exported.append((network, files, model.vendor_params()))
