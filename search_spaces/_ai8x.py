@@ -765,10 +765,16 @@ def _torch_classes() -> dict[str, Any]:
             """:func:`integer_forward` of this (folded) network on input integers (-128..127)."""
             return integer_forward(self.network, self.vendor_params(), x_int)
 
+        @property
+        def exact(self) -> bool:
+            """Whether the eval-mode forward pass is the chip's exact arithmetic (float64 sums of
+            integers: folded, quantised, no soft-quantisation aid)."""
+            return self.folded and all(b.quantize and b.soft == 0 for b in self.layers)
+
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             if self.conv1d and x.dim() == 4:
                 x = x.squeeze(-1)
-            if not self.training and self.folded and all(b.quantize and b.soft == 0 for b in self.layers):
+            if not self.training and self.exact:
                 x = x.to(torch.float64)  # exact sums: the chip's integers (see build_module)
             for b in self.layers:
                 x = b(x)

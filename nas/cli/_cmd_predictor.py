@@ -34,7 +34,6 @@ def register(subparsers: Any) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     import predictors
     from predictors import PredictorInputError
@@ -47,8 +46,9 @@ def _train(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     model = predictors.LatencyPredictor(args.space, seed=args.seed)
     total = model.n_members * model.n_steps
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
-                  TimeElapsedColumn(), console=console) as progress:
+    from ._progress import progress_bar
+
+    with progress_bar(console) as progress:
         task = progress.add_task(f"meta-training {args.space}", total=total, info="")
 
         def callback(member: int, step: int, score: float) -> None:

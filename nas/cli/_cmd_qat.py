@@ -1,7 +1,7 @@
 """``nas qat``: quantisation-aware fine-tuning and export of a search's winners (over ``nas.qat``).
 
     nas qat RUN [--top K] [--epochs E] [--qat-epochs Q] [--seed S] [--init auto|supernet|scratch]
-                [--augment none|vendor] [--runs-dir DIR]
+                [--augment none|vendor] [--torch-device auto|cpu|cuda] [--runs-dir DIR]
 """
 
 from __future__ import annotations
@@ -47,6 +47,11 @@ def register(subparsers: Any) -> None:
                    "crop with 4-pixel padding, rotation up to 20 degrees, 10%% translation, 5-degree shear). The vendor "
                    "trains far longer with it; at the default 10 + 6 epochs it lowered MNIST 5k accuracy here "
                    "(benchmarks/results/qat_mnist5k_augment.md)")
+    p.add_argument("--torch-device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="where the networks train and are scored: auto (default: CUDA when torch finds a GPU, else "
+                   "the CPU), cpu or cuda. On CUDA the float epochs use mixed precision; the QAT epochs and every "
+                   "score do not (the MAX78000's arithmetic is computed exactly). qat.md, summary.json and each "
+                   "model card name the device")
     p.add_argument("--runs-dir", default="runs", help="directory holding the runs (default runs)")
     p.set_defaults(func=_qat)
 
@@ -55,7 +60,7 @@ def _qat(args: argparse.Namespace) -> int:
     from ..qat import QatConfig, validate_qat_config
 
     cfg = QatConfig(top=args.top, epochs=args.epochs, qat_epochs=args.qat_epochs, seed=args.seed, init=args.init,
-                    augment=args.augment)
+                    augment=args.augment, torch_device=args.torch_device)
     validate_qat_config(cfg)  # input errors before anything is written (the run is checked next, also before)
     run_and_print(args.run, cfg, runs_dir=args.runs_dir)
     return 0
@@ -65,7 +70,6 @@ def run_and_print(run: Any, cfg: Any, *, runs_dir: Any = "runs", command: str = 
     """Run :func:`nas.qat.run_qat` with a rich progress bar and print its table (also used at the
     end of ``nas search``); returns the ``QatResult``."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
     from ..export import onnx_summary
@@ -77,6 +81,8 @@ def run_and_print(run: Any, cfg: Any, *, runs_dir: Any = "runs", command: str = 
         table_rows,
         used_supernet_estimate,
     )
+    from ..train import progress_to, resolve_torch_device, torch_device_name
+    from ._progress import progress_bar, step_listener
 
     loaded = load_run(run, runs_dir)
     err = Console(stderr=True)
@@ -86,16 +92,16 @@ def run_and_print(run: Any, cfg: Any, *, runs_dir: Any = "runs", command: str = 
     per_net = float_epochs + cfg.qat_epochs
     twice = " (twice: from the supernet's weights and from scratch)" if float_epochs > cfg.epochs else ""
     err.print(f"[bold]{command}[/] {loaded.name}: {n} network(s), {cfg.epochs} float{twice} + {cfg.qat_epochs} QAT "
-              "epochs each", highlight=False)
-    with Progress(TextColumn("[bold]{task.fields[net]}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=err) as bar:
-        task = bar.add_task("qat", total=n * per_net, net="", info="")
+              f"epochs each on torch device {torch_device_name(resolve_torch_device(cfg.torch_device))}",
+              highlight=False)
+    with progress_bar(err) as bar, progress_to(step_listener(bar)):  # (a supernet trained for --init supernet)
+        task = bar.add_task("qat epochs", total=n * per_net, info="")
 
         def on_progress(p: Any) -> None:
             done = p.index * per_net + p.epoch + {"float": 0, "float-scratch": cfg.epochs}.get(p.phase, float_epochs)
             acc = "" if p.val_acc is None else f"  val acc {100 * p.val_acc:.2f}%"
-            bar.update(task, completed=done, net=f"{p.network} ({p.index + 1}/{p.count})",
-                       info=f"{p.phase} epoch {p.epoch}/{p.epochs}{acc}")
+            bar.update(task, completed=done, info=f"{p.network} ({p.index + 1}/{p.count}) {p.phase} epoch "
+                                                  f"{p.epoch}/{p.epochs}{acc}")
 
         result = run_qat(loaded.run_dir, cfg, runs_dir=runs_dir, progress=on_progress)
     out = Console() if Console().is_terminal else Console(width=160)

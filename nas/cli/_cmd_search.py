@@ -1,7 +1,7 @@
 """``nas search``: find Pareto-optimal networks for a device (thin layer over ``nas.search``).
 
     nas search --device max78000 --budget 400KB [--latency 2ms] [--trials N] [--timeout 30min] [--seed S] [--name RUN]
-               [--accuracy supernet|proxy|short-qat] [--data FILE.npz|FOLDER]
+               [--accuracy supernet|proxy|short-qat] [--data FILE.npz|FOLDER] [--torch-device auto|cpu|cuda]
                [--backend ray [--ray-address ADDRESS] [--workers N]]
     nas search --device pixel3 --space fbnet --latency 20ms [--budget 4MB] [--ram 2MB] [--latency-margin K]
 """
@@ -102,6 +102,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--qat-top", type=int, default=3, help="networks 'nas qat' fine-tunes after the search (default 3)")
     p.add_argument("--qat-epochs", type=int, help="float fine-tuning epochs of that QAT (default: nas qat's)")
     p.add_argument("--qat-quant-epochs", type=int, help="quantisation-aware epochs of that QAT (default: nas qat's)")
+    p.add_argument("--torch-device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="where the supernet trains and the estimates (and the QAT after the search) train and "
+                   "score: auto (default: CUDA when torch finds a GPU, else the CPU), cpu or cuda. Float training "
+                   "phases use mixed precision on CUDA; fake-quantised training and every score do not. Results "
+                   "differ across devices by float noise only: a cached supernet is shared by both, and a run "
+                   "resumes on either (the report and the supernet's train_log.csv name the device)")
     p.add_argument("--runs-dir", default="runs", help="directory holding the runs (default runs)")
     p.add_argument("--storage", help="an RDB URL for the study instead of RUN/study.journal, e.g. "
                    "postgresql://user:pass@host/db (several machines) or sqlite:///nas.db; every process on "
@@ -159,7 +165,7 @@ def _config(args: argparse.Namespace) -> Any:
         latency_text=args.latency.strip() if args.latency else None,
         backend=args.backend, ray_address=args.ray_address, workers=args.workers, storage=args.storage,
         space=args.space, ram_bytes=ram, latency_margin=args.latency_margin,
-        ram_text=args.ram.strip() if args.ram else None, timeout_s=timeout,
+        ram_text=args.ram.strip() if args.ram else None, timeout_s=timeout, torch_device=args.torch_device,
     )
 
 
@@ -205,7 +211,7 @@ def _qat_config(args: argparse.Namespace) -> Any:
     """The settings of the QAT that follows the search (checked before the search starts)."""
     from ..qat import QatConfig, validate_qat_config
 
-    kw: dict[str, Any] = {"top": args.qat_top}
+    kw: dict[str, Any] = {"top": args.qat_top, "torch_device": args.torch_device}
     if args.qat_epochs is not None:
         kw["epochs"] = args.qat_epochs
     if args.qat_quant_epochs is not None:
@@ -239,9 +245,10 @@ def _search(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ..search import run_search, validate
+    from ..train import progress_to
+    from ._progress import progress_bar, step_listener
 
     cfg = _config(args)
     qat_cfg = None if args.no_qat else _qat_config(args)
@@ -252,20 +259,19 @@ def _run(args: argparse.Namespace) -> int:
         connect(cfg.ray_address, cfg.workers)  # joins or starts Ray; "not reachable" is an input error
     err = Console(stderr=True)
     err.print(f"[bold]nas search[/] {prep.name}: {prep.data.describe()}; estimate: {prep.estimator.metric_name()}"
-              + ("; resuming" if prep.resumed else ""), highlight=False, soft_wrap=True)
+              f"; torch device {prep.record.torch_device}" + ("; resuming" if prep.resumed else ""), highlight=False,
+              soft_wrap=True)
     sn = prep.record.supernet
     if sn is not None and sn.searched_widths is not None:
         err.print(f"searched widths {list(sn.searched_widths)} ({sn.width_cap})", highlight=False, soft_wrap=True)
     from ..search import prepare_estimator
 
-    # The supernet is trained (or loaded) here, on this machine, before the first trial; Ray
-    # workers load the cache it writes.
-    prepare_estimator(prep, lambda line: err.print(line, highlight=False, soft_wrap=True))
-    with Progress(
-        TextColumn("[bold]trials"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-        TimeElapsedColumn(), console=err, transient=False,
-    ) as bar:
-        task = bar.add_task("search", total=cfg.trials, info="")
+    with progress_bar(err) as bar:
+        # The supernet is trained (or loaded) here, on this machine, before the first trial; Ray
+        # workers load the cache it writes. Its training steps (all phases) get a bar of their own.
+        with progress_to(step_listener(bar)):
+            prepare_estimator(prep, lambda line: bar.console.print(line, highlight=False, soft_wrap=True))
+        task = bar.add_task("trials", total=cfg.trials, info="")
 
         def on_progress(p: Any) -> None:
             best = "-" if p.best is None else f"{p.best:.4g}"

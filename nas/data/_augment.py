@@ -74,7 +74,7 @@ def random_affine(x: Any, gen: Any, aug: Augment | None = None) -> Any:
     theta[:, 1, 1] = a22
     theta[:, 0, 2] = -2 * tx / w
     theta[:, 1, 2] = -2 * ty / h
-    grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+    grid = F.affine_grid(theta.to(device=x.device, dtype=x.dtype), list(x.shape), align_corners=False)
     fill = float(x.min()) if aug.fill is None else float(aug.fill)
     out = F.grid_sample(x - fill, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     return out + fill

@@ -46,7 +46,7 @@ from ..supernet import (
     get_supernet,
     width_cap,
 )
-from ..train import top1, torch_session
+from ..train import backward_step, batch_to, mixed_precision, on_device, top1, torch_session
 from ._base import AccuracyResult, Estimator, register_estimator
 
 __all__ = ["Naswot", "ShortTraining", "SupernetAccuracy", "estimate_accuracy", "settings_from_run"]
@@ -98,9 +98,10 @@ class Naswot(Estimator):
 
         t0 = time.perf_counter()
         torch_session(self.threads, seed)
+        dev = self.torch_device
         n = min(self.batch, len(data.y_train))
-        x = torch.from_numpy(np.ascontiguousarray(data.x_train[:n]))
-        model = space.build(arch, quantize=self.quantize)
+        x = batch_to(on_device(data.x_train, dev)[:n], dev)
+        model = space.build(arch, quantize=self.quantize).to(dev)  # initialised on the CPU: the same on every device
         codes: list[torch.Tensor] = []
 
         def hook(_m: Any, _i: Any, out: torch.Tensor) -> None:
@@ -115,7 +116,7 @@ class Naswot(Estimator):
             h.remove()
         # K_H[i, j] = units where codes i and j agree = (s_i . s_j + units) / 2 for s = 2c - 1
         # (exact in float32: every partial sum is an integer below 2^24).
-        k = torch.zeros(n, n, dtype=torch.float64)
+        k = torch.zeros(n, n, dtype=torch.float64, device=dev)
         for c in codes:
             k += ((c @ c.T).to(torch.float64) + c.shape[1]) / 2.0
         sign, logdet = torch.linalg.slogdet(k)
@@ -173,7 +174,7 @@ class ShortTraining(Estimator):
         )
 
     def evaluate(self, space: SearchSpace, arch: Any, data: Dataset, seed: int = 0) -> AccuracyResult:
-        return estimate_accuracy(space, arch, data, self, seed)
+        return estimate_accuracy(space, arch, data, self, seed, device=self.torch_device)
 
 
 FINETUNE_STEPS = 60
@@ -235,7 +236,7 @@ class SupernetAccuracy(Estimator):
             epochs_elastic=self.epochs_elastic, batch_size=self.batch_size, lr=self.lr,
             random_subnets=self.random_subnets, distill=self.distill, train_images=self.train_images,
             recal_images=self.recal_images, threads=self.train_threads, schedule=self.schedule,
-            min_side=self.min_side,
+            min_side=self.min_side, torch_device=getattr(self, "_torch_device", "auto"),
         )
 
     def bind(self, space: SearchSpace, data: Dataset, runs_dir: str | Path, seed: int = 0) -> None:
@@ -347,8 +348,12 @@ _SCORING_ARITHMETIC = {"ai8x": vendor_arithmetic}
 scoring (spaces not named here are scored as trained)."""
 
 
-def estimate_accuracy(space: SearchSpace, arch: Any, data: Dataset, cfg: ShortTraining, seed: int = 0) -> AccuracyResult:
+def estimate_accuracy(space: SearchSpace, arch: Any, data: Dataset, cfg: ShortTraining, seed: int = 0, *,
+                      device: str = "cpu") -> AccuracyResult:
     """Train ``space.build(arch)`` briefly on ``data`` and return validation accuracy.
+
+    On torch ``device`` (the data copied there once; float training, ``cfg.quantize`` False,
+    in mixed precision on CUDA; fake-quantised training and the score never).
 
     With ``cfg.quantize`` an ``ai8x`` network is scored in the MAX78000's arithmetic as ``nas qat``
     scores it (:func:`search_spaces._ai8x.vendor_arithmetic`: BatchNorm folded with the running
@@ -362,29 +367,28 @@ def estimate_accuracy(space: SearchSpace, arch: Any, data: Dataset, cfg: ShortTr
     torch_session(cfg.threads, seed)
     gen = np.random.default_rng(seed)
     n_train = min(cfg.train_images, len(data.y_train))
-    x_tr = torch.from_numpy(np.ascontiguousarray(data.x_train[:n_train]))
-    y_tr = torch.from_numpy(np.ascontiguousarray(data.y_train[:n_train]))
+    x_tr, y_tr = on_device(data.x_train, device)[:n_train], on_device(data.y_train, device)[:n_train]
     n_val = len(data.y_val) if cfg.val_images == 0 else min(cfg.val_images, len(data.y_val))
-    x_va = torch.from_numpy(np.ascontiguousarray(data.x_val[:n_val]))
-    y_va = torch.from_numpy(np.ascontiguousarray(data.y_val[:n_val]))
+    x_va, y_va = on_device(data.x_val, device)[:n_val], on_device(data.y_val, device)[:n_val]
 
-    model = space.build_for_training(arch, quantize=cfg.quantize)
+    model = space.build_for_training(arch, quantize=cfg.quantize).to(device)  # initialised on the CPU
+    autocast, scaler = mixed_precision(device, not cfg.quantize)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     steps_per_epoch = max(1, -(-n_train // cfg.batch_size))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs * steps_per_epoch)
     model.train()
     loss_sum, loss_n = 0.0, 0
     for epoch in range(cfg.epochs):
-        order = torch.from_numpy(gen.permutation(n_train))
+        order = torch.from_numpy(gen.permutation(n_train)).to(x_tr.device)
         for s in range(steps_per_epoch):
             idx = order[s * cfg.batch_size : (s + 1) * cfg.batch_size]
             if len(idx) < 2:  # BatchNorm needs two samples
                 continue
-            out = model(x_tr[idx])
-            loss = F.cross_entropy(out, y_tr[idx])
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            with autocast():
+                out = model(batch_to(x_tr[idx], device))
+                loss = F.cross_entropy(out, batch_to(y_tr[idx], device))
+            backward_step(loss, opt, scaler)
             sched.step()
             if epoch == cfg.epochs - 1:
                 loss_sum += float(loss.detach()) * len(idx)

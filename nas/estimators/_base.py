@@ -49,6 +49,21 @@ class Estimator:
     def to_dict(self) -> dict[str, Any]:
         return {"estimator": self.key, **asdict(self)}  # type: ignore[call-overload]
 
+    def use_torch_device(self, choice: str) -> None:
+        """Run the estimate on ``choice`` (``auto``, ``cpu``, ``cuda``; default ``auto``). Not a
+        setting of the estimate (not in :meth:`to_dict`): each process resolves it
+        (:attr:`torch_device`), so a Ray worker without a GPU under ``auto`` uses its CPU."""
+        from ..train import check_torch_device
+
+        object.__setattr__(self, "_torch_device", check_torch_device(choice))  # frozen dataclasses too
+
+    @property
+    def torch_device(self) -> str:
+        """The torch device this process runs the estimate on (``cpu``, ``cuda:0``)."""
+        from ..train import resolve_torch_device
+
+        return resolve_torch_device(getattr(self, "_torch_device", "auto"))
+
 
 T = TypeVar("T", bound=type)
 _ESTIMATORS: dict[str, type] = {}

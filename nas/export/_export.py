@@ -486,8 +486,11 @@ def model_card(net: Any, *, record: RunRecord, data: Any, run_name: str, files: 
         f"delta {100 * (net.quant_test_acc - net.float_test_acc):+.2f} points",
         f"- initialisation: {net.init}",
         f"- search estimate ({record.metric}): {net.extra.get('estimate')}",
-        "",
     ]
+    if net.extra.get("torch_device"):
+        lines.append(f"- QAT trained and scored on torch device {net.extra['torch_device']}"
+                     + (f"; the search ran on {record.torch_device}" if record.torch_device else ""))
+    lines.append("")
     lines += device_lines
     lines += ["## Files"]
     for k, p in files.items():

@@ -60,7 +60,15 @@ from ..targets import (
     target_for_run,
     target_for_space,
 )
-from ..train import accuracy, fit, tensors, torch_session
+from ..train import (
+    accuracy,
+    check_torch_device,
+    fit,
+    resolve_torch_device,
+    tensors,
+    torch_device_name,
+    torch_session,
+)
 
 __all__ = ["QatConfig", "QatNetwork", "QatProgress", "QatResult", "run_qat", "choose_rows", "load_run",
            "train_network", "resolve_run"]
@@ -95,6 +103,9 @@ class QatConfig:
         export: write ``runs/RUN/export/<network>/``.
         augment: "none" or "vendor" (training images get ai8x-training's MNIST augmentation, see
             :mod:`nas.data`; sequences never do).
+        torch_device: ``auto`` (CUDA when available), ``cpu`` or ``cuda`` (:mod:`nas.train`): where
+            the networks train and are scored; the float phase uses mixed precision on CUDA, the
+            quantised phase and every score do not. Results differ across devices by float noise.
     """
 
     top: int = 3
@@ -111,6 +122,7 @@ class QatConfig:
     threads: int = 1
     export: bool = True
     augment: str = "none"
+    torch_device: str = "auto"
 
 
 @dataclass
@@ -338,6 +350,8 @@ def validate_qat_config(cfg: QatConfig) -> None:
         raise InputError("max_train_images must be at least 2")
     if cfg.max_eval_images is not None and cfg.max_eval_images < 1:
         raise InputError("max_eval_images must be at least 1")
+    cfg.torch_device = check_torch_device(cfg.torch_device)
+    resolve_torch_device(cfg.torch_device)  # cuda without CUDA: one line naming the fix
 
 
 # ---------------------------------------------------------------------- training
@@ -352,10 +366,16 @@ def _initial(space: Any, arch: str, data: Dataset, cfg: QatConfig, seed: int, ru
     import torch
 
     if cfg.init == "supernet" or (cfg.init == "auto" and search_used_supernet):
+        from dataclasses import replace
+
+        from ..supernet import SupernetSettings
+
+        # on this command's torch device (not part of the supernet's cache key)
+        settings = replace(supernet_settings or SupernetSettings(), torch_device=cfg.torch_device)
         try:
             inherited = inherited_module(space, arch, data, runs_dir=runs_dir,
                                          seed=seed if supernet_seed is None else supernet_seed,
-                                         settings=supernet_settings)
+                                         settings=settings)
         except (ImportError, AttributeError) as e:
             if cfg.init == "supernet":
                 raise InputError(f"--init supernet: no supernet available ({e.__class__.__name__}: {e})") from None
@@ -394,13 +414,15 @@ def train_network(network_or_arch: Any, data: Dataset, cfg: QatConfig, *, space:
 
     torch_session(max(1, int(cfg.threads)))
     t0 = time.perf_counter()
-    xs = tensors(data, cfg.max_train_images, cfg.max_eval_images)
+    dev = resolve_torch_device(cfg.torch_device)
+    xs = tensors(data, cfg.max_train_images, cfg.max_eval_images, device=dev)  # on the device once
     if space is None:
         torch.manual_seed(seed)
         model, init = build_module(network_or_arch, quantize=False), f"scratch (PyTorch default initialisation, seed {seed})"
     else:
         model, init = _initial(space, network_or_arch, data, cfg, seed, runs_dir or Path("runs"), search_used_supernet,
                                supernet_seed, supernet_settings)
+    model = model.to(dev)  # built (and initialised) on the CPU: the same start on every device
 
     def cb(phase: str, total: int) -> Callable[[int, float], None]:
         def f(epoch: int, acc: float) -> None:
@@ -411,15 +433,16 @@ def train_network(network_or_arch: Any, data: Dataset, cfg: QatConfig, *, space:
     if progress:
         progress(QatProgress(name, index, count, "float", 0, cfg.epochs, None))
     aug = _augment_of(cfg, xs[0])
-    fv, fe = fit(model, xs[:4], cfg.epochs, cfg.lr, cfg.batch_size, seed, cb("float", cfg.epochs), augment=aug)
+    fv, fe = fit(model, xs[:4], cfg.epochs, cfg.lr, cfg.batch_size, seed, cb("float", cfg.epochs), augment=aug,
+                 mixed=True)
     by_init: dict[str, float] = {}
     if space is not None and cfg.init == "auto" and init.startswith("supernet"):
         # also a fresh start, same seed and epochs; keep the higher float validation accuracy
         by_init = {"supernet": fv}
         torch.manual_seed(seed)
-        alt = space.build(network_or_arch, quantize=False)
+        alt = space.build(network_or_arch, quantize=False).to(dev)
         av, ae = fit(alt, xs[:4], cfg.epochs, cfg.lr, cfg.batch_size, seed, cb("float-scratch", cfg.epochs),
-                      augment=aug)
+                      augment=aug, mixed=True)
         by_init["scratch"] = av
         both = f"float validation accuracy {fv:.4f} from the supernet's weights, {av:.4f} from scratch"
         if av > fv:
@@ -440,9 +463,9 @@ def train_network(network_or_arch: Any, data: Dataset, cfg: QatConfig, *, space:
         "best_float_epoch": fe, "best_qat_epoch": qe, "val_acc_after_fold_before_qat": ptq,
         "float_val_acc_by_init": by_init,
         "seconds": time.perf_counter() - t0, "n_train": int(len(xs[1])), "n_val": int(len(xs[3])),
-        "n_test": int(len(xs[5])),
+        "n_test": int(len(xs[5])), "torch_device": torch_device_name(dev),
     }
-    return model, figures
+    return model.cpu(), figures  # on the CPU for the export
 
 
 # ---------------------------------------------------------------------- device figures
@@ -508,7 +531,8 @@ def run_qat(run: str | Path, cfg: QatConfig | None = None, *, runs_dir: str | Pa
             best_qat_epoch=fig["best_qat_epoch"], seconds=fig["seconds"], device=dev,
             extra={"estimate": row["estimate"], "val_acc_after_fold_before_qat": fig["val_acc_after_fold_before_qat"],
                    "float_val_acc_by_init": fig["float_val_acc_by_init"],
-                   "n_train": fig["n_train"], "n_val": fig["n_val"], "n_test": fig["n_test"]},
+                   "n_train": fig["n_train"], "n_val": fig["n_val"], "n_test": fig["n_test"],
+                   "torch_device": fig["torch_device"]},
         )
         if cfg.export:
             out = r.run_dir / "export" / name
@@ -518,6 +542,7 @@ def run_qat(run: str | Path, cfg: QatConfig | None = None, *, runs_dir: str | Pa
             net.files = {k: str(Path(v).relative_to(r.run_dir)) for k, v in files.items()}
         nets.append(net)
     settings = {"run": r.name, "device": rec.device, "space": rec.space,
+                "torch_device": torch_device_name(resolve_torch_device(cfg.torch_device)),
                 "data": data.summary(), "split_seed": rec.data_seed,
                 "metric": rec.metric, "qat": _cfg_dict(cfg, seed),
                 "choice": f"the {cfg.top} distinct architectures among the feasible Pareto rows with the highest "
@@ -591,6 +616,9 @@ def qat_markdown(payload: dict[str, Any]) -> str:
                               "rotation up to 20 degrees, 10% translation, 5-degree shear, black fill)"
                               if q.get("augment", "none") == "vendor" else "none"),
         "- arithmetic: " + arithmetic,
+        f"- torch device: {payload.get('torch_device', 'cpu')}"
+        + ("; float epochs in mixed precision (torch.autocast), QAT epochs and every score in full precision"
+           if str(payload.get("torch_device", "")).startswith("cuda") else ""),
         "- latency: " + latency,
         "",
         "| " + " | ".join(TABLE_HEADER) + " | initialisation |",

@@ -140,6 +140,9 @@ class RunRecord:
         ram_bytes, latency_margin, device_kind: latency-predicting devices (phones, host-cpu,
             registered): the RAM limit, k of the latency bound, the device's kind. ``device_kind``
             is None on accelerators, and then none of the three is written.
+        torch_device: the torch device the estimates ran on (``cpu``, ``cuda:0 (NVIDIA H100)``) in
+            the call that wrote the record; None: not recorded (runs from before it was). It is
+            not a setting: a run resumes on another device (results differ by float noise).
     """
 
     device: str
@@ -156,6 +159,7 @@ class RunRecord:
     ram_bytes: int | None = None
     latency_margin: float | None = None
     device_kind: str | None = None
+    torch_device: str | None = None
 
     @property
     def estimator_key(self) -> str:
@@ -183,6 +187,8 @@ class RunRecord:
             d["ram_bytes"] = self.ram_bytes
             d["latency_margin"] = self.latency_margin
             d["device_kind"] = self.device_kind
+        if self.torch_device is not None:
+            d["torch_device"] = self.torch_device
         d["format"] = RECORD_VERSION
         return d
 
@@ -223,7 +229,7 @@ class RunRecord:
         for k in ("budget_bytes", "ram_bytes", "latency_ms", "latency_margin"):
             if d.get(k) is not None and not (_is_real(d[k]) and d[k] >= 0):
                 raise RunRecordError(f"settings {k!r} {d[k]!r} is not a non-negative number")
-        for k in ("metric", "bits_auto", "device_kind"):
+        for k in ("metric", "bits_auto", "device_kind", "torch_device"):
             if d.get(k) is not None and not isinstance(d[k], str):
                 raise RunRecordError(f"settings {k!r} {d[k]!r} is not text")
         return cls(
@@ -232,7 +238,7 @@ class RunRecord:
             space_options=dict(opts or {}),
             supernet=None if d.get("supernet") is None else SupernetRecord.from_dict(d["supernet"]),
             bits_auto=d.get("bits_auto"), ram_bytes=d.get("ram_bytes"), latency_margin=d.get("latency_margin"),
-            device_kind=d.get("device_kind"),
+            device_kind=d.get("device_kind"), torch_device=d.get("torch_device"),
         )
 
     def replace(self, **changes: Any) -> RunRecord:

@@ -113,6 +113,10 @@ class SearchConfig:
     timeout_s: float | None = None
     """Wall-clock budget of this call's trials in seconds: no trial starts after it (the one in
     flight finishes); None: none. Whichever of ``trials`` and this comes first ends the search."""
+    torch_device: str = "auto"
+    """Where the estimates train and score (the supernet, short-QAT, NASWOT): ``auto`` (CUDA when
+    available), ``cpu`` or ``cuda`` (:mod:`nas.train`). Not a setting of the run: the record
+    names the device of the call that wrote it, and a run resumes on another one."""
 
 
 

@@ -14,6 +14,7 @@ from ..data import load_dataset
 from ..estimators import cli_name, list_estimators, make_estimator
 from ..record import DataRecord, RunRecord, RunRecordError, SupernetRecord
 from ..targets import target_for_device
+from ..train import resolve_torch_device, torch_device_name
 from ._config import (
     JOURNAL,
     NAME_RE,
@@ -79,6 +80,8 @@ def validate(cfg: SearchConfig) -> Prepared:
             raise InputError(f"{flag} applies to --accuracy supernet only (this search uses {est_key})")
     est_opts = target.estimator_options(est_key, est_opts)
     estimator = make_estimator(est_key, **est_opts)
+    torch_device = resolve_torch_device(cfg.torch_device)  # cuda without CUDA: one line naming the fix
+    estimator.use_torch_device(cfg.torch_device)
     name = cfg.name if cfg.name is not None else default_run_name(cfg)
     if not NAME_RE.match(name):
         raise InputError(
@@ -114,6 +117,7 @@ def validate(cfg: SearchConfig) -> Prepared:
         data_seed=cfg.seed,
         supernet=supernet,
         bits_auto=bits_note,
+        torch_device=torch_device_name(torch_device),
         **target.record_fields(cfg, device, budget, margin),
     )
     settings = record.to_dict()
@@ -132,6 +136,10 @@ def validate(cfg: SearchConfig) -> Prepared:
             if _comparable(key, old.get(key, settings.get(key) if key in ("space", "ram_bytes", "latency_margin")
                                          else None)) != _comparable(key, settings.get(key)):
                 raise SettingsMismatchError(_mismatch(name, key, label, old.get(key), settings[key]))
+        was = old.get("torch_device")
+        if was and was != record.torch_device:  # not a setting: resumes, and says so
+            notes = [*notes, f"run {name!r} was started on torch device {was}; it resumes on {record.torch_device} "
+                     "(estimates differ by float noise)"]
         if old.get("data", {}).get("fingerprint") != data.fingerprint:
             raise SettingsMismatchError(
                 f"run {name!r} was started on different data ({old.get('data', {}).get('name')}); "

@@ -75,6 +75,7 @@ from typing import Any
 from search_spaces import Ai8xSpace, InputError, quantize_weight, vendor_arithmetic
 
 from ..data import Dataset
+from ..train import resolve_torch_device
 from ._common import (
     FORMAT_VERSION,
     PROGRESSIVE_STAGES,
@@ -321,7 +322,7 @@ class LoadedSupernet:
 
     Attributes:
         space: the covered space (widths up to the cap).
-        model: the torch module holding the shared weights.
+        model: the torch module holding the shared weights, on the settings' torch device.
         path: the cache folder (``weights.safetensors``, ``config.json``, ``train_log.csv``).
         config: the parsed ``config.json``.
         settings: the supernet settings.
@@ -331,7 +332,7 @@ class LoadedSupernet:
     def __init__(self, space: Ai8xSpace, model: Any, path: Path, config: dict[str, Any],
                  settings: SupernetSettings, trained: bool) -> None:
         self.space = space
-        self.model = model
+        self.model = model.to(resolve_torch_device(settings.torch_device))  # loaded on the CPU
         self.path = path
         self.config = config
         self.settings = settings
@@ -354,7 +355,7 @@ class LoadedSupernet:
         import torch
 
         a = self.space.parse(arch)
-        net = self.space.build(a, quantize=True)
+        net = self.space.build(a, quantize=True).to(next(self.model.parameters()).device)
         blocks = list(net.layers)
         c = self.space.input_shape[0]
         j = 0

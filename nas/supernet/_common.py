@@ -5,7 +5,10 @@ scoring of a sub-network.
 Cache: trained once per (covered space, data fingerprint and split sizes, settings, seed) under
 ``<runs_dir>/supernets/<key>/``: ``weights.safetensors`` (no pickle), ``config.json`` (format
 version, settings, space, dataset fingerprint) and ``train_log.csv`` (epoch, phase, loss,
-validation accuracy of the largest and smallest sub-network, seconds). It is written to a
+validation accuracy of the largest and smallest sub-network, seconds, torch device). The
+weights are saved from the CPU and loaded onto the CPU, then moved to the settings' torch
+device, so a cache trained on a GPU loads on a CPU and back; the torch device is not part of
+the key. It is written to a
 temporary folder renamed into place, so a killed training leaves no half cache. A corrupted
 cache, or one missing some of its files (an empty folder is trained into), raises
 :class:`SupernetCacheError` naming the file and the fix (delete the folder), before any
@@ -33,7 +36,17 @@ import numpy as np
 from search_spaces import InputError
 
 from ..data import Dataset
-from ..train import top1, torch_session
+from ..train import (
+    batch_to,
+    check_torch_device,
+    mixed_precision,
+    on_device,
+    progress,
+    resolve_torch_device,
+    top1,
+    torch_device_name,
+    torch_session,
+)
 
 __all__ = [
     "FORMAT_VERSION", "SupernetCacheError", "SupernetSettings", "accuracy", "cache_root", "cached_or_trained",
@@ -77,6 +90,8 @@ class SupernetSettings:
             at once, plus the smallest sub-network every step).
         min_side: fewest pixels (or samples) per side the last unit may run at; units that
             would pool below it are not covered (28x28: 4 units, 3x3; the 5th would be 1x1).
+        torch_device: ``auto``, ``cpu`` or ``cuda`` (:mod:`nas.train`): where it trains and its
+            sub-networks are scored; not part of the cache key (like ``threads``).
     """
 
     max_width: int | None = None
@@ -92,6 +107,7 @@ class SupernetSettings:
     threads: int = 1
     schedule: str = "progressive"
     min_side: int = 3
+    torch_device: str = "auto"
 
     def __post_init__(self) -> None:
         if self.epochs_largest < 0 or self.epochs_elastic < 0 or self.epochs_largest + self.epochs_elastic < 1:
@@ -107,12 +123,14 @@ class SupernetSettings:
             raise InputError(f"unknown supernet schedule {self.schedule!r}; use one of {', '.join(SCHEDULES)}")
         if self.min_side < 1:
             raise InputError(f"supernet min_side must be at least 1, got {self.min_side}")
+        check_torch_device(self.torch_device)
 
     def training_dict(self) -> dict[str, Any]:
         """The settings that change the trained weights (the cache key's part)."""
         d = asdict(self)
         d.pop("threads")
         d.pop("recal_images")
+        d.pop("torch_device")
         return d
 
 
@@ -134,12 +152,13 @@ def recalibrate_bn(net: Any, data: Dataset, n_images: int, batch: int = 250) -> 
         m.reset_running_stats()
         m.momentum = None
     n = min(n_images, len(data.y_train))
-    x = torch.from_numpy(np.ascontiguousarray(data.x_train[:n]))
+    dev = _device_of(net)
+    x = on_device(data.x_train, dev)[:n]
     net.train()
     with torch.no_grad():
         for s in range(0, n, batch):
             if n - s >= 2:
-                net(x[s : s + batch])
+                net(batch_to(x[s : s + batch], dev))
     net.eval()
 
 
@@ -159,13 +178,13 @@ def finetune(net: Any, data: Dataset, steps: int, *, lr: float = 1e-3, batch: in
         return
     gen = torch.Generator().manual_seed(seed)
     n = len(data.y_train)
-    x = torch.from_numpy(np.ascontiguousarray(data.x_train))
-    y = torch.from_numpy(np.ascontiguousarray(data.y_train))
+    dev = _device_of(net)
+    x, y = on_device(data.x_train, dev), on_device(data.y_train, dev)  # copied to the device once
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     net.train()
     for _ in range(steps):
-        idx = torch.randperm(n, generator=gen)[: min(batch, n)]
-        loss = F.cross_entropy(net(x[idx]), y[idx])
+        idx = torch.randperm(n, generator=gen)[: min(batch, n)].to(x.device)
+        loss = F.cross_entropy(net(batch_to(x[idx], dev)), batch_to(y[idx], dev))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -173,8 +192,16 @@ def finetune(net: Any, data: Dataset, steps: int, *, lr: float = 1e-3, batch: in
 
 
 def accuracy(net: Any, x: np.ndarray, y: np.ndarray, n: int = 0) -> tuple[float, int]:
-    """Top-1 accuracy of ``net`` (eval mode) on the first ``n`` samples (0: all)."""
-    return top1(net, x, y, n=n, batch=500)
+    """Top-1 accuracy of ``net`` (eval mode) on the first ``n`` samples (0: all), on its device
+    (the arrays are copied there once)."""
+    dev = _device_of(net)
+    return top1(net, on_device(x, dev), on_device(y, dev), n=n, batch=500)
+
+
+def _device_of(net: Any) -> Any:
+    """The device of ``net``'s parameters (the CPU when it has none)."""
+    p = next(iter(net.parameters()), None)
+    return "cpu" if p is None else p.device
 
 
 # ---------------------------------------------------------------------- cache
@@ -213,7 +240,7 @@ def read_cache(path: Path, ident: dict[str, Any], model: Any) -> dict[str, Any]:
 
     wfile = path / WEIGHTS
     try:
-        tensors = load_file(str(wfile))
+        tensors = load_file(str(wfile), device="cpu")  # (map_location) saved from the CPU; moved by LoadedSupernet
     except (OSError, SafetensorError, ValueError, RuntimeError) as e:
         raise SupernetCacheError(f"supernet cache {wfile} is unreadable ({type(e).__name__}); {fix}") from None
     try:
@@ -233,10 +260,11 @@ def write_cache(path: Path, model: Any, log_rows: list[dict[str, Any]], config: 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))  # unique per writer
     try:
-        save_file({k: v.detach().contiguous() for k, v in model.weights.items()}, str(tmp / WEIGHTS),
+        save_file({k: v.detach().cpu().contiguous() for k, v in model.weights.items()}, str(tmp / WEIGHTS),
                   metadata={"format": str(FORMAT_VERSION)})
         with (tmp / TRAIN_LOG).open("w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=["epoch", "phase", "loss", "val_acc_largest", "val_acc_smallest", "seconds"])
+            w = csv.DictWriter(f, fieldnames=["epoch", "phase", "loss", "val_acc_largest", "val_acc_smallest", "seconds",
+                                              "torch_device"])
             w.writeheader()
             w.writerows(log_rows)
         (tmp / CONFIG).write_text(json.dumps(config, indent=1))
@@ -294,15 +322,13 @@ def cached_or_trained(path: Path, key: str, runs_dir: str | Path, load: Callable
 
 def training_start(data: Dataset, settings: SupernetSettings, seed: int) -> tuple[float, np.random.Generator, Any, Any]:
     """Start a supernet training: torch threads and seed set, denormals flushed; returns (start
-    time, sampling generator, training images, labels)."""
-    import torch
-
+    time, sampling generator, training images, labels), the latter on the settings' torch device
+    (copied once)."""
     t_start = time.perf_counter()
     torch_session(settings.threads, seed)
+    dev = resolve_torch_device(settings.torch_device)
     n = len(data.y_train) if settings.train_images == 0 else min(settings.train_images, len(data.y_train))
-    x = torch.from_numpy(np.ascontiguousarray(data.x_train[:n]))
-    y = torch.from_numpy(np.ascontiguousarray(data.y_train[:n]))
-    return t_start, np.random.default_rng(seed), x, y
+    return t_start, np.random.default_rng(seed), on_device(data.x_train, dev)[:n], on_device(data.y_train, dev)[:n]
 
 
 def training_end(sn: Any, log_rows: list[dict[str, Any]], config: dict[str, Any], t_start: float,
@@ -311,7 +337,8 @@ def training_end(sn: Any, log_rows: list[dict[str, Any]], config: dict[str, Any]
     time and threads, the cache written (atomic), ``sn`` returned in eval mode."""
     sn.model.eval()
     config = {"format": FORMAT_VERSION, **config, "train_seconds": round(time.perf_counter() - t_start, 1),
-              "threads": sn.settings.threads, "written": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+              "threads": sn.settings.threads, "torch_device": torch_device_name(str(_device_of(sn.model))),
+              "written": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
     write_cache(sn.path, sn.model, log_rows, config)
     sn.config = config
     say(f"supernet: trained in {config['train_seconds']:.0f} s, cached at {sn.path}")
@@ -323,14 +350,17 @@ def epoch_logger(model: Any, evaluate: Callable[[Any], float], big: Any, small: 
     """The per-epoch log of a training: validation accuracy of the largest and smallest networks
     (``evaluate``) appended to ``rows`` (the cache's ``train_log.csv``) and said."""
 
+    device = torch_device_name(str(_device_of(model)))
+
     def log(epoch: int, phase: str, loss: float) -> None:
         model.eval()
         acc_big, acc_small = evaluate(big), evaluate(small)
         row = {"epoch": epoch, "phase": phase, "loss": round(loss, 5), "val_acc_largest": round(acc_big, 4),
-               "val_acc_smallest": round(acc_small, 4), "seconds": round(time.perf_counter() - t_start, 1)}
+               "val_acc_smallest": round(acc_small, 4), "seconds": round(time.perf_counter() - t_start, 1),
+               "torch_device": device}
         rows.append(row)
         say(f"supernet: epoch {epoch} ({phase}) loss {loss:.4f}, val acc largest {acc_big:.4f} / smallest "
-            f"{acc_small:.4f}, {row['seconds']:.0f} s")
+            f"{acc_small:.4f}, {row['seconds']:.0f} s on {device}")
 
     return log
 
@@ -352,8 +382,13 @@ def _phases(settings: SupernetSettings, stages: tuple[str, ...]) -> list[tuple[s
 
 def train_loop(model: Any, x: Any, y: Any, settings: SupernetSettings, rng: np.random.Generator,
                 stages: tuple[str, ...], bigs: list[Any], small: Any,
-                sample: Callable[[np.random.Generator, str], Any], log: Callable[[int, str, float], None]) -> None:
+                sample: Callable[[np.random.Generator, str], Any], log: Callable[[int, str, float], None],
+                mixed: bool = False) -> None:
     """Train the shared weights of ``model`` (called as ``model(x, arch)``; has ``sort_channels``).
+
+    On the device of ``model``'s parameters; ``mixed``: the model trains in float (fbnet), so
+    it may use mixed precision on CUDA (never the fake-quantised ai8x one). Each step is
+    reported to :func:`nas.train.progress` (task ``supernet``) for the command line's bar.
 
     Per step: the step's largest network (``bigs`` cycled; cross entropy), then in an elastic
     stage ``random_subnets`` sub-networks ``sample(rng, stage)`` (and ``small`` first in the
@@ -367,10 +402,15 @@ def train_loop(model: Any, x: Any, y: Any, settings: SupernetSettings, rng: np.r
     n = len(y)
     bs = min(settings.batch_size, n)
     steps = max(1, n // bs)  # drop the last partial batch (BatchNorm needs >= 2 samples)
+    dev = _device_of(model)
+    autocast, scaler = mixed_precision(dev, mixed)
+    phases = _phases(settings, stages)
+    total = steps * sum(e for _, e, _ in phases)
     gstep = 0
     epoch = 0
     sorted_once = False
-    for phase, n_epochs, stage in _phases(settings, stages):
+    progress("supernet", 0, total)
+    for phase, n_epochs, stage in phases:
         if n_epochs == 0:
             continue
         if phase != "largest" and settings.epochs_largest > 0 and not sorted_once:
@@ -380,30 +420,45 @@ def train_loop(model: Any, x: Any, y: Any, settings: SupernetSettings, rng: np.r
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=n_epochs * steps)
         for _ in range(n_epochs):
             model.train()
-            order = torch.from_numpy(rng.permutation(n))
-            loss_sum = 0.0
+            order = torch.from_numpy(rng.permutation(n)).to(x.device)
+            loss_sum = torch.zeros((), dtype=torch.float64, device=dev)  # summed on the device: no sync per step
             for s in range(steps):
                 idx = order[s * bs : (s + 1) * bs]
-                xb, yb = x[idx], y[idx]
+                xb, yb = batch_to(x[idx], dev), batch_to(y[idx], dev)
                 opt.zero_grad(set_to_none=True)
                 top = bigs[gstep % len(bigs)]
                 gstep += 1
-                out = model(xb, top)
-                loss = F.cross_entropy(out, yb)
-                loss.backward()
-                loss_sum += float(loss.detach())
+                with autocast():
+                    out = model(xb, top)
+                    loss = F.cross_entropy(out, yb)
+                _backward(loss, scaler)
+                loss_sum += loss.detach().double()
                 if stage:
-                    soft = out.detach().softmax(1)
+                    soft = out.detach().float().softmax(1)
                     subs = [sample(rng, stage) for _ in range(settings.random_subnets)]
                     if stage == "all":
                         subs.insert(0, small)
                     for sub in subs:
-                        o = model(xb, sub)
-                        sl = F.cross_entropy(o, yb)
-                        if settings.distill:
-                            sl = 0.5 * sl + 0.5 * F.kl_div(o.log_softmax(1), soft, reduction="batchmean")
-                        sl.backward()
-                opt.step()
+                        with autocast():
+                            o = model(xb, sub).float()
+                            sl = F.cross_entropy(o, yb)
+                            if settings.distill:
+                                sl = 0.5 * sl + 0.5 * F.kl_div(o.log_softmax(1), soft, reduction="batchmean")
+                        _backward(sl, scaler)
+                _step(opt, scaler)
                 sched.step()
+                progress("supernet", gstep, total)
             epoch += 1
-            log(epoch, phase, loss_sum / steps)
+            log(epoch, phase, float(loss_sum) / steps)
+
+
+def _backward(loss: Any, scaler: Any) -> None:
+    (loss if scaler is None else scaler.scale(loss)).backward()
+
+
+def _step(opt: Any, scaler: Any) -> None:
+    if scaler is None:
+        opt.step()
+    else:
+        scaler.step(opt)
+        scaler.update()

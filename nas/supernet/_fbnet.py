@@ -58,6 +58,7 @@ import numpy as np
 from search_spaces import FBNetSpace
 
 from ..data import Dataset
+from ..train import batch_to, on_device
 from ._ai8x import LoadedSupernet
 from ._common import (
     FORMAT_VERSION,
@@ -284,7 +285,8 @@ class LoadedFBNetSupernet(LoadedSupernet):
 
         ops = [int(o) for o in self.space.op_indices(arch)]
         # channels-last: faster depthwise convs on CPU (the state_dict is the same)
-        net = self.space.build(ops, quantize=False).to(memory_format=torch.channels_last)
+        dev = next(self.model.parameters()).device
+        net = self.space.build(ops, quantize=False).to(dev, memory_format=torch.channels_last)
         m = self.model
 
         def put(conv: Any, bn: Any, sp: _Spec) -> None:
@@ -319,9 +321,11 @@ class LoadedFBNetSupernet(LoadedSupernet):
 
         from search_spaces import calibrate_int8, prepare_int8_qat
 
-        x = torch.from_numpy(np.ascontiguousarray(data.x_train[:CALIBRATION_IMAGES]))
+        dev = next(net.parameters()).device
+        x = batch_to(on_device(data.x_train, dev)[:CALIBRATION_IMAGES], dev)
+        q = prepare_int8_qat(net).to(dev)  # its new quantisation parameters are made on the CPU
         # channels-last: PyTorch's CPU depthwise convs run faster on it
-        return calibrate_int8(prepare_int8_qat(net), x).to(memory_format=torch.channels_last)
+        return calibrate_int8(q, x).to(memory_format=torch.channels_last)
 
     def evaluate(self, arch: Any, data: Dataset, *, val_images: int = 0) -> tuple[float, int]:
         """(validation accuracy, images scored) of the int8 sub-network with inherited weights."""
@@ -355,5 +359,5 @@ def _train(space: FBNetSpace, data: Dataset, settings: SupernetSettings, seed: i
     sn = LoadedFBNetSupernet(space, model, path, {}, settings, trained=True)
     log = epoch_logger(model, lambda a: sn.evaluate(a, data)[0], LARGEST, SMALLEST, t_start, say, log_rows)
     big, small = [int(c) for c in LARGEST], [int(c) for c in SMALLEST]
-    train_loop(model, x, y, settings, rng, FBNET_STAGES, [big], small, _sample, log)
+    train_loop(model, x, y, settings, rng, FBNET_STAGES, [big], small, _sample, log, mixed=True)
     return training_end(sn, log_rows, {"ident": ident, "largest": LARGEST, "smallest": SMALLEST}, t_start, say)

@@ -25,7 +25,7 @@ from ..record import RunRecord, SupernetRecord
 
 __all__ = ["Target", "TrialCheck", "register_target", "get_target", "list_targets", "target_for_device",
            "target_for_space", "target_for_run", "space_in_run_name", "UnknownTargetError", "record_check", "study_location", "supernet_files",
-           "estimate_notes", "bits_line"]
+           "estimate_notes", "bits_line", "torch_device_note"]
 
 
 class UnknownTargetError(InputError):
@@ -317,7 +317,18 @@ def bits_line(record: RunRecord) -> str:
     return f"\n- weight bits searched: {note}" if note else ""
 
 
+def torch_device_note(prep: Any) -> str:
+    """The report's line naming the torch device of the estimates (empty when not recorded)."""
+    dev = getattr(prep.record, "torch_device", None)
+    return (f"- torch device of the estimates (and of the supernet's training when this call trained it): {dev}\n"
+            if dev else "")
+
+
 def estimate_notes(prep: Any) -> str:
+    return torch_device_note(prep) + _estimate_notes(prep)
+
+
+def _estimate_notes(prep: Any) -> str:
     sn = supernet_files(prep)
     if sn is None:
         return ("It ranks candidates; it is not the accuracy of a trained network. Across weight bit widths "
@@ -328,7 +339,8 @@ def estimate_notes(prep: Any) -> str:
     last = sn["last_epoch"]
     end = (f" Its last epoch ({last.get('epoch')}, {last.get('phase')}): validation accuracy "
            f"{last.get('val_acc_largest')} (largest sub-network) / {last.get('val_acc_smallest')} (smallest), "
-           f"{last.get('seconds')} s of training." if last else "")
+           f"{last.get('seconds')} s of training"
+           + (f" on torch device {last['torch_device']}" if last.get("torch_device") else "") + "." if last else "")
     if sn["searched_widths"] is None:  # the fbnet supernet covers its whole space
         return (f"- supernet (weights, `config.json`): `{sn['cache']}`\n"
                 f"- its training log: `{sn['train_log']}`.{end}\n"

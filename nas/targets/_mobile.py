@@ -23,6 +23,7 @@ from ._base import (
     register_target,
     study_location,
     supernet_files,
+    torch_device_note,
 )
 
 __all__ = ["MobileTarget", "MOBILE_CSV_COLUMNS", "MOBILE_SPACES", "mobile_figures", "DEFAULT_LATENCY_MARGIN",
@@ -105,7 +106,7 @@ def _ram_note() -> str:
 def _mobile_estimate_notes(prep: Any) -> str:
     if supernet_files(prep) is not None:
         return estimate_notes(prep)
-    return ("The network is the fbnet module of this space with int8 weights (per output channel) and 8-bit\n"
+    return torch_device_note(prep) + ("The network is the fbnet module of this space with int8 weights (per output channel) and 8-bit\n"
             "activations after the stem, every layer and the head. It ranks candidates; it is not an accuracy.\n"
             "It is the quick estimate (`--accuracy proxy`); the default `--accuracy supernet` scores sub-networks "
             "of the fbnet supernet instead, which ranked better than this one on 8x8 digits and within seed noise "
@@ -279,8 +280,10 @@ class MobileTarget(Target):
     def to_quantised(self, model: Any, xs: tuple[Any, ...], cfg: Any) -> Any:
         from search_spaces import calibrate_int8, prepare_int8_qat
 
-        # activation ranges from a few training batches
-        return calibrate_int8(prepare_int8_qat(model), xs[0], cfg.batch_size)
+        dev = next(model.parameters()).device
+        q = prepare_int8_qat(model).to(dev)  # its new quantisation parameters are made on the CPU
+        # activation ranges from a few training batches (calibrate_int8 reads the first 8)
+        return calibrate_int8(q, xs[0][: 8 * cfg.batch_size].to(dev), cfg.batch_size)
 
     def device_figures(self, record: RunRecord, arch: str, network: Any = None) -> dict[str, Any]:
         from devices import get_device

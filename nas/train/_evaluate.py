@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import numpy as np
+
+from ._device import batch_to, eval_batch, exact_scoring
 
 __all__ = ["top1"]
 
@@ -12,17 +15,25 @@ __all__ = ["top1"]
 def top1(model: Any, x: Any, y: Any, *, n: int = 0, batch: int = 256) -> tuple[float, int]:
     """(top-1 accuracy, samples scored) of ``model`` in eval mode on the first ``n`` samples (0: all).
 
-    ``x`` and ``y`` are NumPy arrays or torch tensors; they are scored in batches of ``batch``
-    without gradients. An empty set scores 0.0.
+    ``x`` and ``y`` are NumPy arrays or torch tensors; they are scored on the model's device in
+    batches of ``batch`` (larger on CUDA: :func:`nas.train.eval_batch`) without gradients and
+    without mixed precision. A network in the chip's exact arithmetic (``exact``, e.g. an ai8x
+    network after :func:`search_spaces.vendor_arithmetic`) is scored without cuDNN on CUDA
+    (:func:`nas.train.exact_scoring`). An empty set scores 0.0.
     """
     import torch
 
     n = len(y) if n == 0 else min(n, len(y))
     xt = x[:n] if isinstance(x, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(x[:n]))
     yt = y[:n] if isinstance(y, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(y[:n]))
+    p = next(iter(model.parameters()), None)
+    device = p.device if p is not None else xt.device
+    batch = eval_batch(device, batch)
     model.eval()
     correct = 0
-    with torch.no_grad():
+    exact = exact_scoring(device) if getattr(model, "exact", False) else contextlib.nullcontext()
+    with torch.no_grad(), exact:
         for s in range(0, n, batch):
-            correct += int((model(xt[s : s + batch]).argmax(1) == yt[s : s + batch]).sum())
+            pred = model(batch_to(xt[s : s + batch], device)).argmax(1)
+            correct += int((pred == batch_to(yt[s : s + batch], device)).sum())
     return correct / max(1, n), n

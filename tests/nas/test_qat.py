@@ -15,7 +15,8 @@ from nas.search import SearchConfig, run_search
 from search_spaces import InputError, get_space
 
 SPACE = {"max_units": 3, "widths": [16, 24], "max_depth": 1, "bits": [2, 4, 8]}  # low-bit QAT is tested here
-TINY = QatConfig(top=2, epochs=2, qat_epochs=3, anneal_epochs=1, max_train_images=400, init="scratch")
+TINY = QatConfig(top=2, epochs=2, qat_epochs=3, anneal_epochs=1, max_train_images=400, init="scratch",
+                 torch_device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +29,15 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert len(res.pareto) >= 2
     run_qat("tiny", TINY, runs_dir=runs)
     return runs / "tiny"
+
+
+def test_qat_outputs_name_the_torch_device(tiny_run: Path) -> None:
+    s = json.loads((tiny_run / "qat" / "summary.json").read_text())
+    assert s["torch_device"] == "cpu" and s["qat"]["torch_device"] == "cpu"
+    assert all(n["extra"]["torch_device"] == "cpu" for n in s["networks"])
+    assert "- torch device: cpu\n" in (tiny_run / "qat" / "qat.md").read_text()
+    card = (tiny_run / s["networks"][0]["export_dir"] / "model_card.md").read_text()
+    assert "QAT trained and scored on torch device cpu" in card
 
 
 def _snapshot(d: Path) -> dict[str, bytes]:

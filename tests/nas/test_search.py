@@ -111,6 +111,24 @@ def test_resume_continues_the_same_study(tmp_path) -> None:
     assert [t.number for t in optuna.load_study(study_name=first.name, storage=storage).trials] == [0, 1, 2, 3, 4]
 
 
+def test_torch_device_is_recorded_and_a_run_resumes_on_another(tmp_path) -> None:
+    first = run_search(_cfg(tmp_path, trials=2, torch_device="cpu"))
+    payload = json.loads((first.run_dir / "pareto.json").read_text())
+    assert payload["settings"]["torch_device"] == "cpu" and payload["settings"]["format"] == 2
+    assert "torch_device" not in payload["settings"]["estimator"]  # not a setting: resuming does not compare it
+    assert "- torch device of the estimates" in (first.run_dir / "report.md").read_text()
+    # as if the first call had run on a GPU: the run resumes here and says so
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(
+        str(first.run_dir / "study.journal")))
+    study = optuna.load_study(study_name=first.name, storage=storage)
+    study.set_user_attr("settings", {**study.user_attrs["settings"], "torch_device": "cuda:0 (NVIDIA H100)"})
+    lines: list[str] = []
+    more = run_search(_cfg(tmp_path, trials=3, torch_device="cpu"), log=lines.append)
+    assert more.resumed and more.n_new == 1 and more.n_complete == 3
+    assert any("started on torch device cuda:0 (NVIDIA H100)" in line and "resumes on cpu" in line for line in lines)
+    assert more.record.torch_device == "cpu"
+
+
 def test_rdb_study_is_named_in_the_report_not_a_journal(tmp_path) -> None:
     url = f"sqlite:///{tmp_path / 'studies.db'}"
     r = run_search(_cfg(tmp_path / "runs", trials=2, storage=url, name="rdb"))

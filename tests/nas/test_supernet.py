@@ -24,7 +24,7 @@ from nas.supernet import (
 from nas.supernet._ai8x import _largest_arch, _make_module, _restrict
 from search_spaces import InputError, get_space
 
-TINY = SupernetSettings(epochs_largest=1, epochs_elastic=1, batch_size=32, recal_images=64)
+TINY = SupernetSettings(epochs_largest=1, epochs_elastic=1, batch_size=32, recal_images=64, torch_device="cpu")
 
 
 def _digits(tmp: Path, n: int = 300) -> Path:
@@ -61,11 +61,13 @@ def test_trains_caches_and_reuses(trained, digits, space) -> None:
     assert {p.name for p in sn.path.iterdir()} == {"weights.safetensors", "config.json", "train_log.csv"}
     assert not [p for p in (runs / "supernets").iterdir() if ".tmp" in p.name]  # renamed into place
     log = (sn.path / "train_log.csv").read_text().splitlines()
-    assert log[0] == "epoch,phase,loss,val_acc_largest,val_acc_smallest,seconds"
+    assert log[0] == "epoch,phase,loss,val_acc_largest,val_acc_smallest,seconds,torch_device"
     assert [row.split(",")[1] for row in log[1:]] == ["largest", "elastic:bits"]  # 1 elastic epoch: the last stage
+    assert [row.split(",")[-1] for row in log[1:]] == ["cpu", "cpu"]  # the torch device it trained on
     assert any("training" in line for line in lines)
     cfg = json.loads((sn.path / "config.json").read_text())
     assert cfg["format"] == 1 and "progressive" in cfg["ident"]["training"] and cfg["ident"]["data"]["fingerprint"] == digits.fingerprint
+    assert cfg["torch_device"] == "cpu" and "torch_device" not in cfg["ident"]["settings"]
     mtime = (sn.path / "weights.safetensors").stat().st_mtime_ns
     again_lines: list[str] = []
     again = get_supernet(space, digits, runs_dir=runs, seed=0, settings=TINY, progress=again_lines.append)
@@ -213,6 +215,8 @@ def test_estimator_scores_and_ships_without_weights(trained, digits, space) -> N
 
     runs, sn, _ = trained
     est = SupernetAccuracy(epochs_largest=1, epochs_elastic=1, batch_size=32, recal_images=64)
+    est.use_torch_device("cpu")
+    assert "torch_device" not in est.to_dict()  # not a setting of the run (a run resumes on another device)
     est.bind(space, digits, runs, seed=0)
     assert est.cache_path == sn.path.absolute()
     assert est.metric_name() == "val_acc_supernet"
@@ -223,6 +227,7 @@ def test_estimator_scores_and_ships_without_weights(trained, digits, space) -> N
     assert 0.0 <= r.value <= 1.0 and r.details["n_val"] == len(digits.y_val)
     shipped = pickle.loads(pickle.dumps(est))
     assert shipped._loaded is None and shipped == est  # a Ray worker loads the cache itself
+    assert shipped.torch_device == "cpu" and shipped.supernet_settings().torch_device == "cpu"
     assert shipped.evaluate(space, space.parse("16k3b8|16k3b4|fcb8"), digits).value == r.value
 
 
@@ -301,7 +306,10 @@ def test_settings_from_run_finds_the_search_cache(trained, digits, space) -> Non
     runs, sn, _ = trained
     est = SupernetAccuracy(epochs_largest=1, epochs_elastic=1, batch_size=32, recal_images=64)
     got = settings_from_run({"estimator": est.to_dict()})
-    assert got == TINY
+    assert got.torch_device == "auto"  # not in the record: nas qat runs it on its own --torch-device
+    from dataclasses import replace
+
+    assert replace(got, torch_device="cpu") == TINY
     assert get_supernet(space, digits, runs_dir=runs, settings=got, train=False).path == sn.path
     assert settings_from_run({"estimator": {"estimator": "naswot", "batch": 8}}) == SupernetSettings()
 
@@ -344,3 +352,37 @@ def test_cache_path_taken_by_a_file(tmp_path, digits, space) -> None:
     with pytest.raises(SupernetCacheError, match="delete") as e:
         get_supernet(space, digits, runs_dir=tmp_path, settings=settings)
     assert str(path) in str(e.value)
+
+
+def test_torch_device_is_not_in_the_cache_key(digits, space) -> None:
+    from dataclasses import replace
+
+    key = supernet_key(space, digits, TINY, 0)[0]
+    for dev in ("auto", "cuda"):  # resolved only when training: a cache serves every device
+        assert supernet_key(space, digits, replace(TINY, torch_device=dev), 0)[0] == key
+    with pytest.raises(InputError, match="--torch-device"):
+        replace(TINY, torch_device="gpu")
+
+
+def test_cache_is_saved_from_and_loaded_onto_the_cpu(trained, digits, space, monkeypatch) -> None:
+    """The weights file holds CPU tensors and is read with device="cpu" (safetensors' map_location),
+    then moved to the settings' device: a cache trained on a GPU loads without one."""
+    import safetensors.torch as st
+    from safetensors import safe_open
+
+    runs, sn, _ = trained
+    with safe_open(str(sn.path / "weights.safetensors"), framework="pt") as f:
+        saved = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
+    assert set(saved) == set(sn.model.weights.keys())
+    calls: list[dict] = []
+    real = st.load_file
+
+    def spy(*a, **kw):
+        calls.append(kw)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(st, "load_file", spy)
+    loaded = get_supernet(space, digits, runs_dir=runs, seed=0, settings=TINY, train=False)
+    assert calls == [{"device": "cpu"}]
+    for k, v in loaded.model.weights.items():
+        assert v.device.type == "cpu" and torch.equal(v, saved[k]), k
