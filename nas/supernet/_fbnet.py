@@ -232,7 +232,8 @@ def _make_module(in_channels: int, num_classes: int) -> Any:
                     _Spec(wp, g3, b3, 1, g, False, 1)]
 
         @staticmethod
-        def _apply(x: torch.Tensor, sp: _Spec) -> torch.Tensor:
+        def _conv_bn(x: torch.Tensor, sp: _Spec) -> torch.Tensor:
+            # (not named ``_apply``: that is nn.Module's, which ``.to(device)`` calls)
             # channels-last tensors make PyTorch's CPU depthwise convs faster
             cl = torch.channels_last
             x = F.conv2d(x.contiguous(memory_format=cl), sp.weight.contiguous(memory_format=cl), None, sp.stride,
@@ -246,14 +247,14 @@ def _make_module(in_channels: int, num_classes: int) -> Any:
             return x
 
         def forward(self, x: torch.Tensor, ops: Sequence[int]) -> torch.Tensor:
-            x = self._apply(x, self.stem_spec())
+            x = self._conv_bn(x, self.stem_spec())
             for i, op in enumerate(ops):
                 y = x
                 for sp in self.layer_specs(i, op):
-                    y = self._apply(y, sp)
+                    y = self._conv_bn(y, sp)
                 cin, cout, stride = self.geometry[i]
                 x = y + x if (op != SKIP_OP and cin == cout and stride == 1) else y
-            x = self._apply(x, self.head_spec())
+            x = self._conv_bn(x, self.head_spec())
             return F.linear(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1), self.weights["fc_weight"],
                             self.weights["fc_bias"])
 

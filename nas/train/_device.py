@@ -11,8 +11,9 @@
   the GPU supports it, else fp16 with a ``GradScaler``); never for fake-quantised training or
   for scoring, whose results would change (the chip's arithmetic is computed exactly in float64).
 * :data:`EVAL_BATCH_CUDA`: scoring batch on CUDA (BatchNorm is in eval mode there, so the batch
-  changes nothing but speed). Training batches are the same on every device: the batch size
-  is part of the result.
+  changes nothing but speed; ``top1`` halves it while it does not fit). Training batches are the
+  same on every device: the batch size is part of the result.
+* :func:`exact_scoring`: the chip's exact arithmetic (float64) on CUDA without cuDNN.
 """
 
 from __future__ import annotations

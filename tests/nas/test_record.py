@@ -19,7 +19,7 @@ def _ai8x() -> RunRecord:
                      estimator={"estimator": "supernet", "val_images": 0}, metric="val_acc_supernet", data_seed=3,
                      budget_bytes=400_000, latency_ms=2.0, space_options={"bits": [2, 4, 8], "max_units": 3},
                      supernet=SupernetRecord(cache="/r/supernets/k", searched_widths=(16, 32), width_cap="why"),
-                     bits_auto="2, 4, 8 (auto)")
+                     bits_auto="2, 4, 8 (auto)", torch_device="cuda:0 (NVIDIA H100 80GB HBM3)")
 
 
 def _phone() -> RunRecord:
@@ -35,6 +35,12 @@ def test_round_trip_through_json(record: RunRecord) -> None:
     assert d["format"] == RECORD_VERSION
     assert RunRecord.from_dict(d) == record
     assert RunRecord.from_dict(d).to_dict() == d
+
+
+def test_torch_device_is_written_when_known_and_read_back() -> None:
+    assert _ai8x().to_dict()["torch_device"] == "cuda:0 (NVIDIA H100 80GB HBM3)"
+    assert "torch_device" not in _phone().to_dict()  # not recorded (runs written before it was)
+    assert RunRecord.from_dict(_phone().to_dict()).torch_device is None
 
 
 def test_phone_entries_are_written_only_for_latency_devices() -> None:
@@ -78,7 +84,7 @@ def test_a_bad_or_future_version_is_refused_with_one_line(version: object, words
 @pytest.mark.parametrize("key, value, word", [
     ("device", 5, "device"), ("data", "mnist", "data"), ("data_seed", -1, "data_seed"),
     ("estimator", "supernet", "estimator"), ("budget_bytes", "400KB", "budget_bytes"),
-    ("space_options", [1], "space_options"),
+    ("space_options", [1], "space_options"), ("torch_device", 0, "torch_device"),
 ])
 def test_wrong_types_name_the_entry(key: str, value: object, word: str) -> None:
     d = {**_ai8x().to_dict(), key: value}

@@ -176,5 +176,5 @@ def test_residual_blocks_start_as_the_identity() -> None:
         for op in (0, 1, 3, 7):  # dense, grouped, e6 blocks of layer 0 (16 -> 16): identity at init
             y = x
             for sp in m.layer_specs(0, op):
-                y = m._apply(y, sp)
+                y = m._conv_bn(y, sp)
             assert float(y.abs().max()) == 0.0
