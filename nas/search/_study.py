@@ -78,6 +78,10 @@ class Prepared:
     when the study is opened), else None."""
     notes: list[str] = field(default_factory=list)
     """One-line notes for the user found while validating (an empty journal)."""
+    sizing_memo: tuple[Path, Any] | None = None
+    """(path, :class:`nas.supernet.Sizing`) of a supernet sizing measured while validating, written
+    before the supernet trains (:func:`prepare_estimator`) so that a run killed meanwhile resumes
+    with the same covered widths."""
 
 
 def _journal_storage(path: Path, records: list[dict[str, Any]] | None = None) -> Any:
@@ -333,7 +337,12 @@ def _make_sampler(kind: str, seed: int) -> Any:
 
 def prepare_estimator(prep: Prepared, log: Callable[[str], None] | None = None) -> None:
     """Train or load what the estimate needs before the first trial (the supernet; nothing for
-    the other estimates). Runs on the driver, so Ray workers only load the cache."""
+    the other estimates). Runs on the driver, so Ray workers only load the cache. A supernet
+    sizing measured by :func:`validate` is remembered first (``Prepared.sizing_memo``)."""
+    if prep.sizing_memo is not None:
+        from ..supernet import write_sizing_memo
+
+        write_sizing_memo(*prep.sizing_memo)
     if hasattr(prep.estimator, "prepare"):
         prep.estimator.prepare(log)
 
