@@ -211,3 +211,24 @@ def test_max_width_overrides_the_budget(tmp_path, monkeypatch) -> None:
                        estimator_options={"time_budget_s": 10.0, "max_width": 24})
     prep = validate(cfg)
     assert timer.calls == [] and prep.space.widths == (16, 24) and prep.record.supernet.sizing is None
+
+
+def test_a_second_process_with_other_widths_does_not_join(tmp_path, monkeypatch) -> None:
+    """Two processes starting one study at once may measure different widths: the one that opens
+    the study second stops with one line instead of searching another space."""
+    from nas.search._study import open_study, run_dir_locked
+
+    cfg = SearchConfig(device="max78000", budget_bytes=20_000, trials=1, runs_dir=tmp_path / "runs",
+                       data=str(_tiny(tmp_path)), estimator="supernet",
+                       estimator_options={"time_budget_s": 10.0, "epochs_elastic": 1})
+    monkeypatch.setattr(sizing_mod, "measure_step_seconds", FakeTimer())
+    first = validate(cfg)
+    for w in STEP:
+        monkeypatch.setitem(STEP, w, 0.5)  # the second process's machine is faster: it covers more
+    second = validate(cfg)  # no study yet: it measures (the memo is written only when a run goes on)
+    assert second.space.widths[-1] > first.space.widths[-1]
+    with run_dir_locked(first.run_dir):
+        open_study(first, lambda _line: None)
+    with run_dir_locked(second.run_dir), pytest.raises(InputError, match="another process") as e:
+        open_study(second, lambda _line: None)
+    assert "\n" not in str(e.value)
