@@ -77,8 +77,14 @@ def register(subparsers: Any) -> None:
                    "quantisation-aware training from scratch)")
     p.add_argument("--supernet-max-width", type=int,
                    help="--accuracy supernet: widest channel count it covers and the search draws (default: "
-                   "the widest whose largest sub-network needs at most 25 M MACs per image: 32 at 28x28; "
-                   "training time grows about with the square of the width)")
+                   "sized by --supernet-budget; on CPU without it, the widest whose largest sub-network needs at "
+                   "most 25 M MACs per image: 32 at 28x28; training time grows about with the square of the width)")
+    p.add_argument("--supernet-budget",
+                   help="--accuracy supernet, MAX78000: the supernet training time you can afford, e.g. 30min, 2h "
+                   "or 90s: the covered widths are the widest whose training is predicted to fit it, measured once "
+                   "on this machine's torch device (a few timed training steps per width, seconds) and recorded in "
+                   "the run (a resumed run and nas qat reuse them). Default: on CPU none (the 25 M MACs cap), on a "
+                   "GPU 30min. --supernet-max-width overrides it")
     p.add_argument("--supernet-epochs", type=int,
                    help="--accuracy supernet: epochs of elastic (sub-network) training after the largest "
                    "network's epoch (default 7 for the MAX78000, 3 for fbnet; training time grows in "
@@ -154,6 +160,10 @@ def _config(args: argparse.Namespace) -> Any:
             if val < 1:
                 raise InputError(f"invalid {flag} {val}: it must be at least 1")
             opts[key] = val
+    if args.supernet_budget is not None:
+        if accuracy not in ("supernet", "auto"):
+            raise InputError("--supernet-budget applies to --accuracy supernet only")
+        opts["time_budget_s"] = parse_duration_s(args.supernet_budget, what="--supernet-budget")
     space_options: dict[str, Any] = {}
     if args.bits is not None:
         space_options["bits"] = _parse_bits(args.bits)
@@ -187,6 +197,16 @@ def front_table(result: Any, prep: Any) -> Any:
     for r, extra in zip(front, cells):
         table.add_row(str(r["trial"]), f"{r['estimate']:.4g}", f"{r['latency_ms']:.3f}", *extra)
     return table
+
+
+def sizing_line(sizing: dict[str, Any]) -> str:
+    """One line on a supernet sizing a run recorded (``supernet.sizing`` of its record)."""
+    from ..supernet import Sizing
+
+    try:
+        return "supernet sizing: " + Sizing.from_dict(sizing).describe()
+    except (ValueError, KeyError, TypeError):
+        return ""
 
 
 def distinct_front(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -264,6 +284,10 @@ def _run(args: argparse.Namespace) -> int:
     sn = prep.record.supernet
     if sn is not None and sn.searched_widths is not None:
         err.print(f"searched widths {list(sn.searched_widths)} ({sn.width_cap})", highlight=False, soft_wrap=True)
+        coverage = prep.target.coverage_line(prep) if hasattr(prep.target, "coverage_line") else ""
+        for line in (sizing_line(sn.sizing) if sn.sizing else "", coverage):
+            if line:
+                err.print(line, highlight=False, soft_wrap=True)
     from ..search import prepare_estimator
 
     with progress_bar(err) as bar:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -181,8 +181,14 @@ FINETUNE_STEPS = 60
 """Default fine-tuning steps of a sub-network before it is scored (benchmarks/bench_supernet.py)."""
 
 
+_SETTINGS_FIELDS = tuple(f.name for f in fields(SupernetSettings) if f.name != "torch_device")
+_FLAT_NAMES = {"threads": "train_threads"}
+"""A :class:`SupernetSettings` field's name in the estimator's flat form (its keyword and its
+entry in the run record), where it differs: the estimator's own ``threads`` are per trial."""
+
+
 @register_estimator("supernet", cli_name="supernet")
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class SupernetAccuracy(Estimator):
     """Validation accuracy of a sub-network of the weight-sharing supernet (``nas.supernet``).
 
@@ -190,54 +196,75 @@ class SupernetAccuracy(Estimator):
     or loads it from ``<runs_dir>/supernets/<key>/``) before :meth:`evaluate`; a Ray worker
     loads the cache written by the driver and never trains.
 
+    Built from flat keywords, as the run record stores it: the estimate's own (``val_images``,
+    ``threads``, ``finetune_steps``, ``finetune_lr``) and those of its
+    :class:`nas.supernet.SupernetSettings` (``recal_images``, ``max_width``, ``time_budget_s``, ...;
+    ``train_threads`` is the settings' ``threads``), or from ``settings=SupernetSettings(...)``.
+
     Attributes:
         val_images: validation images scored (0: the whole validation split).
-        recal_images: training images that recalibrate BatchNorm (the first ones of the split).
         threads: torch intra-op threads of the per-trial evaluation.
         finetune_steps: Adam steps (batch 64, lr ``finetune_lr``) each sub-network takes from its
             inherited weights before it is scored (0: scored as inherited); not part of the cache.
         finetune_lr: their learning rate.
-        max_width, macs_budget, epochs_largest, epochs_elastic, batch_size, lr, random_subnets,
-            distill, train_images, train_threads, schedule, min_side: the supernet's settings
-            (:class:`nas.supernet.SupernetSettings`; ``train_threads`` is its ``threads``).
+        settings: the supernet's settings (its ``recal_images`` also recalibrate each scored
+            sub-network's BatchNorm).
     """
 
     key = "supernet"
-    val_images: int = 0
-    recal_images: int = 500
-    threads: int = 1
-    finetune_steps: int = FINETUNE_STEPS
-    finetune_lr: float = 1e-3
-    max_width: int | None = None
-    macs_budget: float = 25e6
-    epochs_largest: int = 1
-    epochs_elastic: int = 7
-    batch_size: int = 32
-    lr: float = 3e-3
-    random_subnets: int = 4
-    distill: bool = True
-    train_images: int = 0
-    train_threads: int = 1
-    schedule: str = "progressive"
-    min_side: int = 3
+    val_images: int
+    threads: int
+    finetune_steps: int
+    finetune_lr: float
+    settings: SupernetSettings
 
-    def __post_init__(self) -> None:
-        if self.val_images < 0 or self.recal_images < 2:
+    def __init__(self, *, val_images: int = 0, threads: int = 1, finetune_steps: int = FINETUNE_STEPS,
+                 finetune_lr: float = 1e-3, settings: SupernetSettings | None = None, **flat: Any) -> None:
+        if settings is not None and flat:
+            raise TypeError(f"give settings or its fields ({', '.join(sorted(flat))}), not both")
+        if settings is None:
+            names = {_FLAT_NAMES.get(f, f): f for f in _SETTINGS_FIELDS}
+            unknown = sorted(k for k in flat if k not in names)
+            if unknown:
+                raise TypeError(f"unexpected keyword argument(s) {', '.join(unknown)}")
+            settings = SupernetSettings(**{names[k]: v for k, v in flat.items()})  # checks them
+        if val_images < 0 or settings.recal_images < 2:
             raise InputError("supernet estimate: val_images must be >= 0 and recal_images >= 2")
-        if self.finetune_steps < 0 or not self.finetune_lr > 0:
+        if finetune_steps < 0 or not finetune_lr > 0:
             raise InputError("supernet estimate: finetune_steps must be >= 0 and finetune_lr positive")
-        self.supernet_settings()  # checks the training settings
-        object.__setattr__(self, "_bound", None)
-        object.__setattr__(self, "_loaded", None)
+        for k, v in (("val_images", val_images), ("threads", threads), ("finetune_steps", finetune_steps),
+                     ("finetune_lr", finetune_lr), ("settings", settings), ("_bound", None), ("_loaded", None)):
+            object.__setattr__(self, k, v)
+
+    @property
+    def recal_images(self) -> int:
+        """Training images that recalibrate BatchNorm (the first ones of the split)."""
+        return self.settings.recal_images
 
     def supernet_settings(self) -> SupernetSettings:
-        return SupernetSettings(
-            max_width=self.max_width, macs_budget=self.macs_budget, epochs_largest=self.epochs_largest,
-            epochs_elastic=self.epochs_elastic, batch_size=self.batch_size, lr=self.lr,
-            random_subnets=self.random_subnets, distill=self.distill, train_images=self.train_images,
-            recal_images=self.recal_images, threads=self.train_threads, schedule=self.schedule,
-            min_side=self.min_side, torch_device=getattr(self, "_torch_device", "auto"),
-        )
+        # The torch device is per process (use_torch_device), not a setting of the estimate.
+        return replace(self.settings, torch_device=getattr(self, "_torch_device", "auto"))
+
+    def with_settings(self, **changes: Any) -> SupernetAccuracy:
+        """A copy (unbound) with these :class:`SupernetSettings` fields changed."""
+        out = SupernetAccuracy(val_images=self.val_images, threads=self.threads, finetune_steps=self.finetune_steps,
+                               finetune_lr=self.finetune_lr, settings=replace(self.settings, **changes))
+        if hasattr(self, "_torch_device"):
+            out.use_torch_device(self._torch_device)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """The flat form the run record stores (``SupernetAccuracy(**d)`` rebuilds it, less
+        ``estimator``); the time budget's entries only when one is set, so that records of runs
+        without one are unchanged."""
+        d: dict[str, Any] = {"estimator": self.key, "val_images": self.val_images,
+                             "recal_images": self.settings.recal_images, "threads": self.threads,
+                             "finetune_steps": self.finetune_steps, "finetune_lr": self.finetune_lr}
+        for f in _SETTINGS_FIELDS:
+            if f == "recal_images" or (f in ("time_budget_s", "budget_width") and getattr(self.settings, f) is None):
+                continue
+            d[_FLAT_NAMES.get(f, f)] = getattr(self.settings, f)
+        return d
 
     def bind(self, space: SearchSpace, data: Dataset, runs_dir: str | Path, seed: int = 0) -> None:
         """Fix the space, data, cache folder and seed (computes the cache path; trains nothing)."""

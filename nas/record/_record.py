@@ -97,17 +97,21 @@ class DataRecord:
 @dataclass(frozen=True)
 class SupernetRecord:
     """The supernet a search's estimate used: its cache folder and, for the ai8x supernet, the
-    widths it covers and why."""
+    widths it covers and why; when a time budget sized them, what was measured (``sizing``:
+    :meth:`nas.supernet.Sizing.to_dict`, recorded once and reused on resume)."""
 
     cache: str
     searched_widths: tuple[int, ...] | None = None
     width_cap: str | None = None
+    sizing: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"cache": self.cache}
         if self.searched_widths is not None:
             d["searched_widths"] = list(self.searched_widths)
             d["width_cap"] = self.width_cap
+        if self.sizing is not None:
+            d["sizing"] = dict(self.sizing)
         return d
 
     @classmethod
@@ -117,8 +121,11 @@ class SupernetRecord:
         widths = d.get("searched_widths")
         if widths is not None and not (isinstance(widths, list) and all(_is_count(w, 1) for w in widths)):
             raise RunRecordError(f"settings 'supernet.searched_widths' {widths!r} is not a list of widths")
+        sizing = d.get("sizing")
+        if sizing is not None and not (isinstance(sizing, dict) and _is_count(sizing.get("width"), 1)):
+            raise RunRecordError(f"settings 'supernet.sizing' {sizing!r} does not name the width it chose")
         return cls(cache=d["cache"], searched_widths=None if widths is None else tuple(widths),
-                   width_cap=d.get("width_cap"))
+                   width_cap=d.get("width_cap"), sizing=sizing)
 
 
 @dataclass(frozen=True)

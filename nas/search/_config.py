@@ -59,7 +59,9 @@ class SearchConfig:
             :data:`~nas.supernet._fbnet.FBNET_SUPERNET_DEFAULTS` under ``estimator_options``),
             ``naswot`` (also ``proxy``: the training-free score) or ``short_qat`` (short training
             from scratch).
-        estimator_options: keyword settings of the estimator (e.g. ``{"epochs": 1}``).
+        estimator_options: keyword settings of the estimator (e.g. ``{"epochs": 1}``; the MAX78000
+            supernet's ``{"time_budget_s": 1800}`` is ``--supernet-budget 30min``: :func:`validate`
+            sizes the covered widths from it, measured once, or takes them from the resumed run).
         space_options: extra keyword options of the ``ai8x`` space (e.g. ``{"max_units": 4}``); MAX78000
             searches default ``bits`` by :func:`auto_bits` (8 only when the largest network the
             search can propose fits the budget at 8 bits, else :data:`MAX78000_DEFAULT_BITS`).

@@ -78,6 +78,10 @@ class Prepared:
     when the study is opened), else None."""
     notes: list[str] = field(default_factory=list)
     """One-line notes for the user found while validating (an empty journal)."""
+    sizing_memo: tuple[Path, Any] | None = None
+    """(path, :class:`nas.supernet.Sizing`) of a supernet sizing measured while validating, written
+    before the supernet trains (:func:`prepare_estimator`) so that a run killed meanwhile resumes
+    with the same covered widths."""
 
 
 def _journal_storage(path: Path, records: list[dict[str, Any]] | None = None) -> Any:
@@ -333,7 +337,12 @@ def _make_sampler(kind: str, seed: int) -> Any:
 
 def prepare_estimator(prep: Prepared, log: Callable[[str], None] | None = None) -> None:
     """Train or load what the estimate needs before the first trial (the supernet; nothing for
-    the other estimates). Runs on the driver, so Ray workers only load the cache."""
+    the other estimates). Runs on the driver, so Ray workers only load the cache. A supernet
+    sizing measured by :func:`validate` is remembered first (``Prepared.sizing_memo``)."""
+    if prep.sizing_memo is not None:
+        from ..supernet import write_sizing_memo
+
+        write_sizing_memo(*prep.sizing_memo)
     if hasattr(prep.estimator, "prepare"):
         prep.estimator.prepare(log)
 
@@ -423,6 +432,18 @@ def _repair_journal(prep: Prepared, log: Callable[[str], None] | None) -> None:
         f"a fresh {journal.name}, the damaged file is kept as {kept}")
 
 
+def _check_same_sizing(prep: Prepared, stored: Any) -> None:
+    """A supernet sized by time on this machine must cover what the study's own record says: two
+    processes that started one study at once (a shared ``--storage``) may have measured
+    different widths; the later one stops before its first trial."""
+    mine = prep.record.estimator.get("budget_width")
+    theirs = (stored.get("estimator") or {}).get("budget_width") if isinstance(stored, dict) else None
+    if mine is not None and theirs != mine:
+        raise InputError(f"run {prep.name!r} was started meanwhile by another process whose supernet covers widths up "
+                         f"to {theirs} (sized on its machine), not {mine}; run the same command again to join it "
+                         "with its widths")
+
+
 def open_study(prep: Prepared, log: Callable[[str], None] | None = None,
                 ) -> tuple[Any, Tally, dict[str, tuple[float, dict[str, Any]]]]:
     """Create or load the run's study (journal file), fail trials a killed search left RUNNING.
@@ -450,6 +471,8 @@ def open_study(prep: Prepared, log: Callable[[str], None] | None = None,
         study.set_metric_names([prep.estimator.metric_name(), "latency_ms"])
     if "settings" not in study.user_attrs:
         study.set_user_attr("settings", prep.record.to_dict())
+    else:
+        _check_same_sizing(prep, study.user_attrs["settings"])
     # Trials left RUNNING by a killed search: they never finished, mark them failed. (Not in a
     # shared RDB: another machine's search may be running them; there the trials whose process
     # stopped sending heartbeats are failed instead.)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,14 @@ from search_spaces import InputError
 from ..data import load_dataset
 from ..estimators import cli_name, list_estimators, make_estimator
 from ..record import DataRecord, RunRecord, RunRecordError, SupernetRecord
+from ..supernet import (
+    Sizing,
+    default_time_budget,
+    format_duration,
+    read_sizing_memo,
+    size_widths,
+    sizing_memo_path,
+)
 from ..targets import target_for_device
 from ..train import resolve_torch_device, torch_device_name
 from ._config import (
@@ -27,7 +36,7 @@ from ._config import (
 )
 from ._study import Prepared, inspect_study
 
-__all__ = ["validate"]
+__all__ = ["validate", "torch_device_of"]
 
 
 def validate(cfg: SearchConfig) -> Prepared:
@@ -75,7 +84,8 @@ def validate(cfg: SearchConfig) -> Prepared:
         raise InputError("max_train_images must be at least 2")
     est_key = resolve_estimator(cfg.estimator)
     est_opts = dict(cfg.estimator_options)
-    for opt, flag in (("max_width", "--supernet-max-width"), ("epochs_elastic", "--supernet-epochs")):
+    for opt, flag in (("max_width", "--supernet-max-width"), ("epochs_elastic", "--supernet-epochs"),
+                      ("time_budget_s", "--supernet-budget")):
         if est_key != "supernet" and est_opts.get(opt) is not None:
             raise InputError(f"{flag} applies to --accuracy supernet only (this search uses {est_key})")
     est_opts = target.estimator_options(est_key, est_opts)
@@ -96,6 +106,14 @@ def validate(cfg: SearchConfig) -> Prepared:
         data.x_train = data.x_train[: cfg.max_train_images]
         data.y_train = data.y_train[: cfg.max_train_images]
     space = target.make_space(space_name, data, space_options)
+    run_dir = runs_dir / name
+    _check_run_dir(run_dir)
+    old, scan, notes = inspect_study(run_dir, name, cfg.storage)
+    sizing, sizing_memo = None, None
+    if est_key == "supernet" and getattr(space, "name", "") == "ai8x":
+        # What the supernet covers: sized from a time budget once (measured here, or the run's own
+        # record when it resumes), before the bit choice, which looks at the covered widths.
+        estimator, sizing, sizing_memo = _supernet_sizing(cfg, name, estimator, space, data, runs_dir, old)
     bits_note = None
     if choose_bits:
         probe = target.probe_space(space, estimator) if est_key == "supernet" else space  # type: ignore[attr-defined]
@@ -106,6 +124,8 @@ def validate(cfg: SearchConfig) -> Prepared:
         estimator.bind(space, data, runs_dir, seed=cfg.seed)  # type: ignore[attr-defined]
         space = estimator.covered  # type: ignore[attr-defined]
         supernet = target.supernet_record(estimator, space)
+        if sizing is not None:
+            supernet = replace(supernet, sizing=sizing.to_dict())
     record = RunRecord(
         device=cfg.device,
         latency_ms=cfg.latency_ms,
@@ -121,9 +141,6 @@ def validate(cfg: SearchConfig) -> Prepared:
         **target.record_fields(cfg, device, budget, margin),
     )
     settings = record.to_dict()
-    run_dir = runs_dir / name
-    _check_run_dir(run_dir)
-    old, scan, notes = inspect_study(run_dir, name, cfg.storage)
     if old is not None:
         try:
             old = RunRecord.from_dict(old).to_dict()  # an unversioned run migrated; a newer one refused
@@ -150,7 +167,62 @@ def validate(cfg: SearchConfig) -> Prepared:
             raise InputError(f"{run_dir} exists and holds no study; choose another --name or remove it")
     return Prepared(cfg=cfg, name=name, run_dir=run_dir, device=device, budget=budget, data=data, space=space,
                      estimator=estimator, record=record, resumed=old is not None, target=target,
-                     space_name=space_name, ram=cfg.ram_bytes, journal_scan=scan, notes=notes)
+                     space_name=space_name, ram=cfg.ram_bytes, journal_scan=scan, notes=notes,
+                     sizing_memo=sizing_memo)
+
+
+def torch_device_of(cfg: SearchConfig) -> str:
+    """The torch device the supernet trains on (``auto``: CUDA when available)."""
+    return resolve_torch_device(cfg.torch_device)
+
+
+def _supernet_sizing(cfg: SearchConfig, name: str, estimator: Any, space: Any, data: Any, runs_dir: Path,
+                     old: dict[str, Any] | None) -> tuple[Any, Sizing | None, tuple[Path, Sizing] | None]:
+    """The ai8x supernet estimate with its covered widths sized from a time budget, the sizing,
+    and the memo to write before training (path, sizing) when it was measured now.
+
+    ``--supernet-max-width`` overrides (nothing measured). A resumed run takes its record's
+    budget and width (never measured again; a different ``--supernet-budget`` is refused). A new
+    run measures on its torch device (``--supernet-budget``, else the device type's default; on
+    CPU none: the MAC cap), unless a memo of the same sizing exists (a run killed before its
+    study was written, or another run with the same data and settings).
+    """
+    st = estimator.settings
+    if st.max_width is not None:
+        return estimator, None, None
+    given = st.time_budget_s
+    if old is not None:
+        old_est = old.get("estimator") or {}
+        was, width = old_est.get("time_budget_s"), old_est.get("budget_width")
+        if given is not None and given != was:
+            before = f"--supernet-budget {format_duration(was)}" if was is not None else "no --supernet-budget"
+            raise SettingsMismatchError(f"run {name!r} was started with {before}, not --supernet-budget "
+                                        f"{format_duration(given)}; repeat its settings to resume it, or pass "
+                                        "--name NEW for a new study")
+        if was is None:
+            return estimator, None, None
+        if not isinstance(width, int) or isinstance(width, bool) or width < 1:
+            raise InputError(f"run {name!r} cannot be resumed: its record has a supernet budget but no sized width "
+                             f"(budget_width {width!r}); pass --name NEW for a new study")
+        rec = (old.get("supernet") or {}).get("sizing")
+        try:
+            sizing = None if rec is None else Sizing.from_dict(rec)
+        except (ValueError, KeyError, TypeError):
+            sizing = None
+        return estimator.with_settings(time_budget_s=float(was), budget_width=width), sizing, None
+    device = torch_device_of(cfg)
+    budget = given if given is not None else default_time_budget(device)
+    if budget is None:
+        return estimator, None, None
+    st = replace(st, time_budget_s=float(budget))
+    n_train = len(data.y_train) if st.train_images == 0 else min(st.train_images, len(data.y_train))
+    memo = sizing_memo_path(runs_dir, space, st, n_train, device)
+    sizing = read_sizing_memo(memo)
+    pending = None
+    if sizing is None:
+        sizing = size_widths(space, st, data.x_train, data.y_train, device=device)
+        pending = (memo, sizing)
+    return estimator.with_settings(time_budget_s=float(budget), budget_width=sizing.width), sizing, pending
 
 
 def _check_run_dir(run_dir: Path) -> None:

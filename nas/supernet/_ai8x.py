@@ -32,12 +32,15 @@ own ai8x-training NAS follows OFA):
 * Units: a plain chain pooled down to 1x1 (5 units at 28x28) trains poorly on its own and
   drags the shared weights; the supernet covers (and the search draws) unit counts whose last
   unit runs at >= ``min_side`` pixels per side (:func:`unit_cap`; 28x28: 4 units, 3x3).
-* Width cap: the space's widths go to 256, but training cost on a CPU grows with the largest
-  sub-network. The supernet covers the space's widths up to a cap: the largest width whose
-  largest sub-network (all units at full depth, 3x3) needs at most ``macs_budget`` MACs per
-  image, and whose widest layer's output fits the 16 KiB half of a MAX78000 data-memory
-  instance (``H*W*ceil(C/64)*4`` bytes, the usual ping-pong layout). ``nas search`` searches
-  the covered widths only (the report says so); ``max_width`` overrides the cap.
+* Width cap: the space's widths go to 256, but training cost grows with the largest
+  sub-network. The supernet covers the space's widths up to a cap, and only widths whose first
+  unit's output fits the 16 KiB half of a MAX78000 data-memory instance (``H*W*ceil(C/64)*4``
+  bytes, the usual ping-pong layout). The cap: ``max_width`` when given; else, with a time
+  budget (``--supernet-budget``), the widest whose training is predicted to fit it, measured
+  once on the training machine (``nas.supernet._sizing``) and recorded as ``budget_width``;
+  else (the CPU default) the widest whose largest sub-network (all units at full depth, 3x3)
+  needs at most ``macs_budget`` MACs per image. ``nas search`` searches the covered widths only
+  (the report says so).
 
 Cache: trained once per (covered space, data fingerprint and split sizes, settings, seed) under
 ``<runs_dir>/supernets/<key>/``: ``weights.safetensors`` (no pickle), ``config.json`` (format
@@ -95,7 +98,7 @@ from ._common import (
 
 __all__ = [
     "LoadedSupernet", "get_ai8x_supernet", "covered_space", "width_cap", "unit_cap", "supernet_key",
-    "ai8x_cache_key",
+    "ai8x_cache_key", "first_unit_bytes", "format_duration", "HALF_INSTANCE_BYTES",
 ]
 
 HALF_INSTANCE_BYTES = 16 * 1024
@@ -131,24 +134,53 @@ def largest_macs(space: Ai8xSpace, width: int) -> int:
     return total + c * h * w * space.num_classes
 
 
+def first_unit_bytes(space: Ai8xSpace, width: int) -> int:
+    """Bytes of data memory the first unit's output takes at ``width`` (``H*W*ceil(C/64)*4``: the
+    usual ping-pong layout); a width is covered only when it fits :data:`HALF_INSTANCE_BYTES`."""
+    h0, w0 = _unit_dims(space)[0]
+    return h0 * w0 * math.ceil(width / 64) * 4
+
+
 def width_cap(space: Ai8xSpace, settings: SupernetSettings) -> tuple[int, str]:
-    """The widest covered width and why (one line for the log)."""
+    """The widest covered width and why (one line for the log).
+
+    ``max_width`` overrides; else ``budget_width`` (the width the time budget was sized to, see
+    :func:`nas.supernet.size_widths`); else the widest within ``macs_budget`` and data memory.
+
+    Raises:
+        RuntimeError: a time budget that was not sized yet (``budget_width`` None).
+    """
     if settings.max_width is not None:
         ok = [w for w in space.widths if w <= settings.max_width]
         if not ok:
             raise InputError(f"supernet max_width {settings.max_width} is below the space's smallest width "
                              f"{space.widths[0]}")
         return ok[-1], f"widths capped at {ok[-1]}: max_width {settings.max_width} given"
+    if settings.time_budget_s is not None:
+        if settings.budget_width is None:
+            raise RuntimeError("the supernet's time budget is not sized yet: size it with nas.supernet.size_widths")
+        ok = [w for w in space.widths if w <= settings.budget_width] or [space.widths[0]]
+        return ok[-1], (f"widths capped at {ok[-1]}: the widest whose supernet training was predicted, by "
+                        f"measuring training steps when the run started, to fit the supernet budget of "
+                        f"{format_duration(settings.time_budget_s)}")
     h0, w0 = _unit_dims(space)[0]
     best = space.widths[0]
     for w in space.widths:
-        mem = h0 * w0 * math.ceil(w / 64) * 4
-        if largest_macs(space, w) <= settings.macs_budget and mem <= HALF_INSTANCE_BYTES:
+        if largest_macs(space, w) <= settings.macs_budget and first_unit_bytes(space, w) <= HALF_INSTANCE_BYTES:
             best = w
     macs = largest_macs(space, best)
     return best, (f"widths capped at {best}: largest sub-network {macs / 1e6:.1f} M MACs per image <= budget "
                   f"{settings.macs_budget / 1e6:g} M (training cost on CPU), first-unit output "
-                  f"{h0 * w0 * math.ceil(best / 64) * 4} B <= {HALF_INSTANCE_BYTES} B of data memory")
+                  f"{first_unit_bytes(space, best)} B <= {HALF_INSTANCE_BYTES} B of data memory")
+
+
+def format_duration(seconds: float) -> str:
+    """``90 s``, ``30 min``, ``2 h`` or ``1.5 h`` (how reports write a duration)."""
+    if seconds < 120:
+        return f"{seconds:.3g} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.3g} min"
+    return f"{seconds / 3600:.3g} h"
 
 
 def unit_cap(space: Ai8xSpace, settings: SupernetSettings) -> int:

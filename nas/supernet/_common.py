@@ -22,6 +22,7 @@ import csv
 import fcntl
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -74,8 +75,15 @@ class SupernetSettings:
     """How the supernet is sized and trained (part of the cache key).
 
     Attributes:
-        max_width: widest channel count covered (None: :func:`width_cap` from ``macs_budget``).
-        macs_budget: most MACs per image of the largest sub-network (training cost cap).
+        max_width: widest channel count covered (None: :func:`width_cap` from ``budget_width``, else
+            from ``macs_budget``); it overrides the time budget.
+        macs_budget: most MACs per image of the largest sub-network (the CPU default's training
+            cost cap, used when neither ``max_width`` nor ``time_budget_s`` is given).
+        time_budget_s: the supernet training time the user can afford (``--supernet-budget``), in
+            seconds; the covered widths are sized from it by measuring training steps
+            (:func:`nas.supernet.size_widths`), once, and recorded as ``budget_width``.
+        budget_width: the widest width that sizing chose for ``time_budget_s`` (recorded in the
+            run and reused on resume and by ``nas qat``; never re-measured).
         epochs_largest: epochs of the ``largest`` phase.
         epochs_elastic: epochs of the elastic phase (split over the stages of ``progressive``).
         batch_size: mini-batch size.
@@ -96,6 +104,8 @@ class SupernetSettings:
 
     max_width: int | None = None
     macs_budget: float = 25e6
+    time_budget_s: float | None = None
+    budget_width: int | None = None
     epochs_largest: int = 1
     epochs_elastic: int = 7
     batch_size: int = 32
@@ -119,6 +129,10 @@ class SupernetSettings:
             raise InputError("supernet lr and macs_budget must be positive")
         if self.max_width is not None and self.max_width < 1:
             raise InputError(f"supernet max_width must be positive, got {self.max_width}")
+        if self.time_budget_s is not None and not (math.isfinite(self.time_budget_s) and self.time_budget_s > 0):
+            raise InputError(f"supernet time budget must be a positive duration, got {self.time_budget_s!r} s")
+        if self.budget_width is not None and (self.time_budget_s is None or self.budget_width < 1):
+            raise InputError("supernet budget_width needs a time budget and must be positive")
         if self.schedule not in SCHEDULES:
             raise InputError(f"unknown supernet schedule {self.schedule!r}; use one of {', '.join(SCHEDULES)}")
         if self.min_side < 1:
@@ -131,6 +145,10 @@ class SupernetSettings:
         d.pop("threads")
         d.pop("recal_images")
         d.pop("torch_device")
+        # The covered widths key the cache (its space); the time budget and the width it chose
+        # (a timing) do not, so equal covered spaces share one supernet.
+        d.pop("time_budget_s")
+        d.pop("budget_width")
         return d
 
 

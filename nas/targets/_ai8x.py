@@ -15,7 +15,7 @@ from search_spaces import InputError, ai8x_hardware, get_space
 
 from ..export import accelerator_card_lines, export_max78000, vendor_commands
 from ..record import RunRecord, SupernetRecord
-from ..supernet import covered_space
+from ..supernet import Sizing, covered_space, format_duration
 from ._base import (
     Target,
     TrialCheck,
@@ -26,7 +26,7 @@ from ._base import (
     study_location,
 )
 
-__all__ = ["Ai8xTarget", "CSV_COLUMNS", "MAX78000_DEFAULT_BITS", "auto_bits"]
+__all__ = ["Ai8xTarget", "CSV_COLUMNS", "MAX78000_DEFAULT_BITS", "auto_bits", "chip_coverage"]
 
 MAX78000_DEFAULT_BITS = (2, 4, 8)
 """Hidden-layer weight bit widths a MAX78000 search offers unless ``space_options["bits"]`` says otherwise."""
@@ -59,6 +59,120 @@ def auto_bits(space: Any, device: Any, budget: int) -> tuple[tuple[int, ...], st
     bits = ", ".join(map(str, MAX78000_DEFAULT_BITS))
     return MAX78000_DEFAULT_BITS, (f"{bits} (auto): the largest network the search can propose does not fit at 8 "
                                    f"bits ({why}), so lower bits are searched to fit more into memory")
+
+
+def _largest_bytes(space: Any, device: Any, width: int, units: int) -> int:
+    """Weight bytes at 8 bits of ``units`` units x ``max_depth`` layers of ``width`` channels
+    with the space's largest kernel (the device's count, whether or not it fits)."""
+    k = space.kernels[-1]
+    arch = {"units": [[{"width": width, "kernel": k, "bits": 8}] * space.max_depth] * units, "fc_bits": 8}
+    return int(device.report(space.network(arch)).weight_bytes)
+
+
+def chip_coverage(prep: Any) -> dict[str, Any] | None:
+    """How much of the chip the searched (supernet-covered) space can use, or None (the search
+    did not use the ai8x supernet).
+
+    Returns:
+        ``largest_bytes`` (the largest covered network at 8 bits), ``budget``, ``capacity`` (the
+        chip's weight memory), ``binds`` (largest > budget), ``width``/``units``/``depth``/``kernel``
+        of that network, ``full_bytes`` and ``full_widths`` (the space without the supernet's cap),
+        ``needed_width`` (the narrowest width whose largest network at the covered unit count
+        exceeds the budget, None if none does) and ``needed_bytes``.
+    """
+    sn = prep.record.supernet
+    if sn is None or sn.searched_widths is None:
+        return None
+    space, device, budget = prep.space, prep.device, int(prep.budget)
+    full = prep.target.qat_space(prep.record)  # the space before the supernet's cap
+    largest = _largest_bytes(space, device, space.widths[-1], space.max_units)
+    needed = next(((w, b) for w in full.widths
+                   if (b := _largest_bytes(full, device, w, space.max_units)) > budget), (None, None))
+    return {"largest_bytes": largest, "budget": budget, "capacity": prep.target.weight_capacity,
+            "binds": largest > budget, "width": space.widths[-1], "units": space.max_units, "depth": space.max_depth,
+            "kernel": space.kernels[-1], "full_widths": list(full.widths),
+            "full_bytes": _largest_bytes(full, device, full.widths[-1], full.max_units), "full_units": full.max_units,
+            "needed_width": needed[0], "needed_bytes": needed[1]}
+
+
+def _sizing_of(prep: Any) -> Sizing | None:
+    rec = prep.record.supernet.sizing if prep.record.supernet is not None else None
+    try:
+        return None if rec is None else Sizing.from_dict(rec)
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _fix_hint(cov: dict[str, Any], sizing: Sizing | None) -> str:
+    """How to let the budget bind (a wider covered space)."""
+    w = cov["needed_width"]
+    if w is None:
+        return (f"even the full ai8x space's largest network ({cov['full_bytes']:,} B) stays below the budget, so no "
+                "setting lets it bind")
+    pred = {c[0]: c[2] for c in sizing.candidates} if sizing is not None else {}
+    when = f", predicted to train in {format_duration(pred[w])} here" if w in pred else ""
+    return (f"a network above it needs width {w} ({cov['needed_bytes']:,} B at 8 bits{when}): give a larger "
+            f"--supernet-budget (or --supernet-max-width {w}), or train the supernet on a GPU (--torch-device cuda)")
+
+
+def coverage_md(prep: Any) -> str:
+    """The report's section on the compute budget and how much of the chip the space can use."""
+    cov = chip_coverage(prep)
+    if cov is None:
+        return ""
+    st = prep.estimator.supernet_settings()
+    sizing = _sizing_of(prep)
+    if st.max_width is not None:
+        compute = f"none: --supernet-max-width {st.max_width} given (it overrides any time budget)"
+    elif sizing is not None:
+        cands = ", ".join(f"{w} ({s:.3g} s/step, {format_duration(p)})" for w, s, p in sizing.candidates)
+        compute = (f"--supernet-budget {format_duration(sizing.budget_s)} on the torch device `{sizing.device}`: "
+                   f"{sizing.step_s:.3g} s per training step of the largest sub-network at width {sizing.width} "
+                   f"(measured {sizing.measured_at}, batch {sizing.batch_size}, warm-up step excluded; "
+                   f"smallest sub-network {sizing.small_step_s:.3g} s), training predicted "
+                   f"{format_duration(sizing.predicted_s)} ({sizing.epochs_largest} + {sizing.epochs_elastic} epochs x "
+                   f"{sizing.steps_per_epoch} steps of batch {sizing.batch_size}; per-epoch validation not counted); "
+                   f"{sizing.stop}. Measured widths (per-step time, predicted training): {cands}. Measured once "
+                   "when the run started and recorded (`settings.supernet.sizing`); resuming reuses it")
+    elif st.time_budget_s is not None:
+        compute = (f"--supernet-budget {format_duration(st.time_budget_s)}, sized to width {st.budget_width} "
+                   "(the measurement is not in this run's record)")
+    else:
+        compute = (f"the CPU default: no time budget; the largest sub-network may need at most "
+                   f"{st.macs_budget / 1e6:g} M MACs per image (`--supernet-budget 30min` sizes the space from a "
+                   "training time measured on this machine instead)")
+    pct_b = cov["largest_bytes"] / cov["budget"]
+    pct_c = cov["largest_bytes"] / cov["capacity"]
+    lines = [
+        "## Covered space: what the search can use of the chip",
+        f"- compute budget of the supernet: {compute}.",
+        f"- covered widths {list(prep.space.widths)}, {prep.space.min_units}-{prep.space.max_units} units.",
+        f"- the largest covered network ({cov['units']} units x {cov['depth']} layers of {cov['width']} channels, "
+        f"{cov['kernel']}x{cov['kernel']}) holds {cov['largest_bytes']:,} B of weights at 8 bits: {pct_b:.0%} of the "
+        f"{cov['budget']:,} B budget and {pct_c:.0%} of the chip's {cov['capacity']:,} B weight memory.",
+    ]
+    if not cov["binds"]:
+        lines.append(f"- the budget cannot bind on this machine: every network the search can propose fits it at 8 "
+                     f"bits, so neither --budget nor the weight bit widths decide anything; {_fix_hint(cov, sizing)}.")
+    else:
+        lines.append("- networks above the budget at 8 bits are in the searched space: the budget and the weight bit "
+                     "widths can decide.")
+    lines.append(f"- the full ai8x space (widths up to {cov['full_widths'][-1]}, {cov['full_units']} units) reaches "
+                 f"{cov['full_bytes']:,} B at 8 bits.")
+    return "\n".join(lines) + "\n"
+
+
+def coverage_line(prep: Any) -> str:
+    """One line for the terminal: how much of the chip the covered space can use."""
+    cov = chip_coverage(prep)
+    if cov is None:
+        return ""
+    line = (f"covered space: its largest network holds {cov['largest_bytes']:,} B at 8 bits, "
+            f"{cov['largest_bytes'] / cov['budget']:.0%} of the {cov['budget']:,} B budget "
+            f"({cov['largest_bytes'] / cov['capacity']:.0%} of the chip's weight memory)")
+    if not cov["binds"]:
+        line += f"; the budget cannot bind on this machine: {_fix_hint(cov, _sizing_of(prep))}"
+    return line
 
 
 def _constraints(report: Any, budget: int, latency_limit: float | None) -> dict[str, float]:
@@ -188,6 +302,7 @@ Every estimate in this report (tables, `pareto.csv`/`pareto.json` column `estima
 {estimate_notes(prep)}
 Train the chosen network with the vendor's QAT before deploying.
 
+{coverage_md(prep)}
 ## Pareto front ({len(rows)} networks, feasible only, by latency)
 {_md_table(rows, s.metric, hw)}
 {prep.target.latency_source}; it excludes loading the input
@@ -217,7 +332,8 @@ No feasible network among {len(trials)} trials. Relax --budget or --latency, or 
 - dataset: {d.describe()} ({d.source}; {d.licence})
 - accuracy estimate: `{s.metric}`: {prep.estimator.describe()}
 {estimate_notes(prep)}- study: `{journal}` (open with `optuna-dashboard {journal}`)
-"""
+
+{coverage_md(prep)}"""
 
 
 class Ai8xTarget(Target):
@@ -330,6 +446,10 @@ class Ai8xTarget(Target):
 
     def record_fields(self, cfg: Any, device: Any, budget: int, margin: float) -> dict[str, Any]:
         return {"budget_bytes": budget}
+
+    def coverage_line(self, prep: Any) -> str:
+        """One line on how much of the chip the supernet's covered space can use ("" without it)."""
+        return coverage_line(prep)
 
     # ------------------------------------------------------------------ trials and outputs
     def check_trial(self, prep: Any, trial: Any) -> TrialCheck:

@@ -224,9 +224,10 @@ class MobileTarget(Target):
 
     def estimator_options(self, est_key: str, options: dict[str, Any]) -> dict[str, Any]:
         if est_key == "supernet":
-            if options.get("max_width") is not None:
-                raise InputError("--supernet-max-width applies to the MAX78000 ai8x space; the fbnet supernet covers "
-                                 "every op of every layer")
+            for opt, flag in (("max_width", "--supernet-max-width"), ("time_budget_s", "--supernet-budget")):
+                if options.get(opt) is not None:
+                    raise InputError(f"{flag} applies to the MAX78000 ai8x space; the fbnet supernet covers "
+                                     "every op of every layer")
             options = {**FBNET_SUPERNET_DEFAULTS, **options}
         if est_key == "naswot":
             options.setdefault("batch", FBNET_NASWOT_BATCH)  # keeps a NASWOT trial quick on one thread

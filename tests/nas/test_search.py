@@ -192,6 +192,9 @@ def test_sigkill_loses_at_most_the_trial_in_flight(tmp_path) -> None:
          "--accuracy supernet only"),
         (["--device", "max78000", "--accuracy", "proxy", "--supernet-epochs", "9"], "--accuracy supernet only"),
         (["--device", "max78000", "--supernet-epochs", "0"], "--supernet-epochs"),
+        (["--device", "max78000", "--supernet-budget", "half an hour"], "--supernet-budget"),
+        (["--device", "max78000", "--accuracy", "short-qat", "--supernet-budget", "30min"], "--accuracy supernet only"),
+        (["--device", "pixel3", "--space", "fbnet", "--supernet-budget", "30min"], "covers every op"),
     ],
 )
 def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, args: list[str], word: str) -> None:
@@ -254,6 +257,10 @@ def test_cli_default_estimate_is_the_supernet(tmp_path, capsys, shape: tuple[int
     report = (run / "report.md").read_text()
     assert "val_acc_supernet" in report and str(cache) in report and "train_log.csv" in report
     assert "BatchNorm statistics recalibrated on 36 training images" in report
+    # no --supernet-budget on CPU: the MAC cap, nothing measured; the report says what the space can use
+    assert "sizing" not in payload["settings"]["supernet"] and "time_budget_s" not in payload["settings"]["estimator"]
+    assert "## Covered space" in report and "the CPU default: no time budget" in report
+    assert "of the 20,000 B budget" in report and "weight memory" in report
     op = "conv1d" if len(shape) == 4 else "conv2d"
     assert Network.load(run / rows[0]["network_file"]).layers[0].op == op
     # a resumed (longer) search on the same data reuses the cached supernet
