@@ -152,9 +152,11 @@ def _fbnet_per_layer() -> np.ndarray:
 
 
 def _fbnet_from_idx(idx: np.ndarray) -> np.ndarray:
-    tab = _fbnet_per_layer()
-    flat = idx + 9 * np.arange(22)[None, :]
-    return tab[flat].sum(1)
+    tab = _fbnet_per_layer().reshape(22, 9, -1)
+    out = tab[0][idx[:, 0]].copy()
+    for layer in range(1, 22):  # 22 row gathers: no (N, 22, F) temporary
+        out += tab[layer][idx[:, layer]]
+    return out
 
 
 # ------------------------------------------------------------------ OFA MobileNetV3

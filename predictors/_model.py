@@ -130,7 +130,7 @@ class LatencyPredictor:
             with an analytic correction and the analytic fit alone, and the prior scales
             (``COST_META_SCALES``, ``COST_FLAT_SCALES``, ``COST_NOISE``). Needs
             ``adapt_head="gp"``, ``linear_rank=0``, ``gp_features`` "h" or "hc" and no device basis.
-            None: the space's default (``SPACE_DEFAULTS``).
+            None: the space's default (``SPACE_DEFAULTS``) where those settings allow it, else off.
         use_level: feed the mean log-latency of the references (the device's absolute speed) to
             the network; when False the prediction is exactly proportional to the samples' scale.
         train_rows: meta-train devices' rows used: "pool" (HELP's train pool) or "all" (all rows
@@ -194,9 +194,10 @@ class LatencyPredictor:
         if basis_fit == "nnls" and (linear_rank or gp_features == "hx" or adapt_head != "gp"):
             raise ValueError("basis_fit='nnls' needs adapt_head='gp', linear_rank=0 and gp_features 'h' or 'hc'")
         self.basis_fit = basis_fit
-        if cost_head is None:
-            cost_head = SPACE_DEFAULTS.get(space, {}).get("cost_head", False)
-        if cost_head and (adapt_head != "gp" or linear_rank or gp_features not in ("h", "hc") or self.device_basis):
+        fits = adapt_head == "gp" and not linear_rank and gp_features in ("h", "hc") and not self.device_basis
+        if cost_head is None:  # the space's default where the other settings allow it
+            cost_head = SPACE_DEFAULTS.get(space, {}).get("cost_head", False) and fits
+        if cost_head and not fits:
             raise ValueError("cost_head needs adapt_head='gp', linear_rank=0, gp_features 'h' or 'hc' and "
                              "device_basis off")
         self.cost_head = bool(cost_head)
