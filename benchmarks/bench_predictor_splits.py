@@ -76,8 +76,11 @@ def meta_trained(space: str, split: str, devs: dict[str, list[str]], seed: int, 
                                                     "valid": devs["valid"]})
     if path is not None and path.exists():
         q = predictors.load_file(str(path))
-        if not q.has_cost_prior:  # a network trained before the analytic head: fit its prior only
-            q.fit_cost_prior(predictors.load_latency_table(space), devs["train"])
+        if p.cost_head and not q.has_cost_prior:  # a network saved without the head: add what fit() adds
+            table = predictors.load_latency_table(space)
+            q.cost_head = True
+            q.fit_cost_prior(table, devs["train"])
+            q.calibrate_std(table, devs["valid"])
         return q
     p.fit(devices=devs["train"], valid_devices=devs["valid"])
     if path is not None:

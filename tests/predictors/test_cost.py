@@ -220,3 +220,18 @@ def test_cost_prior_added_to_a_network_without_it(tiny_fb: predictors.LatencyPre
     np.testing.assert_allclose(p.ana_prior_s_, tiny_fb.ana_prior_s_)
     with pytest.raises(ValueError, match="cost_head"):
         predictors.LatencyPredictor("fbnet", cost_head=True, device_basis=True)
+
+
+def test_meta_training_on_another_split_uses_only_its_devices() -> None:
+    """fit(devices=..., valid_devices=...) on a split of our own: the analytic prior comes from those
+    devices only (HELP's split is not assumed)."""
+    t = predictors.load_latency_table("fbnet")
+    train = ["pixel3", "samsung_a50", "silver_4114", "fpga"]
+    p = predictors.LatencyPredictor("fbnet", seed=0, **dict(TINY, n_members=1, n_steps=10))
+    p.fit(t, devices=train, valid_devices=["gold_6240"])
+    assert p.meta_train_devices_ == train and p.ana_devices_ == train and p.meta_valid_devices_ == ["gold_6240"]
+    ref = predictors.LatencyPredictor("fbnet", cost_head=True, **TINY)
+    ref.__dict__.update({k: v for k, v in p.__dict__.items() if k in ("x_mean_", "x_std_")})
+    ref.fit_cost_prior(t, train)
+    np.testing.assert_allclose(p.ana_prior_m_, ref.ana_prior_m_)
+    assert not np.allclose(ref.fit_cost_prior(t, ["1080ti_1", "titanx_32"]).ana_prior_m_, p.ana_prior_m_)
