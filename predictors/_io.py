@@ -113,8 +113,8 @@ def _check(path: str, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> No
     if "cost_mean" in arrays and arrays["cost_mean"].shape != arrays.get("cost_std", np.zeros(0)).shape:
         raise bad("'cost_mean' and 'cost_std' differ in shape")
     if "ana_prior_m" in arrays:
-        f = arrays["ana_prior_m"].shape
-        if len(f) != 1 or any(arrays.get(k, np.zeros(0)).shape != f for k in ("ana_mean", "ana_std")) \
+        f = arrays["ana_prior_m"].shape  # the cost features; ana_mean/ana_std add log-MACs and log-params
+        if len(f) != 1 or any(arrays.get(k, np.zeros(0)).shape != (f[0] + 2,) for k in ("ana_mean", "ana_std")) \
                 or arrays.get("ana_prior_s", np.zeros(0)).shape != (f[0], f[0]):
             raise bad("the analytic head's arrays ('ana_mean', 'ana_std', 'ana_prior_m', 'ana_prior_s') differ "
                       "in shape")
@@ -156,8 +156,8 @@ def load_file(path: str | os.PathLike[str]) -> Any:
             pred.ana_prior_s_ = arrays["ana_prior_s"]
             pred.ana_devices_ = meta.get("ana_devices", [])
             n_cost = len(cost_feature_names(pred.space))
-            if pred.ana_mean_.shape != (n_cost,):
-                raise ArtefactError(f"{path!r} has {pred.ana_mean_.shape[0]} analytic cost features where this "
+            if pred.ana_prior_m_.shape != (n_cost,):
+                raise ArtefactError(f"{path!r} has {pred.ana_prior_m_.shape[0]} analytic cost features where this "
                                     f"version computes {n_cost}; re-train it ('nas predictor train')")
         if pred.device_basis:
             pred.basis_w_ = arrays["basis_w"]

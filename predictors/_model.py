@@ -273,12 +273,14 @@ class LatencyPredictor:
             raise ValueError("fit_cost_prior needs cost_head=True")
         x = table.features()
         rows = np.union1d(train_rows(table, self.train_rows), table.ref_index)
-        c = cost_features_encoded(self.space, x)
-        mean = c[rows].mean(0)
-        std = c[rows].std(0)
+        c = self._ana_raw(x[rows])
+        mean = c.mean(0)
+        std = c.std(0)
         self.ana_mean_ = mean
         self.ana_std_ = np.where(std > 1e-9 * np.maximum(np.abs(mean), 1.0), std, 1.0)
-        a = np.concatenate([(c[rows] - self.ana_mean_) / self.ana_std_, np.ones((len(rows), 1))], 1)
+        n_cost = len(mean) - 2
+        # the meta-learned prior acts on the cost features (not on the log-MACs/-params pair)
+        a = np.concatenate([((c - self.ana_mean_) / self.ana_std_)[:, :n_cost], np.ones((len(rows), 1))], 1)
         ref = np.asarray(table.ref_index)
         ws = []
         for d in devices:
@@ -297,9 +299,14 @@ class LatencyPredictor:
         self.ana_devices_ = list(devices)
         return self
 
+    def _ana_raw(self, x_raw: np.ndarray) -> np.ndarray:
+        """Analytic cost features (N, F) and log-MACs, log-parameters (FlopsProxy's) of raw features."""
+        lc = np.log(np.maximum(flops_params(self.space, x_raw), 1e-6)).astype(np.float64)
+        return np.concatenate([cost_features_encoded(self.space, x_raw), lc], 1)
+
     def _ana(self, x_raw: np.ndarray) -> np.ndarray:
-        """Standardised analytic cost features (N, F) of raw features."""
-        return (cost_features_encoded(self.space, x_raw) - self.ana_mean_) / self.ana_std_
+        """Standardised analytic features (N, F + 2): :meth:`_ana_raw` standardised."""
+        return (self._ana_raw(x_raw) - self.ana_mean_) / self.ana_std_
 
     def _cost(self, x_raw: np.ndarray) -> np.ndarray | None:
         """Standardised (log-MACs, log-params) (N, 2) of raw features, or None if not used."""
@@ -528,6 +535,7 @@ class LatencyPredictor:
         for sn in COST_NOISE:
             hyps += [{"lam": 0, "prior": "meta", "scale": k, "noise": sn, "amp": 0.0} for k in COST_META_SCALES]
             hyps += [{"lam": 0, "prior": "flat", "scale": k, "noise": sn, "amp": 0.0} for k in COST_FLAT_SCALES]
+            hyps += [{"lam": 0, "prior": "macs", "scale": k, "noise": sn, "amp": 0.0} for k in COST_FLAT_SCALES]
         return hyps
 
     def _adapt_cost_head(self, emb: np.ndarray, xs: np.ndarray, cs: np.ndarray | None, a_s: np.ndarray,
@@ -536,6 +544,7 @@ class LatencyPredictor:
         analytic cost head for support features ``xs``/``cs``, analytic features ``a_s`` and
         standardised log-latencies ``zs``."""
         n, f = a_s.shape
+        fc = f - 2  # the cost features; the last two columns are log-MACs and log-parameters
         nets = []
         for member in self.members_:
             z0, phi = self._base(member, xs, emb, cs, None)
@@ -544,7 +553,11 @@ class LatencyPredictor:
             sn2 = float(np.exp(2 * member["log_sn"][0]))
             nets.append((z0.astype(np.float64), phi, sw2, sn2))
         eye = np.eye(n)
-        m_meta, s_meta = self.ana_prior_m_, self.ana_prior_s_
+        m_meta = np.concatenate([self.ana_prior_m_, np.zeros(2)])
+        s_meta = np.zeros((f, f))
+        s_meta[:fc, :fc] = self.ana_prior_s_
+        flat = np.diag(np.concatenate([np.full(fc, 1.0 / fc), np.zeros(2)]))
+        macs = np.diag(np.concatenate([np.zeros(fc), np.full(2, 0.5)]))
 
         def solve(hyp: dict[str, Any], net: tuple[np.ndarray, np.ndarray, float, float]
                   ) -> tuple[float, dict[str, np.ndarray]]:
@@ -553,7 +566,7 @@ class LatencyPredictor:
             if hyp["prior"] == "meta":
                 s_w, m_w = s_meta * hyp["scale"] ** 2, m_meta
             else:
-                s_w, m_w = np.eye(f) * (hyp["scale"] ** 2 / f), np.zeros(f)
+                s_w, m_w = (flat if hyp["prior"] == "flat" else macs) * hyp["scale"] ** 2, np.zeros(f)
             sb2 = 0.0 if lam else 1.0
             amp2 = hyp["amp"] ** 2
             noise = sn2 * amp2 if lam else hyp["noise"] ** 2
