@@ -507,7 +507,11 @@ class LatencyPredictor:
         best: tuple[float, float, list[dict[str, np.ndarray]]] | None = None
         if self.cost_head:
             a_s = self._ana(self._encode_raw(archs))
-            new.log_evidence_, new.cost_hypothesis_, new.support_state_ = self._adapt_cost_head(emb, xs, cs, a_s, zs)
+            mix = self._adapt_cost_head(emb, xs, cs, a_s, zs)
+            new.cost_mixture_ = mix
+            top = max(mix, key=lambda m: m[0])
+            new.log_evidence_, new.cost_hypothesis_, new.support_state_ = top[1], top[2], top[3]
+            new.cost_weights_ = {("network" if m[2]["lam"] else m[2]["prior"]): m[0] for m in mix}
             new.basis_scale_ = 0.0
             return new
         if bs is not None and self.basis_fit == "nnls":
@@ -539,10 +543,12 @@ class LatencyPredictor:
         return hyps
 
     def _adapt_cost_head(self, emb: np.ndarray, xs: np.ndarray, cs: np.ndarray | None, a_s: np.ndarray,
-                         zs: np.ndarray) -> tuple[float, dict[str, Any], list[dict[str, np.ndarray]]]:
-        """(summed log marginal likelihood, chosen hypothesis, per-member head states) of the
-        analytic cost head for support features ``xs``/``cs``, analytic features ``a_s`` and
-        standardised log-latencies ``zs``."""
+                         zs: np.ndarray) -> list[tuple[float, float, dict[str, Any], list[dict[str, np.ndarray]]]]:
+        """The analytic cost head for support features ``xs``/``cs``, analytic features ``a_s``
+        and standardised log-latencies ``zs``: per hypothesis family (network, meta, flat, macs),
+        (posterior weight, log marginal likelihood, hypothesis, per-member head states) of the
+        family's best hypothesis; the log marginal likelihood of a network hypothesis is the mean
+        over the members, and the weights are proportional to ``exp`` of it."""
         n, f = a_s.shape
         fc = f - 2  # the cost features; the last two columns are log-MACs and log-parameters
         nets = []
@@ -587,23 +593,25 @@ class LatencyPredictor:
                 st["phi_s"] = phi
             return ev, st
 
-        best: tuple[float, dict[str, Any], list[dict[str, np.ndarray]]] | None = None
         trace = self.__dict__.get("_cost_trace")  # a list to record every hypothesis in (diagnostics)
+        best: dict[str, tuple[float, dict[str, Any], list[dict[str, np.ndarray]]]] = {}
         for hyp in self._cost_hypotheses():
             if hyp["lam"]:
                 out = [solve(hyp, net) for net in nets]
-                ev = float(sum(e for e, _ in out))
+                ev = float(np.mean([e for e, _ in out]))
                 states = [st for _, st in out]
             else:  # the network plays no part: the same for every member
-                e1, st = solve(hyp, nets[0])
-                ev = e1 * len(nets)
+                ev, st = solve(hyp, nets[0])
                 states = [st] * len(nets)
             if trace is not None:
                 trace.append((ev, hyp, states))
-            if best is None or ev > best[0]:
-                best = (ev, hyp, states)
-        assert best is not None
-        return best
+            fam = "network" if hyp["lam"] else hyp["prior"]
+            if fam not in best or ev > best[fam][0]:
+                best[fam] = (ev, hyp, states)
+        evs = np.array([b[0] for b in best.values()])
+        w = np.exp(evs - evs.max())
+        w /= w.sum()
+        return [(float(wi), b[0], b[1], b[2]) for wi, b in zip(w, best.values())]
 
     def _encode_unique(self, archs: Sequence[Any] | np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Raw (unstandardised) features of the distinct architectures and the inverse index."""
@@ -682,80 +690,104 @@ class LatencyPredictor:
             self.__dict__["_head_cache"] = cache
         return cache
 
-    def _cost_heads(self) -> list[dict[str, Any]]:
-        """Per member, the adapted analytic cost head in the form :meth:`_predict_z_cost` uses:
-        the network's output layer with its closed-form correction folded in (``w``, ``b``, ``c``
-        on the "hc" cost columns), and for the variance the support's network features split as
-        in :meth:`_folded_heads` (``ph``, ``pe``, ``p1``, ``se``), unscaled ``kinv``."""
+    def _cost_heads(self) -> list[tuple[float, list[dict[str, Any]]]]:
+        """Per hypothesis family of the adapted mixture, (weight, per-member heads) in the form
+        :meth:`_predict_z_cost` uses: the network's output layer with its closed-form correction
+        folded in (``w``, ``b``, ``c`` on the "hc" cost columns), and for the variance the
+        support's network features split as in :meth:`_folded_heads` (``ph``, ``pe``, ``p1``,
+        ``se2``); the kernel inverse ``kinv`` is unscaled. Families of weight below 1e-6 are left out."""
         cache = self.__dict__.get("_head_cache")
         if cache is None:
             cache = []
             hid = self.hidden
-            for member, st in zip(self.members_, self.support_state_):
-                head: dict[str, Any] = {"st": st, "netk": bool(float(st["lam"]))}
-                if head["netk"]:
-                    phi_s = st["phi_s"]
-                    v = float(st["sw2"]) * (phi_s.T @ st["alpha"])
-                    se = (np.full(2, float(np.exp(member["log_sc"][0])) / np.sqrt(2))
-                          if self.gp_features == "hc" else np.zeros(0))
-                    n_c = len(se)
-                    head.update(w=(member["w_out"] + v[:hid] / np.sqrt(hid)).astype(np.float32),
-                                b=float(member["b_out"][0]) + float(v[-1]), c=v[hid:hid + n_c] * se,
-                                ph=(phi_s[:, :hid].T / np.sqrt(hid)).astype(np.float32),
-                                pe=phi_s[:, hid:hid + n_c].T * se[:, None], p1=phi_s[:, -1], se2=se * se)
-                cache.append(head)
+            mix = getattr(self, "cost_mixture_", None) or [(1.0, 0.0, self.cost_hypothesis_, self.support_state_)]
+            for weight, _, _, states in mix:
+                if weight < 1e-6:
+                    continue
+                heads = []
+                for member, st in zip(self.members_, states):
+                    head: dict[str, Any] = {"st": st, "netk": bool(float(st["lam"]))}
+                    if head["netk"]:
+                        phi_s = st["phi_s"]
+                        v = float(st["sw2"]) * (phi_s.T @ st["alpha"])
+                        se = (np.full(2, float(np.exp(member["log_sc"][0])) / np.sqrt(2))
+                              if self.gp_features == "hc" else np.zeros(0))
+                        n_c = len(se)
+                        head.update(w=(member["w_out"] + v[:hid] / np.sqrt(hid)).astype(np.float32),
+                                    b=float(member["b_out"][0]) + float(v[-1]), c=v[hid:hid + n_c] * se,
+                                    ph=(phi_s[:, :hid].T / np.sqrt(hid)).astype(np.float32),
+                                    pe=phi_s[:, hid:hid + n_c].T * se[:, None], p1=phi_s[:, -1], se2=se * se)
+                    heads.append(head)
+                cache.append((weight, heads))
+            total = sum(w for w, _ in cache)
+            cache = [(w / total, h) for w, h in cache]
             self.__dict__["_head_cache"] = cache
         return cache
 
     def _predict_z_cost(self, x: np.ndarray, means: np.ndarray, variances: np.ndarray, return_var: bool) -> None:
-        """:meth:`predict_z` of the analytic cost head, into ``means`` / ``variances`` (M, N)."""
-        heads = self._cost_heads()
+        """:meth:`predict_z` of the analytic cost head, into ``means`` / ``variances`` (M, N): per
+        member, the mixture over the hypothesis families (mean: the weighted mean; variance: the
+        weighted second moment minus the squared mean)."""
+        fams = self._cost_heads()
         hid = self.hidden
-        use_net = any(hd["netk"] for hd in heads)
+        use_net = any(hd["netk"] for _, heads in fams for hd in heads)
         if use_net:
             w_all, b_all = self._folded()
             emb = self.embedding_.astype(np.float32)
             bias0 = [b_all[i] + emb @ m["W0e"] for i, m in enumerate(self.members_)]
         chunk = 4096
+        n_m = len(self.members_)
         for lo in range(0, x.shape[0], chunk):
             xc = x[lo:lo + chunk]
             sl = slice(lo, lo + xc.shape[0])
             ana = self._ana(xc)
             cc = self._cost(xc) if use_net else None
             pre = xc.astype(np.float32, copy=False) @ w_all if use_net else None
-            shared: tuple[np.ndarray, np.ndarray] | None = None
-            for i, (member, hd) in enumerate(zip(self.members_, heads)):
-                st = hd["st"]
-                if not hd["netk"] and shared is not None:  # the same analytic fit for every member
-                    means[i, sl], variances[i, sl] = shared
-                    continue
-                z = ana @ st["wc"] + float(st["bc"])
-                kq = var = None
-                if return_var:
-                    kq = ana @ st["g"] + float(st["sb2"])
-                    var = np.einsum("ij,ij->i", ana @ st["s_w"], ana) + float(st["sb2"]) + float(st["sn2"])
-                if hd["netk"]:
-                    assert pre is not None
-                    a = _relu(np.add(pre[:, i * hid:(i + 1) * hid], bias0[i]))
-                    for k in range(1, self.n_layers + 1):
-                        a = _relu(a @ member[f"W{k}"] + member[f"b{k}"])
-                    z = z + (a @ hd["w"]).astype(np.float64) + hd["b"]
-                    if cc is not None:
-                        z += cc.astype(np.float64) @ hd["c"]
+            hidden: dict[int, np.ndarray] = {}
+            m1 = np.zeros((n_m, xc.shape[0]))
+            m2 = np.zeros((n_m, xc.shape[0]))
+            for weight, heads in fams:
+                shared: tuple[np.ndarray, np.ndarray] | None = None
+                for i, (member, hd) in enumerate(zip(self.members_, heads)):
+                    st = hd["st"]
+                    if not hd["netk"] and shared is not None:  # the same analytic fit for every member
+                        z, var = shared
+                    else:
+                        z = ana @ st["wc"] + float(st["bc"])
+                        kq = var = None
+                        if return_var:
+                            kq = ana @ st["g"] + float(st["sb2"])
+                            var = np.einsum("ij,ij->i", ana @ st["s_w"], ana) + float(st["sb2"]) + float(st["sn2"])
+                        if hd["netk"]:
+                            assert pre is not None
+                            if i not in hidden:
+                                a = _relu(np.add(pre[:, i * hid:(i + 1) * hid], bias0[i]))
+                                for k in range(1, self.n_layers + 1):
+                                    a = _relu(a @ member[f"W{k}"] + member[f"b{k}"])
+                                hidden[i] = a
+                            a = hidden[i]
+                            z = z + (a @ hd["w"]).astype(np.float64) + hd["b"]
+                            if cc is not None:
+                                z += cc.astype(np.float64) @ hd["c"]
+                            if return_var:
+                                sw2 = float(st["sw2"])
+                                kn = (a @ hd["ph"]).astype(np.float64) + hd["p1"]
+                                sq = np.einsum("ij,ij->i", a, a, dtype=np.float64) / hid + 1
+                                if cc is not None:
+                                    kn += cc.astype(np.float64) @ hd["pe"]
+                                    sq += (cc.astype(np.float64) ** 2) @ hd["se2"]
+                                kq = kq + sw2 * kn
+                                var = var + sw2 * sq
+                        if return_var:
+                            var = np.maximum(var - np.einsum("ij,ij->i", kq @ st["kinv"], kq), 0)
+                        if not hd["netk"]:
+                            shared = (z, var)
+                    m1[i] += weight * z
                     if return_var:
-                        sw2 = float(st["sw2"])
-                        kn = (a @ hd["ph"]).astype(np.float64) + hd["p1"]
-                        sq = np.einsum("ij,ij->i", a, a, dtype=np.float64) / hid + 1
-                        if cc is not None:
-                            kn += cc.astype(np.float64) @ hd["pe"]
-                            sq += (cc.astype(np.float64) ** 2) @ hd["se2"]
-                        kq = kq + sw2 * kn
-                        var = var + sw2 * sq
-                means[i, sl] = z
-                if return_var:
-                    variances[i, sl] = np.maximum(var - np.einsum("ij,ij->i", kq @ st["kinv"], kq), 0)
-                if not hd["netk"]:
-                    shared = (means[i, sl], variances[i, sl])
+                        m2[i] += weight * (var + z * z)
+            means[:, sl] = m1
+            if return_var:
+                variances[:, sl] = np.maximum(m2 - m1 * m1, 0)
 
     @staticmethod
     def _kinv64(member: dict[str, np.ndarray], phi_s: np.ndarray) -> np.ndarray:

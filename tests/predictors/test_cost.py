@@ -138,18 +138,18 @@ def test_cost_head_predicts_an_analytic_device_like_one(tiny_fb: predictors.Late
     assert np.isfinite(r.log_evidence_) and np.all(np.isfinite(r.predict(x)))
 
 
-def _direct(q: predictors.LatencyPredictor, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Means and variances of the cost head from the kernel formulas, float64."""
+def _direct_family(q: predictors.LatencyPredictor, x: np.ndarray, states: list) -> tuple[np.ndarray, np.ndarray]:
+    """Means and variances of one hypothesis family from the kernel formulas, float64."""
     xs, cs, _ = q._features(x)
     xr, cr, _ = q._features(q.support_archs_)
     a_q, a_s = q._ana(x), q._ana(q._encode_raw(q.support_archs_))
     means, variances = [], []
-    for m, st in zip(q.members_, q.support_state_):
+    for m, st in zip(q.members_, states):
         m64 = {k: v.astype(np.float64) for k, v in m.items()}
         s_w, sb2, sn2, sw2 = st["s_w"], float(st["sb2"]), float(st["sn2"]), float(st["sw2"])
         kq = a_q @ s_w @ a_s.T + sb2
         kqq = np.einsum("ij,jk,ik->i", a_q, s_w, a_q) + sb2
-        mean = a_q @ (st["wc"] - st["g"] @ st["alpha"]) + 0.0  # prior mean part
+        mean = a_q @ (st["wc"] - st["g"] @ st["alpha"])  # the prior mean's analytic part
         if float(st["lam"]):
             z, phi = q._base(m64, xs.astype(np.float64), q.embedding_,
                              None if cs is None else cs.astype(np.float64))
@@ -161,6 +161,16 @@ def _direct(q: predictors.LatencyPredictor, x: np.ndarray) -> tuple[np.ndarray, 
         means.append(mean + kq @ st["alpha"])
         variances.append(kqq - np.einsum("ij,ij->i", kq @ st["kinv"], kq) + sn2)
     return np.array(means), np.array(variances)
+
+
+def _direct(q: predictors.LatencyPredictor, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The mixture over the families: weighted mean, weighted second moment minus its square."""
+    m1, m2 = 0.0, 0.0
+    for weight, _, _, states in q.cost_mixture_:
+        m, v = _direct_family(q, x, states)
+        m1 = m1 + weight * m
+        m2 = m2 + weight * (v + m * m)
+    return m1, m2 - m1 * m1
 
 
 def test_cost_head_fast_path_equals_direct(tiny_fb: predictors.LatencyPredictor) -> None:
@@ -175,6 +185,8 @@ def test_cost_head_fast_path_equals_direct(tiny_fb: predictors.LatencyPredictor)
     for y in devices.values():
         q = tiny_fb.adapt(t.ref_archs, y[t.ref_index])
         seen.add(q.cost_hypothesis_["lam"])
+        assert abs(sum(w for w, *_ in q.cost_mixture_) - 1) < 1e-9 and len(q.cost_mixture_) == 4
+        assert set(q.cost_weights_) == {"network", "meta", "flat", "macs"}
         zm, zv = q.predict_z(x)
         dm, dv = _direct(q, x)
         np.testing.assert_allclose(zm, dm, atol=1e-4)
