@@ -34,15 +34,17 @@ SPACE_DEFAULTS: dict[str, dict[str, Any]] = {
 # Prior scales of the device basis tried at adaptation; the one with the highest marginal
 # likelihood of the samples (summed over the ensemble members) is used (0 = no basis).
 BASIS_SCALES: tuple[float, ...] = (0.0, 0.3, 1.0, 3.0, 10.0)
-# The analytic cost head (``cost_head``): hypotheses about a device, one chosen per device by the
-# samples' marginal likelihood (summed over the ensemble members). "network": the network's
-# prediction with its closed-form correction, kernel and noise times an amplitude from
-# ``COST_NET_AMPS`` (the amplitude leaves the mean unchanged; it lets the likelihood see how far the
-# samples are from the network's prior mean). "analytic": the network is dropped and the device's
-# standardised log-latency is a linear function of the standardised analytic cost features, with
-# the meta-learned prior (mean and covariance of the meta-train devices' weights; standard
-# deviations times a scale from ``COST_META_SCALES``) or an isotropic zero-mean prior (scales
-# ``COST_FLAT_SCALES``, variance per feature scale^2 / F), each with a noise level from ``COST_NOISE``.
+# The analytic cost head (``cost_head``): hypothesis families about a device, each fitted in closed
+# form with its hyperparameters chosen by the samples' marginal likelihood, then averaged with
+# weights proportional to exp(log marginal likelihood) (the network's: the members' mean).
+# "network": the network's prediction with its closed-form correction, kernel and noise times an
+# amplitude from ``COST_NET_AMPS`` (the amplitude leaves the mean unchanged; it lets the likelihood
+# see how far the samples are from the network's prior mean). "meta": the network is dropped and
+# the device's standardised log-latency is a linear function of the standardised analytic cost
+# features with the meta-learned prior (mean and covariance of the meta-train devices' weights;
+# standard deviations times a scale from ``COST_META_SCALES``). "flat": an isotropic zero-mean
+# prior (``COST_FLAT_SCALES``, variance per feature scale^2 / F). "macs": linear in log-MACs and
+# log-parameters alone (``COST_FLAT_SCALES``). Each analytic family tries the noise levels ``COST_NOISE``.
 COST_NET_AMPS: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)
 COST_META_SCALES: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)
 COST_FLAT_SCALES: tuple[float, ...] = (0.3, 1.0, 3.0)
@@ -124,11 +126,12 @@ class LatencyPredictor:
             default (``SPACE_DEFAULTS``; "gp" where unset).
         cost_head: add the analytic cost head: the space's analytic cost features
             (:func:`predictors.cost_features`: per-operation-type MACs, parameters, activation
-            traffic, operation counts) enter the closed-form fit with a prior meta-learned across
+            traffic, operation counts) enter a closed-form fit with a prior meta-learned across
             the meta-train devices (mean and covariance of their per-device weights); at
-            adaptation the samples' marginal likelihood chooses, per device, between the network
-            with an analytic correction and the analytic fit alone, and the prior scales
-            (``COST_META_SCALES``, ``COST_FLAT_SCALES``, ``COST_NOISE``). Needs
+            adaptation the prediction is the average of the network and three analytic fits
+            (meta-learned prior, isotropic prior, log-MACs/-params) weighted by the samples'
+            marginal likelihood, so a device that looks like an analytic cost model is predicted
+            like one (see the ``COST_*`` constants). Needs
             ``adapt_head="gp"``, ``linear_rank=0``, ``gp_features`` "h" or "hc" and no device basis.
             None: the space's default (``SPACE_DEFAULTS``) where those settings allow it, else off.
         use_level: feed the mean log-latency of the references (the device's absolute speed) to
