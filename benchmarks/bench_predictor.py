@@ -114,10 +114,9 @@ def run(space: str, split: str, seeds: list[int], methods: list[str]) -> dict:
                 _, q = predictors.protocol_split(table, d)
                 qd = p.adapt(table.ref_archs, y[ref])
                 pred = qd.predict([table.archs[i] for i in q])
-                hyp = getattr(qd, "cost_hypothesis_", None)
-                if method == "LatencyPredictor" and seed == seeds[0] and hyp is not None:
-                    chosen[d] = ("network" if hyp["lam"] else f"analytic ({hyp['prior']} prior, scale {hyp['scale']:g}, "
-                                 f"noise {hyp['noise']:g})")
+                weights = getattr(qd, "cost_weights_", None)
+                if method == "LatencyPredictor" and seed == seeds[0] and weights is not None:
+                    chosen[d] = ", ".join(f"{k} {v:.2f}" for k, v in weights.items())
                 res[method][d].append(all_metrics(y[q], pred))
             if fit_s > 1.0 or method not in times:
                 times.setdefault(method, {})["fit_s"] = fit_s
@@ -263,14 +262,15 @@ def retime(space: str) -> None:
 
 
 def _cost_text(params: dict, out: dict) -> str:
-    """How the predictor uses the analytic cost head, and what it chose per device (seed 0)."""
+    """How the predictor uses the analytic cost head, and its weights per device (seed 0)."""
     if not params.get("cost_head"):
         return "Analytic cost head off."
-    text = ("Analytic cost head on (the samples' marginal likelihood chooses per device between the network "
-            "and a linear fit on the analytic cost features with a meta-learned or an isotropic prior).")
+    text = ("Analytic cost head on: the prediction averages the network and three linear fits on the analytic "
+            "features (meta-learned prior, isotropic prior, log-MACs/-params), weighted by the ten samples' "
+            "marginal likelihood.")
     chosen = out.get("chosen", {})
     if chosen:
-        text += " Chosen on each device (seed 0): " + "; ".join(f"{d} {c}" for d, c in chosen.items()) + "."
+        text += " Weights per device (seed 0): " + "; ".join(f"{d} {c}" for d, c in chosen.items()) + "."
     return text
 
 

@@ -72,8 +72,7 @@ def _cache_path(cache: str | None, space: str, split: str, seed: int, params: di
 def meta_trained(space: str, split: str, devs: dict[str, list[str]], seed: int, cache: str | None):  # noqa: ANN201
     """LatencyPredictor meta-trained on the split's devices (from the cache when there)."""
     p = predictors.LatencyPredictor(space, seed=seed)
-    path = _cache_path(cache, space, split, seed, {**p.get_params(), "train": devs["train"],
-                                                    "valid": devs["valid"]})
+    path = _cache_path(cache, space, split, seed, {**p.get_params(), "train": devs["train"], "valid": devs["valid"]})
     if path is not None and path.exists():
         q = predictors.load_file(str(path))
         if p.cost_head and not q.has_cost_prior:  # a network saved without the head: add what fit() adds
@@ -89,12 +88,19 @@ def meta_trained(space: str, split: str, devs: dict[str, list[str]], seed: int, 
     return p
 
 
-def run(space: str, seeds: list[int], cache: str | None, methods: list[str]) -> dict:
+def run(space: str, seeds: list[int], cache: str | None, methods: list[str], only_cached: bool = False) -> dict:
     table = predictors.load_latency_table(space)
     table.features()
     ref = table.ref_index
     out: dict = {}
     for name, devs in splits(space).items():
+        params = {**predictors.LatencyPredictor(space, seed=0).get_params(), "train": devs["train"],
+                  "valid": devs["valid"]}
+        if only_cached and "LatencyPredictor" in methods and not all(
+                (p := _cache_path(cache, space, name, s, {**params, "seed": s})) is not None and p.exists()
+                for s in seeds):
+            print(f"{space} [{name}]: no cached meta-trained predictor; skipped (--only-cached)", flush=True)
+            continue
         res: dict = {m: {d: [] for d in devs["test"]} for m in methods}
         for seed in seeds:
             for method in methods:
@@ -166,13 +172,15 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=1)
     ap.add_argument("--cache", default=None, help="folder keeping the meta-trained predictors")
     ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--only-cached", action="store_true",
+                    help="skip a split whose meta-trained predictor is not in --cache (no training)")
     ap.add_argument("--json", help="also dump raw results to this file")
     ap.add_argument("--note", default="", help="a sentence added to the report's header")
     ap.add_argument("--no-report", action="store_true", help="print only; do not write the results file")
     args = ap.parse_args()
     seeds = list(range(args.seeds))
     methods = [m for m in args.methods.split(",") if m]
-    all_out = {s: run(s, seeds, args.cache, methods) for s in args.space or ["nasbench201", "fbnet"]}
+    all_out = {s: run(s, seeds, args.cache, methods, args.only_cached) for s in args.space or ["nasbench201", "fbnet"]}
     for space, out in all_out.items():
         for name, block in out.items():
             for m, r in block["results"].items():

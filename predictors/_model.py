@@ -50,6 +50,9 @@ COST_META_SCALES: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)
 COST_FLAT_SCALES: tuple[float, ...] = (0.3, 1.0, 3.0)
 COST_NOISE: tuple[float, ...] = (0.05, 0.1, 0.2, 0.4)
 """Noise standard deviations (standardised log-latency) tried by the "analytic" hypotheses."""
+COST_MIN_WEIGHT = 1e-3
+"""Families of the average lighter than this are left out of prediction (the rest renormalised):
+a device the analytic fits explain then skips the network entirely."""
 
 
 def check_samples(latencies_ms: Sequence[float] | np.ndarray, n_archs: int) -> np.ndarray:
@@ -698,14 +701,15 @@ class LatencyPredictor:
         :meth:`_predict_z_cost` uses: the network's output layer with its closed-form correction
         folded in (``w``, ``b``, ``c`` on the "hc" cost columns), and for the variance the
         support's network features split as in :meth:`_folded_heads` (``ph``, ``pe``, ``p1``,
-        ``se2``); the kernel inverse ``kinv`` is unscaled. Families of weight below 1e-6 are left out."""
+        ``se2``); the kernel inverse ``kinv`` is unscaled. Families lighter than ``COST_MIN_WEIGHT`` are
+        left out and the other weights renormalised."""
         cache = self.__dict__.get("_head_cache")
         if cache is None:
             cache = []
             hid = self.hidden
             mix = getattr(self, "cost_mixture_", None) or [(1.0, 0.0, self.cost_hypothesis_, self.support_state_)]
             for weight, _, _, states in mix:
-                if weight < 1e-6:
+                if weight < COST_MIN_WEIGHT:
                     continue
                 heads = []
                 for member, st in zip(self.members_, states):

@@ -173,8 +173,10 @@ def _direct(q: predictors.LatencyPredictor, x: np.ndarray) -> tuple[np.ndarray, 
     return m1, m2 - m1 * m1
 
 
-def test_cost_head_fast_path_equals_direct(tiny_fb: predictors.LatencyPredictor) -> None:
+def test_cost_head_fast_path_equals_direct(tiny_fb: predictors.LatencyPredictor,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """Both kinds of hypothesis: the folded fast path gives the kernel formulas' means and variances."""
+    monkeypatch.setattr(predictors._model, "COST_MIN_WEIGHT", 0.0)  # every family, as _direct
     t = predictors.load_latency_table("fbnet")
     x = t.features()[4000:4200].astype(np.float64)
     a = tiny_fb._ana(t.features())
@@ -192,6 +194,17 @@ def test_cost_head_fast_path_equals_direct(tiny_fb: predictors.LatencyPredictor)
         np.testing.assert_allclose(zm, dm, atol=1e-4)
         np.testing.assert_allclose(zv, dv, rtol=1e-3, atol=1e-6)
     assert 0 in seen
+
+
+def test_light_families_are_left_out(tiny_fb: predictors.LatencyPredictor) -> None:
+    """A family lighter than COST_MIN_WEIGHT is not computed; the prediction moves by at most its weight."""
+    t = predictors.load_latency_table("fbnet")
+    a = tiny_fb._ana(t.features())
+    y = np.exp(1.0 + 0.4 * (a[:, :-2] @ tiny_fb.ana_prior_m_))
+    q = tiny_fb.adapt(t.ref_archs, y[t.ref_index])
+    assert q.cost_weights_["network"] < predictors._model.COST_MIN_WEIGHT
+    assert not any(hd["netk"] for _, heads in q._cost_heads() for hd in heads)
+    assert abs(sum(w for w, _ in q._cost_heads()) - 1) < 1e-12
 
 
 def test_cost_head_save_load_and_damage(tiny_fb: predictors.LatencyPredictor, tmp_path: Path) -> None:
