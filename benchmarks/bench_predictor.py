@@ -23,6 +23,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "2")
 os.environ.setdefault("MKL_NUM_THREADS", "2")
 
 import argparse  # noqa: E402
+import hashlib  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import time  # noqa: E402
@@ -35,7 +36,8 @@ from predictors._metrics import all_metrics  # noqa: E402
 from search_spaces import get_space  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
-METHODS = ("LatencyPredictor", "MetaSGD", "MAML", "NearestDevice", "SampleGP", "FlopsProxy")
+METHODS = ("LatencyPredictor", "MetaSGD", "MAML", "NearestDevice", "SampleGP", "AnalyticFit", "FlopsProxy")
+CACHE: str | None = None  # --cache: folder keeping meta-trained LatencyPredictors of seeds > 0
 # HELP's published Spearman (HELP README; 10 reference + 10 adaptation samples = 20).
 HELP_ROW = {
     "nasbench201": {"titan_rtx_256": 0.987, "gold_6226": 0.989, "pixel2": 0.802, "raspi4": 0.890,
@@ -43,6 +45,16 @@ HELP_ROW = {
     "fbnet": {"raspi4": 0.887, "eyeriss": 0.943, "fpga": 0.892, "mean": 0.910},
     "ofa_mbv3": {},
 }
+
+
+def cache_path(space: str, seed: int, params: dict) -> Path | None:
+    """Where ``--cache`` keeps a meta-trained predictor (the analytic head's switch is not part of
+    the key: it acts at adaptation, and its prior is fitted without training)."""
+    if not CACHE:
+        return None
+    net = {k: v for k, v in params.items() if k != "cost_head"}
+    key = hashlib.sha1(json.dumps([space, "help", seed, net], sort_keys=True).encode()).hexdigest()[:12]
+    return Path(CACHE) / f"{space}_{key}.npz"
 
 
 def make(method: str, space: str, seed: int):  # noqa: ANN201
@@ -53,7 +65,20 @@ def make(method: str, space: str, seed: int):  # noqa: ANN201
             shipped = predictors.load(space)  # `nas predictor train --space <space>` (seed 0) made it
             if shipped.get_params() == default:
                 return shipped
-        return predictors.LatencyPredictor(space, seed=seed).fit()
+        path = cache_path(space, seed, default)
+        if path is not None and path.exists():
+            p = predictors.load_file(str(path))
+            if default.get("cost_head") and not p.cost_head:  # a network saved before the analytic head
+                table = predictors.load_latency_table(space)
+                p.cost_head = True
+                p.fit_cost_prior(table, p.meta_train_devices_)
+                p.calibrate_std(table, p.meta_valid_devices_)
+            return p
+        p = predictors.LatencyPredictor(space, seed=seed).fit()
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            p.save(str(path))
+        return p
     if method == "LatencyPredictor (no GP head)":
         return predictors.LatencyPredictor(space, seed=seed, adapt_head="none").fit()
     if method == "MetaSGD":
@@ -66,6 +91,8 @@ def make(method: str, space: str, seed: int):  # noqa: ANN201
         return predictors.SampleGP(space, seed=seed)
     if method == "FlopsProxy":
         return predictors.FlopsProxy(space)
+    if method == "AnalyticFit":
+        return predictors.AnalyticFit(space)
     raise ValueError(method)
 
 
@@ -76,6 +103,7 @@ def run(space: str, split: str, seeds: list[int], methods: list[str]) -> dict:
     ref = table.ref_index
     res: dict = {m: {d: [] for d in devices} for m in methods}
     times: dict = {}
+    chosen: dict = {}
     for method in methods:
         for seed in seeds:
             t0 = time.perf_counter()
@@ -86,12 +114,15 @@ def run(space: str, split: str, seeds: list[int], methods: list[str]) -> dict:
                 _, q = predictors.protocol_split(table, d)
                 qd = p.adapt(table.ref_archs, y[ref])
                 pred = qd.predict([table.archs[i] for i in q])
+                weights = getattr(qd, "cost_weights_", None)
+                if method == "LatencyPredictor" and seed == seeds[0] and weights is not None:
+                    chosen[d] = ", ".join(f"{k} {v:.2f}" for k, v in weights.items())
                 res[method][d].append(all_metrics(y[q], pred))
             if fit_s > 1.0 or method not in times:
                 times.setdefault(method, {})["fit_s"] = fit_s
             print(f"{space} {method} seed {seed}: fit {fit_s:.1f}s, mean Spearman "
                   f"{np.mean([res[method][d][-1]['spearman'] for d in devices]):.4f}", flush=True)
-    return {"results": res, "times": times, "devices": devices}
+    return {"results": res, "times": times, "devices": devices, "chosen": chosen}
 
 
 def timing(space: str, n: int = 100_000) -> dict:
@@ -163,13 +194,16 @@ def report(space: str, out: dict, tm: dict, seeds: list[int]) -> str:
              "HELP's query rows (NAS-Bench-201: 14,625 architectures per device; FBNet/OFA: the 4,000-row train "
              "pool); MetaSGD and MAML (HELP-style, no hardware embedding, 2 inner steps) use the train pool as "
              "HELP did; NearestDevice looks up the chosen meta-train device's measured latencies of the query "
-             "architectures; SampleGP and FlopsProxy see only the 10 samples.", ""]
+             "architectures; SampleGP, AnalyticFit (the analytic cost features alone) and FlopsProxy see only the 10 "
+             "samples.", ""]
     params = predictors.LatencyPredictor(space).get_params()
     lines += ["LatencyPredictor settings for this space (`predictors._model.SPACE_DEFAULTS`, chosen on the "
               f"meta-valid devices): closed-form head features `{params['gp_features']}` "
               "(`h`: last hidden layer; `hc`: plus standardised log-MACs and log-params), "
               f"share of synthetic mixture devices per meta-training batch {params['mix_devices']}, "
-              + _basis_text(params), ""]
+              + _basis_text(params) + " " + _cost_text(params, out), ""]
+    if out.get("note"):
+        lines += [out["note"], ""]
     help_row = HELP_ROW.get(space, {})
     for metric, title, digits in (("spearman", "Spearman ρ", 3), ("kendall", "Kendall τ", 3),
                                   ("mape", "MAPE (%)", 1), ("within10", "within ±10% (%)", 1)):
@@ -227,6 +261,19 @@ def retime(space: str) -> None:
     path.write_text(head + "\n".join(timing_lines(tm) + train + ["", note, ""]))
 
 
+def _cost_text(params: dict, out: dict) -> str:
+    """How the predictor uses the analytic cost head, and its weights per device (seed 0)."""
+    if not params.get("cost_head"):
+        return "Analytic cost head off."
+    text = ("Analytic cost head on: the prediction averages the network and three linear fits on the analytic "
+            "features (meta-learned prior, isotropic prior, log-MACs/-params), weighted by the ten samples' "
+            "marginal likelihood.")
+    chosen = out.get("chosen", {})
+    if chosen:
+        text += " Weights per device (seed 0): " + "; ".join(f"{d} {c}" for d, c in chosen.items()) + "."
+    return text
+
+
 def _basis_text(params: dict) -> str:
     """How the predictor uses its device-mixture basis, one sentence."""
     if not params["device_basis"]:
@@ -246,9 +293,12 @@ def main() -> None:
     ap.add_argument("--split", choices=["test", "valid"], default="test")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--cache", help="folder keeping the meta-trained LatencyPredictors of seeds > 0 "
+                    "(reused by a rerun)")
     ap.add_argument("--json", help="also dump raw results to this file ({space} is replaced)")
     ap.add_argument("--merge", help="raw results (--json of an earlier run, {space} replaced) whose "
                     "methods not rerun now are added to the report")
+    ap.add_argument("--note", default="", help="a paragraph added to the report (e.g. why fewer seeds)")
     ap.add_argument("--retime", action="store_true",
                     help="only re-measure the timing section of the existing reports")
     ap.add_argument("--report-only", metavar="JSON",
@@ -256,6 +306,8 @@ def main() -> None:
                          "(timings are measured again)")
     args = ap.parse_args()
     seeds = list(range(args.seeds))
+    global CACHE
+    CACHE = args.cache
     if args.retime:
         for space in args.space or list(predictors.SPACES):
             retime(space)
@@ -283,6 +335,7 @@ def main() -> None:
             w = [np.mean([r["within10"] for r in out["results"][m][d]]) for d in out["devices"]]
             print(f"  {space} [{args.split}] {m:32s} spearman " + " ".join(f"{v:.3f}" for v in sp)
                   + f" | mean {np.mean(sp):.4f} | within10 mean {np.mean(w):.1f}", flush=True)
+        out["note"] = args.note
         if args.json:
             Path(args.json.format(space=space)).write_text(json.dumps(out, default=float))
         if args.split == "test":

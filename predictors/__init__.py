@@ -11,7 +11,8 @@
 from __future__ import annotations
 
 from ._active import POOL_SIZE, select_extra
-from ._baselines import FlopsProxy, MetaSGD, NearestDevice, SampleGP
+from ._baselines import AnalyticFit, FlopsProxy, MetaSGD, NearestDevice, SampleGP
+from ._cost import cost_feature_names, cost_features
 from ._data import (
     SPACES,
     LatencyTable,
@@ -36,6 +37,7 @@ __all__ = [
     "POOL_SIZE",
     "FORMAT_VERSION",
     "ArchitectureError",
+    "AnalyticFit",
     "ArtefactError",
     "FlopsProxy",
     "InputError",
@@ -47,6 +49,8 @@ __all__ = [
     "SampleGP",
     "UnknownSpaceError",
     "all_metrics",
+    "cost_feature_names",
+    "cost_features",
     "help_meta",
     "list_pretrained",
     "load",

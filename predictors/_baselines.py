@@ -8,6 +8,7 @@ Each has ``fit(table)`` (meta-fit; a no-op where nothing is learnt across device
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import warnings
 from collections.abc import Sequence
@@ -17,11 +18,12 @@ import numpy as np
 
 from search_spaces import get_space
 
+from ._cost import _nb201_table, cost_features
 from ._data import LatencyTable, flops_params, load_latency_table
 from ._errors import PredictorInputError
 from ._model import check_samples, hw_embedding
 
-__all__ = ["FlopsProxy", "NearestDevice", "SampleGP", "MetaSGD"]
+__all__ = ["AnalyticFit", "FlopsProxy", "NearestDevice", "SampleGP", "MetaSGD"]
 
 
 class _Base:
@@ -86,6 +88,84 @@ class FlopsProxy(_Base):
         self._check_adapted()
         y = np.exp(self._design(self._encode(archs)) @ self.coef_)
         return (y, y * math.sqrt(math.expm1(self.resid_std_**2))) if return_std else y
+
+
+@functools.lru_cache(maxsize=4)
+def _cost_scaling(space: str, n: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std of the analytic cost features over ``n`` uniformly drawn architectures
+    (seed 0; NAS-Bench-201: all 15,625 cells)."""
+    if space == "nasbench201":
+        c = _nb201_table()
+    else:
+        sp = get_space(space)
+        rng = np.random.default_rng(0)
+        c = cost_features(space, [sp.random_arch(rng) for _ in range(n)])
+    std = c.std(0)
+    return c.mean(0), np.where(std > 1e-9 * np.maximum(np.abs(c.mean(0)), 1.0), std, 1.0)
+
+
+class AnalyticFit(_Base):
+    """Bayesian linear regression of log-latency on the analytic cost features, from the samples alone.
+
+    Features: :func:`predictors.cost_features` (per-operation-type MACs, parameters, activation
+    traffic, operation counts), standardised over uniformly drawn architectures of the space; prior
+    on the weights isotropic with zero mean (variance ``scale^2 / F``), a broad prior on the
+    intercept; the prior scale and the noise level are chosen by the samples' marginal likelihood
+    over ``scales`` x ``noises`` (log-latency standardised by the samples' mean and std). Nothing
+    is learnt across devices.
+
+    Args:
+        space: search-space name.
+        scales: prior scales tried.
+        noises: noise standard deviations tried (standardised log-latency).
+    """
+
+    def __init__(self, space: str = "nasbench201", *, scales: Sequence[float] = (0.1, 0.3, 1.0, 3.0, 10.0),
+                 noises: Sequence[float] = (0.03, 0.1, 0.2, 0.4)) -> None:
+        self.space = space
+        self.scales = tuple(scales)
+        self.noises = tuple(noises)
+
+    def _design(self, x: np.ndarray) -> np.ndarray:
+        mean, std = _cost_scaling(self.space)
+        return (cost_features(self.space, x) - mean) / std
+
+    def _adapt(self, x: np.ndarray, y: np.ndarray) -> None:
+        a = self._design(x)
+        n, f = a.shape
+        ly = np.log(y)
+        self.mu_ = float(ly.mean())
+        self.sd_ = float(max(ly.std(), 1e-3))
+        z = (ly - self.mu_) / self.sd_
+        best = None
+        for scale in self.scales:
+            for noise in self.noises:
+                k = (scale * scale / f) * a @ a.T + 1.0 + noise * noise * np.eye(n)
+                kinv = np.linalg.inv(k)
+                alpha = kinv @ z
+                ev = float(-0.5 * z @ alpha - 0.5 * np.linalg.slogdet(k)[1])
+                if best is None or ev > best[0]:
+                    best = (ev, scale, noise, kinv, alpha)
+        assert best is not None
+        self.log_evidence_, self.scale_, self.noise_, kinv, alpha = best
+        s2 = self.scale_**2 / f
+        self.coef_ = s2 * a.T @ alpha
+        self.intercept_ = float(alpha.sum())
+        self._a_s, self._kinv = a, kinv
+
+    def predict(self, archs: Sequence[Any] | np.ndarray, return_std: bool = False) -> Any:
+        """Predicted ms (and std in ms)."""
+        self._check_adapted()
+        a = self._design(self._encode(archs))
+        z = a @ self.coef_ + self.intercept_
+        y = np.exp(self.mu_ + self.sd_ * z)
+        if not return_std:
+            return y
+        s2 = self.scale_**2 / a.shape[1]
+        kq = s2 * a @ self._a_s.T + 1.0
+        var = s2 * np.einsum("ij,ij->i", a, a) + 1.0 - np.einsum("ij,ij->i", kq @ self._kinv, kq) + self.noise_**2
+        std = y * np.sqrt(np.expm1(self.sd_**2 * np.maximum(var, 0)))
+        return y, std
 
 
 class NearestDevice(_Base):

@@ -12,6 +12,7 @@ import numpy as np
 
 from search_spaces import get_space
 
+from ._cost import cost_feature_names
 from ._data import SPACES
 from ._errors import ArtefactError, InputError, UnknownSpaceError
 from ._model import LatencyPredictor
@@ -81,7 +82,7 @@ def _check(path: str, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> No
         raise bad("'ref_archs' is not a list of architectures")
     if not isinstance(meta.get("adapted", False), bool):
         raise bad(f"'adapted' {meta.get('adapted')!r} is not true or false")
-    for k in ("meta_train_devices", "meta_valid_devices", "basis_devices"):
+    for k in ("meta_train_devices", "meta_valid_devices", "basis_devices", "ana_devices"):
         if k in meta and not strings(meta[k]):
             raise bad(f"{k!r} is not a list of names")
     if "valid_spearman" in meta and not (isinstance(meta["valid_spearman"], list) and all(
@@ -111,6 +112,14 @@ def _check(path: str, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> No
         raise bad(f"'basis_w' {list(arrays['basis_w'].shape)} does not take the {d} features of 'x_mean'")
     if "cost_mean" in arrays and arrays["cost_mean"].shape != arrays.get("cost_std", np.zeros(0)).shape:
         raise bad("'cost_mean' and 'cost_std' differ in shape")
+    if "ana_prior_m" in arrays:
+        f = arrays["ana_prior_m"].shape  # the cost features; ana_mean/ana_std add log-MACs and log-params
+        if len(f) != 1 or any(arrays.get(k, np.zeros(0)).shape != (f[0] + 2,) for k in ("ana_mean", "ana_std")) \
+                or arrays.get("ana_prior_s", np.zeros(0)).shape != (f[0], f[0]):
+            raise bad("the analytic head's arrays ('ana_mean', 'ana_std', 'ana_prior_m', 'ana_prior_s') differ "
+                      "in shape")
+        if not (arrays["ana_std"] > 0).all():
+            raise bad("'ana_std' holds values <= 0")
     if "std_scale" in arrays and not (arrays["std_scale"].shape == (1,) and arrays["std_scale"][0] > 0):
         raise bad("'std_scale' is not one positive number")
     if meta.get("adapted"):
@@ -132,6 +141,7 @@ def load_file(path: str | os.PathLike[str]) -> Any:
         params = dict(meta["params"])
         params.setdefault("device_basis", False)  # files before version 3 have no device basis
         params.setdefault("basis_fit", "gp")  # nor do files before version 4 fit it by NNLS
+        params.setdefault("cost_head", False)  # nor do files before version 5 have the analytic cost head
         pred = LatencyPredictor(**params)
         pred.x_mean_ = arrays["x_mean"]
         pred.x_std_ = arrays["x_std"]
@@ -139,6 +149,16 @@ def load_file(path: str | os.PathLike[str]) -> Any:
         if pred.gp_features == "hc":
             pred.cost_mean_ = arrays["cost_mean"]
             pred.cost_std_ = arrays["cost_std"]
+        if pred.cost_head:
+            pred.ana_mean_ = arrays["ana_mean"]
+            pred.ana_std_ = arrays["ana_std"]
+            pred.ana_prior_m_ = arrays["ana_prior_m"]
+            pred.ana_prior_s_ = arrays["ana_prior_s"]
+            pred.ana_devices_ = meta.get("ana_devices", [])
+            n_cost = len(cost_feature_names(pred.space))
+            if pred.ana_prior_m_.shape != (n_cost,):
+                raise ArtefactError(f"{path!r} has {pred.ana_prior_m_.shape[0]} analytic cost features where this "
+                                    f"version computes {n_cost}; re-train it ('nas predictor train')")
         if pred.device_basis:
             pred.basis_w_ = arrays["basis_w"]
             pred.basis_b_ = arrays["basis_b"]

@@ -11,6 +11,7 @@ import numpy as np
 
 from search_spaces import get_space, nasbench201_feature_table
 
+from ._cost import cost_features_encoded
 from ._data import LatencyTable, flops_params, load_latency_table
 from ._embedding import EPS_MS as _EPS_MS
 from ._embedding import hw_embedding
@@ -25,13 +26,33 @@ __all__ = ["LatencyPredictor", "check_samples", "hw_embedding"]
 # see docs/predictor.md). Saved files store the resolved values, so changing a default here
 # never changes how an existing file is read.
 SPACE_DEFAULTS: dict[str, dict[str, Any]] = {
-    "nasbench201": {"gp_features": "h", "mix_devices": 0.25, "device_basis": False},
-    "fbnet": {"gp_features": "hc", "mix_devices": 0.25, "device_basis": False},
-    "ofa_mbv3": {"gp_features": "h", "mix_devices": 0.5, "device_basis": True, "basis_fit": "nnls"},
+    "nasbench201": {"gp_features": "h", "mix_devices": 0.25, "device_basis": False, "cost_head": True},
+    "fbnet": {"gp_features": "hc", "mix_devices": 0.25, "device_basis": False, "cost_head": True},
+    "ofa_mbv3": {"gp_features": "h", "mix_devices": 0.5, "device_basis": True, "basis_fit": "nnls",
+                 "cost_head": False},
 }
 # Prior scales of the device basis tried at adaptation; the one with the highest marginal
 # likelihood of the samples (summed over the ensemble members) is used (0 = no basis).
 BASIS_SCALES: tuple[float, ...] = (0.0, 0.3, 1.0, 3.0, 10.0)
+# The analytic cost head (``cost_head``): hypothesis families about a device, each fitted in closed
+# form with its hyperparameters chosen by the samples' marginal likelihood, then averaged with
+# weights proportional to exp(log marginal likelihood) (the network's: the members' mean).
+# "network": the network's prediction with its closed-form correction, kernel and noise times an
+# amplitude from ``COST_NET_AMPS`` (the amplitude leaves the mean unchanged; it lets the likelihood
+# see how far the samples are from the network's prior mean). "meta": the network is dropped and
+# the device's standardised log-latency is a linear function of the standardised analytic cost
+# features with the meta-learned prior (mean and covariance of the meta-train devices' weights;
+# standard deviations times a scale from ``COST_META_SCALES``). "flat": an isotropic zero-mean
+# prior (``COST_FLAT_SCALES``, variance per feature scale^2 / F). "macs": linear in log-MACs and
+# log-parameters alone (``COST_FLAT_SCALES``). Each analytic family tries the noise levels ``COST_NOISE``.
+COST_NET_AMPS: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)
+COST_META_SCALES: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)
+COST_FLAT_SCALES: tuple[float, ...] = (0.3, 1.0, 3.0)
+COST_NOISE: tuple[float, ...] = (0.05, 0.1, 0.2, 0.4)
+"""Noise standard deviations (standardised log-latency) tried by the "analytic" hypotheses."""
+COST_MIN_WEIGHT = 1e-3
+"""Families of the average lighter than this are left out of prediction (the rest renormalised):
+a device the analytic fits explain then skips the network entirely."""
 
 
 def check_samples(latencies_ms: Sequence[float] | np.ndarray, n_archs: int) -> np.ndarray:
@@ -106,6 +127,16 @@ class LatencyPredictor:
             constant, fitted to the samples by non-negative least squares, is the prior mean;
             the closed-form head on ``[h, 1]`` then fits the residuals). None: the space's
             default (``SPACE_DEFAULTS``; "gp" where unset).
+        cost_head: add the analytic cost head: the space's analytic cost features
+            (:func:`predictors.cost_features`: per-operation-type MACs, parameters, activation
+            traffic, operation counts) enter a closed-form fit with a prior meta-learned across
+            the meta-train devices (mean and covariance of their per-device weights); at
+            adaptation the prediction is the average of the network and three analytic fits
+            (meta-learned prior, isotropic prior, log-MACs/-params) weighted by the samples'
+            marginal likelihood, so a device that looks like an analytic cost model is predicted
+            like one (see the ``COST_*`` constants). Needs
+            ``adapt_head="gp"``, ``linear_rank=0``, ``gp_features`` "h" or "hc" and no device basis.
+            None: the space's default (``SPACE_DEFAULTS``) where those settings allow it, else off.
         use_level: feed the mean log-latency of the references (the device's absolute speed) to
             the network; when False the prediction is exactly proportional to the samples' scale.
         train_rows: meta-train devices' rows used: "pool" (HELP's train pool) or "all" (all rows
@@ -133,6 +164,7 @@ class LatencyPredictor:
         gp_features: str | None = None,
         device_basis: bool | None = None,
         basis_fit: str | None = None,
+        cost_head: bool | None = None,
         use_level: bool = True,
         train_rows: str = "all",
         seed: int = 0,
@@ -168,6 +200,13 @@ class LatencyPredictor:
         if basis_fit == "nnls" and (linear_rank or gp_features == "hx" or adapt_head != "gp"):
             raise ValueError("basis_fit='nnls' needs adapt_head='gp', linear_rank=0 and gp_features 'h' or 'hc'")
         self.basis_fit = basis_fit
+        fits = adapt_head == "gp" and not linear_rank and gp_features in ("h", "hc") and not self.device_basis
+        if cost_head is None:  # the space's default where the other settings allow it
+            cost_head = SPACE_DEFAULTS.get(space, {}).get("cost_head", False) and fits
+        if cost_head and not fits:
+            raise ValueError("cost_head needs adapt_head='gp', linear_rank=0, gp_features 'h' or 'hc' and "
+                             "device_basis off")
+        self.cost_head = bool(cost_head)
         self.use_level = use_level
         self.train_rows = train_rows
         self.seed = seed
@@ -178,7 +217,7 @@ class LatencyPredictor:
         """Constructor hyperparameters."""
         keys = ("space", "hidden", "n_layers", "n_members", "n_steps", "batch_devices", "n_query",
                 "lr", "weight_decay", "mix_devices", "mix_space", "adapt_head", "linear_rank",
-                "gp_features", "device_basis", "basis_fit", "use_level", "train_rows", "seed")
+                "gp_features", "device_basis", "basis_fit", "cost_head", "use_level", "train_rows", "seed")
         return {k: getattr(self, k) for k in keys}
 
     @property
@@ -219,6 +258,61 @@ class LatencyPredictor:
         self.basis_b_ = (b - mu) / sd
         self.basis_devices_ = list(devices)
         return self
+
+    @property
+    def has_cost_prior(self) -> bool:
+        """Whether the analytic cost head's meta-learned prior is fitted."""
+        return hasattr(self, "ana_prior_m_")
+
+    def fit_cost_prior(self, table: LatencyTable, devices: Sequence[str], ridge: float = 1e-2,
+                       shrink: float = 0.1) -> LatencyPredictor:
+        """Meta-learn the analytic cost head's prior from ``devices`` (no network training).
+
+        Per device, ridge regression of its standardised log-latency (centred and scaled on the
+        reference architectures, as at adaptation) on the standardised analytic cost features
+        (rows of ``train_rows`` and the references); the prior mean is the average of the
+        devices' weights, the prior covariance their covariance plus ``shrink`` times its diagonal
+        (and a small ridge), so directions the devices never varied in keep some freedom.
+        Used by ``fit`` (``cost_head``) and to add the head to a network trained without it.
+        """
+        if not self.cost_head:
+            raise ValueError("fit_cost_prior needs cost_head=True")
+        x = table.features()
+        rows = np.union1d(train_rows(table, self.train_rows), table.ref_index)
+        c = self._ana_raw(x[rows])
+        mean = c.mean(0)
+        std = c.std(0)
+        self.ana_mean_ = mean
+        self.ana_std_ = np.where(std > 1e-9 * np.maximum(np.abs(mean), 1.0), std, 1.0)
+        n_cost = len(mean) - 2
+        # the meta-learned prior acts on the cost features (not on the log-MACs/-params pair)
+        a = np.concatenate([((c - self.ana_mean_) / self.ana_std_)[:, :n_cost], np.ones((len(rows), 1))], 1)
+        ref = np.asarray(table.ref_index)
+        ws = []
+        for d in devices:
+            lg = np.log(np.maximum(table.device(d), _EPS_MS))
+            _, mu, sd = hw_embedding(table.device(d)[ref])
+            z = (lg[rows] - mu) / sd
+            ws.append(np.linalg.solve(a.T @ a + ridge * np.eye(a.shape[1]), a.T @ z)[:-1])
+        w = np.asarray(ws)
+        f = w.shape[1]
+        self.ana_prior_m_ = w.mean(0)
+        if len(w) > 1:
+            cov = np.cov(w.T).reshape(f, f)
+        else:
+            cov = np.diag(np.full(f, float(np.mean(w * w))))
+        self.ana_prior_s_ = cov + shrink * np.diag(np.diag(cov)) + 1e-4 * np.eye(f)
+        self.ana_devices_ = list(devices)
+        return self
+
+    def _ana_raw(self, x_raw: np.ndarray) -> np.ndarray:
+        """Analytic cost features (N, F) and log-MACs, log-parameters (FlopsProxy's) of raw features."""
+        lc = np.log(np.maximum(flops_params(self.space, x_raw), 1e-6)).astype(np.float64)
+        return np.concatenate([cost_features_encoded(self.space, x_raw), lc], 1)
+
+    def _ana(self, x_raw: np.ndarray) -> np.ndarray:
+        """Standardised analytic features (N, F + 2): :meth:`_ana_raw` standardised."""
+        return (self._ana_raw(x_raw) - self.ana_mean_) / self.ana_std_
 
     def _cost(self, x_raw: np.ndarray) -> np.ndarray | None:
         """Standardised (log-MACs, log-params) (N, 2) of raw features, or None if not used."""
@@ -279,6 +373,8 @@ class LatencyPredictor:
             torch.set_num_threads(torch_threads)
         self.members_ = members
         self.valid_spearman_ = scores
+        if self.cost_head:
+            self.fit_cost_prior(table, devices)
         self.calibrate_std(table, valid or devices)
         self.train_seconds_ = time.perf_counter() - t0
         return self
@@ -415,6 +511,15 @@ class LatencyPredictor:
         xs, cs, bs = self._features(archs)
         zs = (np.log(np.maximum(y, _EPS_MS)) - mu) / sd
         best: tuple[float, float, list[dict[str, np.ndarray]]] | None = None
+        if self.cost_head:
+            a_s = self._ana(self._encode_raw(archs))
+            mix = self._adapt_cost_head(emb, xs, cs, a_s, zs)
+            new.cost_mixture_ = mix
+            top = max(mix, key=lambda m: m[0])
+            new.log_evidence_, new.cost_hypothesis_, new.support_state_ = top[1], top[2], top[3]
+            new.cost_weights_ = {("network" if m[2]["lam"] else m[2]["prior"]): m[0] for m in mix}
+            new.basis_scale_ = 0.0
+            return new
         if bs is not None and self.basis_fit == "nnls":
             # the basis enters the prior mean (non-negative least squares), not the head;
             # log_evidence_ is then that of the residuals given the fitted prior mean
@@ -430,6 +535,89 @@ class LatencyPredictor:
         assert best is not None
         new.log_evidence_, new.basis_scale_, new.support_state_ = best
         return new
+
+    def _cost_hypotheses(self) -> list[dict[str, Any]]:
+        """The analytic cost head's hypotheses (see ``COST_NET_AMPS``): ``lam`` 1 is the network
+        (``amp``: its amplitude), 0 the analytic fit (``prior`` "meta" or "flat", ``scale``,
+        ``noise``)."""
+        hyps: list[dict[str, Any]] = [{"lam": 1, "prior": "none", "scale": 0.0, "noise": None, "amp": amp}
+                                      for amp in COST_NET_AMPS]
+        for sn in COST_NOISE:
+            hyps += [{"lam": 0, "prior": "meta", "scale": k, "noise": sn, "amp": 0.0} for k in COST_META_SCALES]
+            hyps += [{"lam": 0, "prior": "flat", "scale": k, "noise": sn, "amp": 0.0} for k in COST_FLAT_SCALES]
+            hyps += [{"lam": 0, "prior": "macs", "scale": k, "noise": sn, "amp": 0.0} for k in COST_FLAT_SCALES]
+        return hyps
+
+    def _adapt_cost_head(self, emb: np.ndarray, xs: np.ndarray, cs: np.ndarray | None, a_s: np.ndarray,
+                         zs: np.ndarray) -> list[tuple[float, float, dict[str, Any], list[dict[str, np.ndarray]]]]:
+        """The analytic cost head for support features ``xs``/``cs``, analytic features ``a_s``
+        and standardised log-latencies ``zs``: per hypothesis family (network, meta, flat, macs),
+        (posterior weight, log marginal likelihood, hypothesis, per-member head states) of the
+        family's best hypothesis; the log marginal likelihood of a network hypothesis is the mean
+        over the members, and the weights are proportional to ``exp`` of it."""
+        n, f = a_s.shape
+        fc = f - 2  # the cost features; the last two columns are log-MACs and log-parameters
+        nets = []
+        for member in self.members_:
+            z0, phi = self._base(member, xs, emb, cs, None)
+            phi = phi.astype(np.float64)
+            sw2 = float(np.exp(2 * member["log_sw"][0]))
+            sn2 = float(np.exp(2 * member["log_sn"][0]))
+            nets.append((z0.astype(np.float64), phi, sw2, sn2))
+        eye = np.eye(n)
+        m_meta = np.concatenate([self.ana_prior_m_, np.zeros(2)])
+        s_meta = np.zeros((f, f))
+        s_meta[:fc, :fc] = self.ana_prior_s_
+        flat = np.diag(np.concatenate([np.full(fc, 1.0 / fc), np.zeros(2)]))
+        macs = np.diag(np.concatenate([np.zeros(fc), np.full(2, 0.5)]))
+
+        def solve(hyp: dict[str, Any], net: tuple[np.ndarray, np.ndarray, float, float]
+                  ) -> tuple[float, dict[str, np.ndarray]]:
+            z0, phi, sw2, sn2 = net
+            lam = hyp["lam"]
+            if hyp["prior"] == "meta":
+                s_w, m_w = s_meta * hyp["scale"] ** 2, m_meta
+            else:
+                s_w, m_w = (flat if hyp["prior"] == "flat" else macs) * hyp["scale"] ** 2, np.zeros(f)
+            sb2 = 0.0 if lam else 1.0
+            amp2 = hyp["amp"] ** 2
+            noise = sn2 * amp2 if lam else hyp["noise"] ** 2
+            sw2 = sw2 * amp2
+            g = s_w @ a_s.T  # (F, S)
+            k = a_s @ g + sb2 + noise * eye
+            if lam:
+                k += sw2 * phi @ phi.T
+            r = zs - a_s @ m_w - (z0 if lam else 0.0)
+            chol = np.linalg.cholesky(k)
+            kinv = np.linalg.inv(k)
+            alpha = kinv @ r
+            ev = float(-0.5 * r @ alpha - np.log(np.diag(chol)).sum() - 0.5 * n * np.log(2 * np.pi))
+            st = {"lam": np.asarray(float(lam)), "kinv": kinv, "alpha": alpha, "wc": m_w + g @ alpha,
+                  "bc": np.asarray(sb2 * alpha.sum()), "g": g, "s_w": s_w, "sb2": np.asarray(sb2),
+                  "sn2": np.asarray(noise), "sw2": np.asarray(sw2)}
+            if lam:
+                st["phi_s"] = phi
+            return ev, st
+
+        trace = self.__dict__.get("_cost_trace")  # a list to record every hypothesis in (diagnostics)
+        best: dict[str, tuple[float, dict[str, Any], list[dict[str, np.ndarray]]]] = {}
+        for hyp in self._cost_hypotheses():
+            if hyp["lam"]:
+                out = [solve(hyp, net) for net in nets]
+                ev = float(np.mean([e for e, _ in out]))
+                states = [st for _, st in out]
+            else:  # the network plays no part: the same for every member
+                ev, st = solve(hyp, nets[0])
+                states = [st] * len(nets)
+            if trace is not None:
+                trace.append((ev, hyp, states))
+            fam = "network" if hyp["lam"] else hyp["prior"]
+            if fam not in best or ev > best[fam][0]:
+                best[fam] = (ev, hyp, states)
+        evs = np.array([b[0] for b in best.values()])
+        w = np.exp(evs - evs.max())
+        w /= w.sum()
+        return [(float(wi), b[0], b[1], b[2]) for wi, b in zip(w, best.values())]
 
     def _encode_unique(self, archs: Sequence[Any] | np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Raw (unstandardised) features of the distinct architectures and the inverse index."""
@@ -508,6 +696,106 @@ class LatencyPredictor:
             self.__dict__["_head_cache"] = cache
         return cache
 
+    def _cost_heads(self) -> list[tuple[float, list[dict[str, Any]]]]:
+        """Per hypothesis family of the adapted mixture, (weight, per-member heads) in the form
+        :meth:`_predict_z_cost` uses: the network's output layer with its closed-form correction
+        folded in (``w``, ``b``, ``c`` on the "hc" cost columns), and for the variance the
+        support's network features split as in :meth:`_folded_heads` (``ph``, ``pe``, ``p1``,
+        ``se2``); the kernel inverse ``kinv`` is unscaled. Families lighter than ``COST_MIN_WEIGHT`` are
+        left out and the other weights renormalised."""
+        cache = self.__dict__.get("_head_cache")
+        if cache is None:
+            cache = []
+            hid = self.hidden
+            mix = getattr(self, "cost_mixture_", None) or [(1.0, 0.0, self.cost_hypothesis_, self.support_state_)]
+            for weight, _, _, states in mix:
+                if weight < COST_MIN_WEIGHT:
+                    continue
+                heads = []
+                for member, st in zip(self.members_, states):
+                    head: dict[str, Any] = {"st": st, "netk": bool(float(st["lam"]))}
+                    if head["netk"]:
+                        phi_s = st["phi_s"]
+                        v = float(st["sw2"]) * (phi_s.T @ st["alpha"])
+                        se = (np.full(2, float(np.exp(member["log_sc"][0])) / np.sqrt(2))
+                              if self.gp_features == "hc" else np.zeros(0))
+                        n_c = len(se)
+                        head.update(w=(member["w_out"] + v[:hid] / np.sqrt(hid)).astype(np.float32),
+                                    b=float(member["b_out"][0]) + float(v[-1]), c=v[hid:hid + n_c] * se,
+                                    ph=(phi_s[:, :hid].T / np.sqrt(hid)).astype(np.float32),
+                                    pe=phi_s[:, hid:hid + n_c].T * se[:, None], p1=phi_s[:, -1], se2=se * se)
+                    heads.append(head)
+                cache.append((weight, heads))
+            total = sum(w for w, _ in cache)
+            cache = [(w / total, h) for w, h in cache]
+            self.__dict__["_head_cache"] = cache
+        return cache
+
+    def _predict_z_cost(self, x: np.ndarray, means: np.ndarray, variances: np.ndarray, return_var: bool) -> None:
+        """:meth:`predict_z` of the analytic cost head, into ``means`` / ``variances`` (M, N): per
+        member, the mixture over the hypothesis families (mean: the weighted mean; variance: the
+        weighted second moment minus the squared mean)."""
+        fams = self._cost_heads()
+        hid = self.hidden
+        use_net = any(hd["netk"] for _, heads in fams for hd in heads)
+        if use_net:
+            w_all, b_all = self._folded()
+            emb = self.embedding_.astype(np.float32)
+            bias0 = [b_all[i] + emb @ m["W0e"] for i, m in enumerate(self.members_)]
+        chunk = 4096
+        n_m = len(self.members_)
+        for lo in range(0, x.shape[0], chunk):
+            xc = x[lo:lo + chunk]
+            sl = slice(lo, lo + xc.shape[0])
+            ana = self._ana(xc)
+            cc = self._cost(xc) if use_net else None
+            pre = xc.astype(np.float32, copy=False) @ w_all if use_net else None
+            hidden: dict[int, np.ndarray] = {}
+            m1 = np.zeros((n_m, xc.shape[0]))
+            m2 = np.zeros((n_m, xc.shape[0]))
+            for weight, heads in fams:
+                shared: tuple[np.ndarray, np.ndarray] | None = None
+                for i, (member, hd) in enumerate(zip(self.members_, heads)):
+                    st = hd["st"]
+                    if not hd["netk"] and shared is not None:  # the same analytic fit for every member
+                        z, var = shared
+                    else:
+                        z = ana @ st["wc"] + float(st["bc"])
+                        kq = var = None
+                        if return_var:
+                            kq = ana @ st["g"] + float(st["sb2"])
+                            var = np.einsum("ij,ij->i", ana @ st["s_w"], ana) + float(st["sb2"]) + float(st["sn2"])
+                        if hd["netk"]:
+                            assert pre is not None
+                            if i not in hidden:
+                                a = _relu(np.add(pre[:, i * hid:(i + 1) * hid], bias0[i]))
+                                for k in range(1, self.n_layers + 1):
+                                    a = _relu(a @ member[f"W{k}"] + member[f"b{k}"])
+                                hidden[i] = a
+                            a = hidden[i]
+                            z = z + (a @ hd["w"]).astype(np.float64) + hd["b"]
+                            if cc is not None:
+                                z += cc.astype(np.float64) @ hd["c"]
+                            if return_var:
+                                sw2 = float(st["sw2"])
+                                kn = (a @ hd["ph"]).astype(np.float64) + hd["p1"]
+                                sq = np.einsum("ij,ij->i", a, a, dtype=np.float64) / hid + 1
+                                if cc is not None:
+                                    kn += cc.astype(np.float64) @ hd["pe"]
+                                    sq += (cc.astype(np.float64) ** 2) @ hd["se2"]
+                                kq = kq + sw2 * kn
+                                var = var + sw2 * sq
+                        if return_var:
+                            var = np.maximum(var - np.einsum("ij,ij->i", kq @ st["kinv"], kq), 0)
+                        if not hd["netk"]:
+                            shared = (z, var)
+                    m1[i] += weight * z
+                    if return_var:
+                        m2[i] += weight * (var + z * z)
+            means[:, sl] = m1
+            if return_var:
+                variances[:, sl] = np.maximum(m2 - m1 * m1, 0)
+
     @staticmethod
     def _kinv64(member: dict[str, np.ndarray], phi_s: np.ndarray) -> np.ndarray:
         """``sw2^2 K^-1`` of the support kernel in float64 (the stored state is float32)."""
@@ -537,7 +825,9 @@ class LatencyPredictor:
         variances = np.zeros((n_m, n))
         chunk = 4096
         n_m_hid = n_m * self.hidden
-        if self.gp_features in ("h", "hc") and not self.linear_rank:
+        if self.cost_head:
+            self._predict_z_cost(x, means, variances, return_var)
+        elif self.gp_features in ("h", "hc") and not self.linear_rank:
             w_all, b_all = self._folded()
             emb = self.embedding_.astype(np.float32)
             hid = self.hidden

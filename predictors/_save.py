@@ -18,18 +18,23 @@ from ._errors import ArtefactError
 __all__ = ["save_predictor", "package_version", "FORMAT", "FORMAT_VERSION", "META_KEY"]
 
 FORMAT = "hw-nas/latency-predictor"
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 # Version 2 (gp_features "hc"): arrays "cost_mean"/"cost_std" and member key "log_sc". Version 3
 # (device_basis): arrays "basis_w"/"basis_b" and the parameter "device_basis". Older files (no
 # such entries) are read unchanged (device_basis off); an older reader refuses newer files. A
 # file is written with the oldest version that holds its entries. Version 4: the parameter
-# "basis_fit" ("nnls": the basis enters the prior mean); files before it read as "gp".
+# "basis_fit" ("nnls": the basis enters the prior mean); files before it read as "gp". Version 5
+# (cost_head): arrays "ana_mean"/"ana_std" (standardisation of the analytic cost features) and
+# "ana_prior_m"/"ana_prior_s" (the meta-learned prior of their weights), the parameter
+# "cost_head"; files before it read with cost_head off (their predictions are unchanged).
 META_KEY = "__meta__"
 _META = META_KEY
 
 
 def _version_of(pred: Any) -> int:
     """The oldest format version that holds everything ``pred`` writes."""
+    if getattr(pred, "cost_head", False):
+        return 5
     if getattr(pred, "device_basis", False):
         return 4 if getattr(pred, "basis_fit", "gp") != "gp" else 3
     return 2 if hasattr(pred, "cost_mean_") else 1
@@ -75,6 +80,14 @@ def save_predictor(pred: Any, path: str | os.PathLike[str]) -> str:
         arrays["basis_w"] = np.asarray(pred.basis_w_)
         arrays["basis_b"] = np.asarray(pred.basis_b_)
         meta["basis_devices"] = list(pred.basis_devices_)
+    if getattr(pred, "cost_head", False):
+        if not pred.has_cost_prior:
+            raise ArtefactError("cannot save a cost_head predictor without its prior; call fit() or fit_cost_prior()")
+        arrays["ana_mean"] = np.asarray(pred.ana_mean_)
+        arrays["ana_std"] = np.asarray(pred.ana_std_)
+        arrays["ana_prior_m"] = np.asarray(pred.ana_prior_m_)
+        arrays["ana_prior_s"] = np.asarray(pred.ana_prior_s_)
+        meta["ana_devices"] = list(getattr(pred, "ana_devices_", []))
     for m, member in enumerate(pred.members_):
         for k, v in member.items():
             arrays[f"m{m}/{k}"] = np.asarray(v)

@@ -129,7 +129,20 @@ def test_save_load_roundtrip(tiny: predictors.LatencyPredictor, table: predictor
     np.testing.assert_allclose(back.predict(archs), q.predict(archs), rtol=1e-6)
     with np.load(tmp_path / "p.npz", allow_pickle=False) as z:  # plain arrays only
         meta = json.loads(bytes(z["__meta__"]).decode())
-    assert meta["format_version"] == 1 and meta["space"] == "nasbench201"  # no cost features: v1
+    assert meta["format_version"] == 5 and meta["space"] == "nasbench201"  # the analytic cost head: v5
+    assert meta["params"]["cost_head"] is True
+
+
+@pytest.fixture(scope="module")
+def tiny_old(table: predictors.LatencyTable) -> predictors.LatencyPredictor:
+    return predictors.LatencyPredictor("nasbench201", seed=0, cost_head=False, **TINY).fit(table)
+
+
+def test_without_cost_head_writes_version1(tiny_old: predictors.LatencyPredictor, tmp_path: Path) -> None:
+    path = tiny_old.save(tmp_path / "p.npz")
+    with np.load(path, allow_pickle=False) as z:
+        meta = json.loads(bytes(z["__meta__"]).decode())
+        assert meta["format_version"] == 1 and "ana_mean" not in z.files  # no cost features: v1
 
 
 def test_truncated_and_foreign_files(tiny: predictors.LatencyPredictor, tmp_path: Path) -> None:
@@ -209,18 +222,21 @@ def test_cli_train_refuses_overwrite(tmp_path: Path) -> None:
     assert out.read_bytes() == b"x"
 
 
-def test_version1_file_still_read(tiny: predictors.LatencyPredictor, table: predictors.LatencyTable,
+def test_version1_file_still_read(tiny_old: predictors.LatencyPredictor, table: predictors.LatencyTable,
                                   tmp_path: Path) -> None:
-    # a format-1 file (gp_features "h", no cost arrays) reads the same as before
+    # a format-1 file (gp_features "h", no cost arrays, no "cost_head" parameter) reads the same as before
+    tiny = tiny_old
     path = Path(tiny.save(tmp_path / "p.npz"))
     with np.load(path, allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
     meta = json.loads(bytes(arrays["__meta__"]).decode())
     meta["format_version"] = 1
+    del meta["params"]["cost_head"]
     arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     old = tmp_path / "old.npz"
     np.savez(old, **arrays)
     back = predictors.load_file(old)
+    assert back.cost_head is False
     y = _device(table)[table.ref_index]
     archs = table.archs[:50]
     np.testing.assert_allclose(back.adapt(table.ref_archs, y).predict(archs),
@@ -230,7 +246,8 @@ def test_version1_file_still_read(tiny: predictors.LatencyPredictor, table: pred
 @pytest.fixture(scope="module")
 def tiny_cost() -> predictors.LatencyPredictor:
     t = predictors.load_latency_table("fbnet")
-    return predictors.LatencyPredictor("fbnet", seed=0, gp_features="hc", device_basis=False, **TINY).fit(t)
+    return predictors.LatencyPredictor("fbnet", seed=0, gp_features="hc", device_basis=False, cost_head=False,
+                                       **TINY).fit(t)
 
 
 def test_cost_features_fit_a_mac_bound_device(tiny_cost: predictors.LatencyPredictor, tmp_path: Path) -> None:
@@ -290,7 +307,7 @@ def test_variance_fast_path_matches_float64(tiny_cost: predictors.LatencyPredict
 
 @pytest.fixture(scope="module")
 def tiny_basis(table: predictors.LatencyTable) -> predictors.LatencyPredictor:
-    return predictors.LatencyPredictor("nasbench201", seed=0, device_basis=True, **TINY).fit(table)
+    return predictors.LatencyPredictor("nasbench201", seed=0, device_basis=True, cost_head=False, **TINY).fit(table)
 
 
 def test_device_basis_follows_a_meta_train_device(tiny_basis: predictors.LatencyPredictor,
@@ -310,7 +327,7 @@ def test_device_basis_follows_a_meta_train_device(tiny_basis: predictors.Latency
     pred, std = q.predict(archs, return_std=True)
     rho = predictors.all_metrics(y[query], pred)["spearman"]
     assert rho > 0.97 and np.all(std > 0)
-    off = predictors.LatencyPredictor("nasbench201", seed=0, **TINY)
+    off = predictors.LatencyPredictor("nasbench201", seed=0, cost_head=False, **TINY)
     off.__dict__.update({k: v for k, v in tiny_basis.__dict__.items() if k.endswith("_") and "basis" not in k})
     off.device_basis = False
     rho_off = predictors.all_metrics(y[query], off.adapt(table.ref_archs, y[table.ref_index]).predict(archs))
@@ -370,7 +387,7 @@ def test_nnls_basis_fit_recovers_a_positive_device_mixture(tiny_basis: predictor
     path = q.save(tmp_path / "nnls.npz")
     with np.load(path, allow_pickle=False) as z:
         meta = json.loads(bytes(z["__meta__"]).decode())
-        assert meta["format_version"] == 4 == predictors.FORMAT_VERSION
+        assert meta["format_version"] == 4 < predictors.FORMAT_VERSION  # no cost head: v4
         assert meta["params"]["basis_fit"] == "nnls"
     back = predictors.load_file(path)
     assert back.basis_fit == "nnls"
