@@ -39,7 +39,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench_qat import AI85NET5_BOARD_US, AI85NET5_CYCLES, _pct, ai85net5  # benchmarks/ (this script's folder)
+from bench_qat import (  # benchmarks/ (this script's folder)
+    AI85NET5_BOARD_US,
+    AI85NET5_CYCLES,
+    _pct,
+    ai85net5,
+)
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 GET_DATA = "apt-get install dataset-fashion-mnist (files in /usr/share/datasets/fashion-mnist/), or --data FOLDER " \
@@ -333,7 +338,7 @@ def main() -> int:  # noqa: C901, PLR0915
 
     # ---- coverage of the 400 KB budget
     lines += ["## How much of the 400 KB budget the CPU-covered supernet space can use", ""]
-    for c, s in supernets.items():
+    for s in supernets.values():
         lines.append(f"- supernet bits {','.join(map(str, s['bits']))}: searched widths {s['widths']}; {s['width_cap']}")
     for s in searches:
         if s["budget"] == max(budgets) and s["tag"] == "mixed":
