@@ -68,12 +68,21 @@ def _bits_of(arch: str) -> str:
 
 
 def _largest_8bit(space: Any, device: Any) -> tuple[int, bool, float]:
-    """Weight bytes, device-check verdict and modelled latency of the largest network ``space`` can propose
-    at 8 bits (every unit at full depth, widest, largest kernel), as ``nas.targets._ai8x.auto_bits`` builds it."""
+    """Weight bytes, device-check verdict and modelled latency of the largest network ``space`` (the
+    supernet-covered space) can propose at 8 bits (every unit at full depth, widest, largest kernel), as
+    ``nas.targets._ai8x.auto_bits`` builds it."""
     w, k = space.widths[-1], space.kernels[-1]
     arch = {"units": [[{"width": w, "kernel": k, "bits": 8}] * space.max_depth] * space.max_units, "fc_bits": 8}
     rep = device.report(space.network(arch))
     return rep.weight_bytes, rep.fits, rep.latency_ms
+
+
+def _trials(run_dir: Path) -> list[dict[str, str]]:
+    """The rows of a run's ``trials.csv`` (every trial the study holds)."""
+    import csv
+
+    with open(run_dir / "trials.csv", newline="") as f:
+        return list(csv.DictReader(f))
 
 
 def main() -> int:  # noqa: C901, PLR0915
@@ -126,6 +135,7 @@ def main() -> int:  # noqa: C901, PLR0915
     from nas.qat import QatConfig, choose_rows, device_figures, load_run, train_network
     from nas.qat._qat import _space, _supernet_settings
     from nas.search import SearchConfig, run_search
+    from nas.supernet import covered_space
 
     torch.set_num_threads(1)
     torch_device = torch.device("cpu")  # training and evaluation in nas run on the CPU (main has no device option)
@@ -182,7 +192,8 @@ def main() -> int:  # noqa: C901, PLR0915
                                      "first": name}
         t_search = t_call - (sn_seconds if new_sn else 0.0)
         space = _space(res.settings)
-        big_b, big_fits, big_ms = _largest_8bit(space, dev)
+        cov = covered_space(space, _supernet_settings(res.settings))  # what the supernet covers: what is searched
+        big_b, big_fits, big_ms = _largest_8bit(cov, dev)
         say(f"  {res.n_complete} trials ({res.n_new} new), {res.n_feasible} feasible, front {len(res.pareto)}; "
             f"search {t_search:.0f} s" + (f", supernet trained {sn_seconds:.0f} s" if new_sn else ", supernet from cache"))
         r = load_run(res.run_dir, runs_dir)
@@ -207,7 +218,8 @@ def main() -> int:  # noqa: C901, PLR0915
                          "reused": trained[key]["first"] != f"{name}/{net_name}"})
         searches.append({"budget": budget_kb, "bits": bits, "tag": tag, "name": name, "res": res, "nets": nets,
                          "t_search": t_search, "cache": str(cache), "largest": (big_b, big_fits, big_ms),
-                         "widths": list(space.widths)})
+                         "widths": list(cov.widths), "units": cov.max_units,
+                         "archs": sorted({str(t["arch"]) for t in _trials(res.run_dir)})})
 
     load1 = os.getloadavg()
     total = time.perf_counter() - t_all
@@ -234,7 +246,8 @@ def main() -> int:  # noqa: C901, PLR0915
         f"seeded training split (of {n_train_all:,}; `--train-images {args.train_images}`: `SearchConfig.max_train_images`"
         " / `QatConfig.max_train_images`) for the supernet, the trials and every QAT; **validation capped at the "
         f"first {n_val:,} images** of the seeded validation split (of {n_val_all:,}; `--val-images {args.val_images}`: "
-        "`SearchConfig.max_val_images`, added for this benchmark, and the same images for QAT's epoch choice); test: Fashion-MNIST's own {len(data.y_test):,}-image test split, "
+        "`SearchConfig.max_val_images`, added for this benchmark, and the same images for QAT's epoch choice); test: "
+        f"Fashion-MNIST's own {len(data.y_test):,}-image test split, "
         "scored once after training. Every choice (best epoch, QAT start, the winner named per budget) is made on "
         "validation.",
         f"- search, per budget: `nas search --device max78000 --budget BKB --latency {latency:.5f}ms --data "
@@ -297,6 +310,16 @@ def main() -> int:  # noqa: C901, PLR0915
         res = s["res"]
         lines.append(f"- {s['name']}: {res.n_complete} trials, {res.n_feasible} feasible, {len(res.pareto)} on the "
                      f"front; estimate {res.metric}; searched widths {s['widths']}")
+    groups: dict[str, list[str]] = {}
+    for s in searches:
+        groups.setdefault(s["tag"], []).append(s["name"])
+    for tag, names in groups.items():
+        draws = {tuple(s["archs"]) for s in searches if s["name"] in names}
+        if len(names) > 1 and len(draws) == 1:
+            lines.append(f"- the {tag} searches ({', '.join(names)}) drew the same {len(next(iter(draws)))} networks: "
+                         f"with --trials {args.trials} <= the TPE sampler's 10 seeded random start-up trials "
+                         "(`nas/search/_study.py`), every budget samples the same networks (same --seed), so the "
+                         "budgets differ only by which of them are feasible and ranked on the front")
     lines.append("")
 
     # ---- targets
@@ -347,10 +370,12 @@ def main() -> int:  # noqa: C901, PLR0915
                 f"- the largest network this search can propose (every unit at full depth, widest, largest kernel) "
                 f"holds {big_b:,} B at 8 bits = {100 * big_b / (s['budget'] * 1000):.0f}% of the {s['budget']} KB budget "
                 f"(device check {'pass' if big_fits else 'FAIL'}, {big_ms:.3f} ms modelled, against the "
-                f"{latency:.3f} ms limit); so at {s['budget']} KB neither the budget nor lower bit widths can decide "
-                "anything in this space on CPU: the width cap (main's fixed 25 M MACs per image training cap; "
-                "compute-budget sizing, `--supernet-budget`, is being added separately and is not used here) binds "
-                "first. Largest QAT'd winner here: "
+                f"{latency:.3f} ms limit)" + (
+                    f"; so at {s['budget']} KB the budget can never bind in this space on CPU and lower bit widths "
+                    "buy nothing there (they save weight memory only; the MAX78000's latency does not depend on them): the width cap (main's "
+                    "fixed 25 M MACs per image training cap; compute-budget sizing, `--supernet-budget`, is being "
+                    "added separately and is not used here) binds first" if big_b <= s["budget"] * 1000 else "")
+                + ". Largest QAT'd winner here: "
                 f"{max(n['device']['weight_bytes'] for n in s['nets']):,} B.")
     lines.append("")
     text = "\n".join(lines) + "\n"
