@@ -69,6 +69,9 @@ class SearchConfig:
         budget_text: how the budget was written (for the run name), e.g. ``400KB``.
         latency_text: how the latency limit was written, e.g. ``2ms``.
         max_train_images: cap on training images the estimators see (None: all).
+        max_val_images: cap on validation images the estimates and the supernet's training log score
+            (the first N of the seeded validation split; None: all). A cost cap for large data sets
+            (benchmarks/bench_fashion.py); the supernet's weights do not depend on it.
         backend: ``local`` (trials one after another in this process) or ``ray`` (Ray Tune trials
             driven by Optuna's sampler through ``OptunaSearch``, same study; see ``nas.search._ray``).
         ray_address: ``ray`` backend: the cluster to join (``auto``, ``HOST:PORT``); None starts
@@ -102,6 +105,7 @@ class SearchConfig:
     budget_text: str | None = None
     latency_text: str | None = None
     max_train_images: int | None = None
+    max_val_images: int | None = None
     backend: str = "local"
     ray_address: str | None = None
     workers: int | None = None

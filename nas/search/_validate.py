@@ -82,6 +82,8 @@ def validate(cfg: SearchConfig) -> Prepared:
                          "postgresql://user:pass@host/db or sqlite:///path.db")
     if cfg.max_train_images is not None and cfg.max_train_images < 2:
         raise InputError("max_train_images must be at least 2")
+    if cfg.max_val_images is not None and cfg.max_val_images < 1:
+        raise InputError("max_val_images must be at least 1")
     est_key = resolve_estimator(cfg.estimator)
     est_opts = dict(cfg.estimator_options)
     for opt, flag in (("max_width", "--supernet-max-width"), ("epochs_elastic", "--supernet-epochs"),
@@ -105,6 +107,9 @@ def validate(cfg: SearchConfig) -> Prepared:
     if cfg.max_train_images is not None and cfg.max_train_images < len(data.y_train):
         data.x_train = data.x_train[: cfg.max_train_images]
         data.y_train = data.y_train[: cfg.max_train_images]
+    if cfg.max_val_images is not None and cfg.max_val_images < len(data.y_val):
+        data.x_val = data.x_val[: cfg.max_val_images]
+        data.y_val = data.y_val[: cfg.max_val_images]
     space = target.make_space(space_name, data, space_options)
     run_dir = runs_dir / name
     _check_run_dir(run_dir)

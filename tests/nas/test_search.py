@@ -404,3 +404,19 @@ def test_front_table_lists_each_network_once() -> None:
     shown = [m.group(1) for m in (re.match(r"^\s*│\s*(\d+)\s*│", line) for line in text.splitlines()) if m]
     assert shown == ["3", "1", "0"]
     assert "3 distinct networks (their 1 repeat trial(s) are in pareto.csv)" in " ".join(text.split())
+
+
+def test_max_val_images_caps_the_validation_split_the_search_scores(tmp_path) -> None:
+    from nas.search import validate
+    from search_spaces import InputError
+
+    full = validate(_cfg(tmp_path / "a", estimator="naswot", estimator_options={}))
+    capped = validate(_cfg(tmp_path / "b", estimator="naswot", estimator_options={}, max_val_images=50,
+                           max_train_images=200))
+    assert len(full.data.y_val) > 50
+    assert len(capped.data.y_val) == len(capped.data.x_val) == 50
+    np.testing.assert_array_equal(capped.data.y_val, full.data.y_val[:50])  # the first images of the same split
+    np.testing.assert_array_equal(capped.data.x_val, full.data.x_val[:50])
+    assert len(capped.data.y_train) == 200
+    with pytest.raises(InputError, match="max_val_images"):
+        validate(_cfg(tmp_path / "c", estimator="naswot", estimator_options={}, max_val_images=0))
