@@ -115,7 +115,7 @@ def validate(cfg: SearchConfig) -> Prepared:
     _check_run_dir(run_dir)
     old, scan, notes = inspect_study(run_dir, name, cfg.storage)
     sizing, sizing_memo = None, None
-    if est_key == "supernet" and getattr(space, "name", "") == "ai8x":
+    if est_key == "supernet" and target.sizes_supernet:
         # What the supernet covers: sized from a time budget once (measured here, or the run's own
         # record when it resumes), before the bit choice, which looks at the covered widths.
         estimator, sizing, sizing_memo = _supernet_sizing(cfg, name, estimator, space, data, runs_dir, old)

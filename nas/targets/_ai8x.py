@@ -447,6 +447,8 @@ class Ai8xTarget(Target):
     def record_fields(self, cfg: Any, device: Any, budget: int, margin: float) -> dict[str, Any]:
         return {"budget_bytes": budget}
 
+    sizes_supernet = True
+
     def coverage_line(self, prep: Any) -> str:
         """One line on how much of the chip the supernet's covered space can use ("" without it)."""
         return coverage_line(prep)

@@ -98,6 +98,9 @@ class Target(ABC):
     def budget(self, cfg: Any, device: Any) -> int:
         """The weight (or int8 size) budget in bytes of a search (-1: none)."""
 
+    sizes_supernet: bool = False
+    """Whether the supernet's covered widths are sized from a time budget (``--supernet-budget``)."""
+
     def estimator_options(self, est_key: str, options: dict[str, Any]) -> dict[str, Any]:
         """The estimator's options with this target's defaults."""
         return options
