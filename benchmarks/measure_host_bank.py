@@ -67,7 +67,7 @@ SPACES: tuple[str, ...] = ("nasbench201", "fbnet")
 STRIP_MIN = 2048
 """Initializers with more elements than this are stored as (shape, dtype, statistics) only."""
 _META_KEY = "hwnas_bank_stripped"
-FORMAT = 1
+FORMAT = 2
 
 
 class BankError(Exception):
@@ -160,31 +160,41 @@ def repeat_ids(n_archs: int, n_repeat: int, seed: int) -> list[int]:
 
 
 # ---------------------------------------------------------------------------------------- models
+def _tensors(model: Any) -> Iterator[tuple[str, Any]]:
+    """(key, TensorProto) of the initializers and of the Constant nodes' values (editable in place)."""
+    for t in model.graph.initializer:
+        yield "init:" + t.name, t
+    for node in model.graph.node:
+        if node.op_type == "Constant":
+            for att in node.attribute:
+                if att.name == "value":
+                    yield "const:" + node.output[0], att.t
+
+
 def strip_weights(model: Any) -> Any:
-    """The ONNX model with its large initializers emptied; their shape, dtype and value statistics
-    go to a metadata entry so :func:`fill_weights` can redraw them."""
+    """The ONNX model with its large tensors (initializers, constants) emptied; their shape, dtype
+    and value statistics go to a metadata entry so :func:`fill_weights` can redraw them."""
     from onnx import TensorProto, numpy_helper
 
     stats: dict[str, list[Any]] = {}
-    inits = model.graph.initializer
-    for k in range(len(inits)):
-        t = inits[k]
+    for key, t in _tensors(model):
         n = int(np.prod(t.dims)) if len(t.dims) else 1
         if n <= STRIP_MIN:
             continue
         a = numpy_helper.to_array(t)
         if a.dtype.kind == "f":
-            stats[t.name] = ["f", float(a.mean()), float(a.std())]
+            stats[key] = ["f", float(a.mean()), float(a.std())]
         else:
-            stats[t.name] = ["i", int(a.min()), int(a.max())]
-        empty = TensorProto(name=t.name, data_type=t.data_type, dims=list(t.dims))
-        inits[k].CopyFrom(empty)
+            stats[key] = ["i", int(a.min()), int(a.max())]
+        t.CopyFrom(TensorProto(name=t.name, data_type=t.data_type, dims=list(t.dims)))
     model.metadata_props.add(key=_META_KEY, value=json.dumps(stats))
     return model
 
 
 def fill_weights(data: bytes, seed: int) -> bytes:
-    """A runnable model (serialised) from a stripped one: emptied tensors redrawn from their statistics."""
+    """A runnable model (serialised) from a stripped one: emptied tensors redrawn from their
+    statistics (normal with their mean and spread; integers uniform in their range; a constant
+    tensor, e.g. zeros, stays that constant)."""
     import onnx
     from onnx import helper, numpy_helper
 
@@ -194,14 +204,16 @@ def fill_weights(data: bytes, seed: int) -> bytes:
         return data
     stats = json.loads(meta)
     rng = np.random.default_rng(seed)
-    for t in model.graph.initializer:
-        if t.name not in stats:
+    for key, t in _tensors(model):
+        if key not in stats:
             continue
-        kind, a, b = stats[t.name]
+        kind, a, b = stats[key]
         dtype = helper.tensor_dtype_to_np_dtype(t.data_type)
         shape = tuple(t.dims)
-        if kind == "f":
-            arr = rng.normal(a, max(b, 1e-6), size=shape).astype(dtype)
+        if a == b if kind == "i" else b == 0:
+            arr = np.full(shape, a, dtype=dtype)
+        elif kind == "f":
+            arr = rng.normal(a, b, size=shape).astype(dtype)
         else:
             arr = rng.integers(a, b + 1, size=shape).astype(dtype)
         t.CopyFrom(numpy_helper.from_array(arr, t.name))

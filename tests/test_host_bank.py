@@ -62,23 +62,32 @@ def test_prepare_and_time_one_tiny_architecture(space: str, tmp_path: Path) -> N
         assert [d.dim_value for d in m.graph.input[0].type.tensor_type.shape.dim] == shape
 
 
-def test_stripped_model_is_small_and_refilled_with_the_same_shapes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("space", ["nasbench201", "fbnet"])
+def test_stripped_model_is_small_and_refilled_with_the_same_shapes(space: str, tmp_path: Path) -> None:
+    """Weights and large constants (NAS-Bench-201's zero nodes at batch 8) are stored as statistics
+    and redrawn: same shapes and dtypes, same spread, zeros stay zeros."""
     import onnx
     from onnx import numpy_helper
 
     from devices import export_onnx
 
-    src = export_onnx("fbnet", TINY["fbnet"], tmp_path / "m.onnx")
-    full = onnx.load(src)
+    def tensors(m: Any) -> dict[str, np.ndarray]:
+        return {k: numpy_helper.to_array(t) for k, t in mhb._tensors(m)}
+
+    arch = {"nasbench201": "|none~0|+|skip_connect~0|skip_connect~1|+|skip_connect~0|skip_connect~1|skip_connect~2|",
+            "fbnet": TINY["fbnet"]}[space]  # node 1 of the cell is zero and used
+    src = export_onnx(space, arch, tmp_path / "m.onnx", batch=8)
+    full = tensors(onnx.load(src))
     stripped = mhb.strip_weights(onnx.load(src)).SerializeToString()
     assert len(stripped) < 0.1 * (tmp_path / "m.onnx").stat().st_size
-    refilled = onnx.load_from_string(mhb.fill_weights(stripped, seed=1))
-    a = {t.name: numpy_helper.to_array(t) for t in full.graph.initializer}
-    b = {t.name: numpy_helper.to_array(t) for t in refilled.graph.initializer}
-    assert {k: (v.shape, v.dtype) for k, v in a.items()} == {k: (v.shape, v.dtype) for k, v in b.items()}
-    big = max(a, key=lambda k: a[k].size)
-    assert not np.array_equal(a[big], b[big])  # redrawn ...
-    assert abs(b[big].std() / a[big].std() - 1) < 0.1  # ... with the same spread
+    back = tensors(onnx.load_from_string(mhb.fill_weights(stripped, seed=1)))
+    assert {k: (v.shape, v.dtype) for k, v in full.items()} == {k: (v.shape, v.dtype) for k, v in back.items()}
+    big = max(full, key=lambda k: full[k].size if full[k].std() > 0 else 0)
+    assert not np.array_equal(full[big], back[big])  # redrawn ...
+    assert abs(back[big].std() / full[big].std() - 1) < 0.1  # ... with the same spread
+    zeros = [k for k, v in full.items() if v.size > mhb.STRIP_MIN and not v.any()]
+    assert (space == "nasbench201") == bool(zeros)
+    assert all(not back[k].any() for k in zeros)
 
 
 # ---------------------------------------------------------------------------------------- resume
