@@ -773,6 +773,10 @@ def write_readme(out: Path, record: dict[str, Any], spaces: Sequence[Space]) -> 
               + ", ".join(f"{k} {v / 60:.0f} min" for k, v in est["seconds"].items())
               + "; from CPU time (near what a quiet machine takes) "
               + ", ".join(f"{k} {v / 60:.0f} min" for k, v in est["cpu_seconds"].items()) + "."]
+    others = sorted(sp for sp in SPACES if sp not in record["results"] and table_path(out, sp).exists())
+    if others:
+        L += ["", f"Tables of {', '.join(others)} in this folder come from an earlier run (this README describes "
+              "only the spaces above; run every space in one command to describe them together)."]
     L += ["", "## Files", "",
           "- `<space>.csv.gz`: `arch` (the predictor's architecture string), `help_index`, `ref`, one column per "
           "bank device (ms).",
