@@ -34,10 +34,12 @@ def check_buildable(space: str) -> str:
     return space
 
 
-def export_onnx(space: str, arch: Any, path: str | os.PathLike[str], *, seed: int = 0) -> str:
-    """Write the ONNX model (input ``input``, batch 1, float32) of ``arch``; returns the path.
+def export_onnx(space: str, arch: Any, path: str | os.PathLike[str], *, seed: int = 0, batch: int = 1,
+                input_hw: int | None = None) -> str:
+    """Write the ONNX model (input ``input``, float32, fixed shape) of ``arch``; returns the path.
 
-    Weights are random (seeded): latency does not depend on their values.
+    Weights are random (seeded): latency does not depend on their values. ``batch`` (default 1)
+    and ``input_hw`` (square input side; default the space's, 32) fix the input shape.
     """
     import torch
 
@@ -48,7 +50,8 @@ def export_onnx(space: str, arch: Any, path: str | os.PathLike[str], *, seed: in
     try:
         torch.manual_seed(seed)
         module = sp.build(arch).eval()
-        x = torch.randn(1, *module.input_size)
+        c, h, w = module.input_size
+        x = torch.randn(batch, c, input_hw or h, input_hw or w)
         path = os.fspath(path)
         tmp = path + ".tmp"
         with warnings.catch_warnings(), torch.no_grad():
