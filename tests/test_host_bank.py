@@ -279,3 +279,17 @@ def test_spearman_matches_scipy() -> None:
     a = rng.integers(0, 5, 40).astype(float)  # ties
     b = a + rng.normal(0, 1, 40)
     assert hb.spearman(a, b) == pytest.approx(spearmanr(a, b).statistic)
+
+
+def test_int8_of_a_network_whose_output_ignores_its_input(tmp_path: Path) -> None:
+    """A NAS-Bench-201 cell of only 'none' edges exports as a constant graph: static calibration
+    finds no activation to observe, and the int8 model is the fp32 one (nothing to quantise)."""
+    import onnx
+
+    from devices import export_onnx
+
+    arch = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+    src, dst = tmp_path / "fp32.onnx", tmp_path / "int8.onnx"
+    export_onnx("nasbench201", arch, str(src), seed=0)
+    mhb.quantize_int8(str(src), str(dst), seed=0)
+    assert onnx.load(str(dst)).SerializeToString() == onnx.load(str(src)).SerializeToString()
