@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from search_spaces import get_space
+from search_spaces import get_space, ofa_mbv3_layer_geometry
 
 from ._errors import UnknownSpaceError
 
@@ -160,28 +160,12 @@ def _fbnet_from_idx(idx: np.ndarray) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ OFA MobileNetV3
-_OFA_WIDTHS = (24, 40, 80, 112, 160)
-_OFA_STRIDES = (2, 2, 2, 1, 2)
+
+
 _OFA_NAMES = (
     "macs_pointwise", "macs_dw3x3", "macs_dw5x5", "macs_dw7x7", "params", "act_conv", "act_expanded",
     "act_add", "n_k3", "n_k5", "n_k7", "n_layers", "n_add", "resolution_sq", "macs",
 )
-
-
-@functools.lru_cache(maxsize=1)
-def _ofa_geometry() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    cin, cout, din, dout = [], [], [], []
-    c_prev, div = 16, 2
-    for w, s in zip(_OFA_WIDTHS, _OFA_STRIDES):
-        for k in range(4):
-            cin.append(c_prev if k == 0 else w)
-            cout.append(w)
-            din.append(div)
-            if k == 0:
-                div *= s
-            dout.append(div)
-        c_prev = w
-    return np.array(cin, float), np.array(cout, float), np.array(din, float), np.array(dout, float)
 
 
 def _ofa_from_encoding(x: np.ndarray) -> np.ndarray:
@@ -193,7 +177,7 @@ def _ofa_from_encoding(x: np.ndarray) -> np.ndarray:
     ks = ks1 @ np.array([3.0, 5.0, 7.0])
     e = e1 @ np.array([3.0, 4.0, 6.0])
     r = np.round(x[:, 160].astype(np.float64) * 224)[:, None]
-    cin, cout, din, dout = _ofa_geometry()
+    cin, cout, din, dout = ofa_mbv3_layer_geometry()
     hin = (r / din) ** 2
     hout = np.ceil(r / dout) ** 2
     mid = cin * e

@@ -18,7 +18,7 @@ from ._fbnet_cost import RAM_NOTE, SIZE_NOTE, FBNetCost, fbnet_cost
 from ._hardware import AI8X_HARDWARE, MAX78000_HW, MAX78002_HW, Ai8xHardware, ai8x_hardware
 from ._nasbench201 import NasBench201Space, nasbench201_feature_table  # registers nasbench201
 from ._network import Layer, Network, NetworkFormatError
-from ._ofa_mbv3 import OFAMobileNetV3Space  # noqa: F401  (registers ofa_mbv3)
+from ._ofa_mbv3 import OFAMobileNetV3Space, ofa_mbv3_layer_geometry  # noqa: F401  (registers ofa_mbv3)
 from ._registry import UnknownSpaceError, get_space, list_spaces, register_space
 
 # Names of the fbnet torch modules, imported on first use (importing torch takes seconds; the
@@ -46,6 +46,7 @@ __all__ = [
     "FBNetCost",
     "FBNetSpace",
     "NasBench201Space",
+    "ofa_mbv3_layer_geometry",
     "RAM_NOTE",
     "SIZE_NOTE",
     "build_module",

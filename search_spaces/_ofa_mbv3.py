@@ -25,8 +25,9 @@ _STRIDES = (2, 2, 2, 1, 2)
 _N_LAYERS = 20  # 5 stages x 4 layers (only the first d of each stage are active)
 
 
-def _layer_geometry() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per layer: C_in, C_out, input-side divisor and output-side divisor of the resolution."""
+def ofa_mbv3_layer_geometry() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per OFA-MobileNetV3 layer (20): C_in, C_out, input-side and output-side divisor of the
+    input resolution."""
     cin, cout, din, dout = [], [], [], []
     c_prev, div = 16, 2  # after the stem (stride 2) and the first 16-channel block
     for w, s in zip(_WIDTHS, _STRIDES):
@@ -41,7 +42,7 @@ def _layer_geometry() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return (np.array(cin, float), np.array(cout, float), np.array(din, float), np.array(dout, float))
 
 
-_CIN, _COUT, _DIN, _DOUT = _layer_geometry()
+_CIN, _COUT, _DIN, _DOUT = ofa_mbv3_layer_geometry()
 _N_FEAT = 60 + 60 + 25 + 15 + 2 + 20 + 5
 
 
