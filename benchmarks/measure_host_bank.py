@@ -526,7 +526,7 @@ class _LineProgress:
     def __exit__(self, *exc: object) -> None:
         return None
 
-    def add_task(self, description: str, total: int) -> int:
+    def add_task(self, description: str, total: int, info: str = "") -> int:
         self.tasks[len(self.tasks)] = [description, total, 0, time.perf_counter(), 0.0]
         return len(self.tasks) - 1
 
@@ -545,19 +545,14 @@ class _LineProgress:
 
 
 def _progress() -> Any:
+    """The command line's progress bar (``nas.cli.progress_bar``) on a terminal, else plain lines."""
     if not sys.stdout.isatty():
         return _LineProgress()
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from rich.console import Console
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TextColumn("ETA"), TimeRemainingColumn(), refresh_per_second=2)
+    from nas.cli import progress_bar
+
+    return progress_bar(Console(stderr=True), show=True)
 
 
 def _new_costs() -> dict[str, float]:
@@ -593,7 +588,7 @@ def run_bank(settings: Settings, rounds: int, out: Path, *, log: Callable[[str],
             todo = [(s.name, s.archs[i], i, settings.configs, str(work)) for s in spaces for i in range(len(s.archs))
                     if any(not model_path(work, s.name, i, CONFIGS[c].variant).exists()
                            for c in settings.configs if CONFIGS[c].runtime == "ort")]
-            task = prog.add_task("export + quantise", total=len(todo)) if prog else None
+            task = prog.add_task("export + quantise", total=len(todo), info="") if prog else None
 
             def prepared(space: str, _i: int, wall: float, cpu: float) -> None:
                 costs[space]["prep_s"] += wall
@@ -609,7 +604,7 @@ def run_bank(settings: Settings, rounds: int, out: Path, *, log: Callable[[str],
             remaining = [[u for u in _units(spaces, r, settings.seed) if (u[1], r, u[2]) not in u[0].work.done]
                          for r in range(rounds)]
             total = sum(len(x) for x in remaining)
-            task = prog.add_task("timing", total=total) if prog else None
+            task = prog.add_task("timing", total=total, info="") if prog else None
             for r, units in enumerate(remaining):
                 if prog:
                     prog.update(task, description=f"timing, round {r + 1}/{rounds}")
@@ -869,7 +864,7 @@ def estimate(settings: Settings, rounds: int, k: int, *, jobs: int = 1, show_pro
     ctx = _progress() if show_progress else contextlib.nullcontext()
     with tempfile.TemporaryDirectory(prefix="hwnas-bank-estimate-") as tmp, ctx as prog:
         work = Path(tmp)
-        task = prog.add_task("estimate", total=k * len(settings.spaces)) if prog else None
+        task = prog.add_task("estimate", total=k * len(settings.spaces), info="") if prog else None
         for space in settings.spaces:
             archs, _, _ = choose_archs(space, N_REFS + k, settings.seed)
             c = costs[space] = _new_costs()

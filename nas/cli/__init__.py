@@ -14,7 +14,9 @@ from collections.abc import Sequence
 
 from search_spaces import InputError
 
-__all__ = ["main", "build_parser"]
+from ._progress import progress_bar
+
+__all__ = ["main", "build_parser", "progress_bar"]
 
 # Sub-command modules, in the order they appear in ``nas --help``.
 _COMMAND_MODULES = (
