@@ -36,7 +36,7 @@ from ._config import (
 )
 from ._study import Prepared, inspect_study
 
-__all__ = ["validate", "torch_device_of"]
+__all__ = ["validate"]
 
 
 def validate(cfg: SearchConfig) -> Prepared:
@@ -176,11 +176,6 @@ def validate(cfg: SearchConfig) -> Prepared:
                      sizing_memo=sizing_memo)
 
 
-def torch_device_of(cfg: SearchConfig) -> str:
-    """The torch device the supernet trains on (``auto``: CUDA when available)."""
-    return resolve_torch_device(cfg.torch_device)
-
-
 def _supernet_sizing(cfg: SearchConfig, name: str, estimator: Any, space: Any, data: Any, runs_dir: Path,
                      old: dict[str, Any] | None) -> tuple[Any, Sizing | None, tuple[Path, Sizing] | None]:
     """The ai8x supernet estimate with its covered widths sized from a time budget, the sizing,
@@ -215,7 +210,7 @@ def _supernet_sizing(cfg: SearchConfig, name: str, estimator: Any, space: Any, d
         except (ValueError, KeyError, TypeError):
             sizing = None
         return estimator.with_settings(time_budget_s=float(was), budget_width=width), sizing, None
-    device = torch_device_of(cfg)
+    device = resolve_torch_device(cfg.torch_device)
     budget = given if given is not None else default_time_budget(device)
     if budget is None:
         return estimator, None, None
