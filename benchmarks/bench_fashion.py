@@ -373,8 +373,8 @@ def main() -> int:  # noqa: C901, PLR0915
                 f"{latency:.3f} ms limit)" + (
                     f"; so at {s['budget']} KB the budget can never bind in this space on CPU and lower bit widths "
                     "buy nothing there (they save weight memory only; the MAX78000's latency does not depend on them): the width cap (main's "
-                    "fixed 25 M MACs per image training cap; compute-budget sizing, `--supernet-budget`, is being "
-                    "added separately and is not used here) binds first" if big_b <= s["budget"] * 1000 else "")
+                    "fixed 25 M MACs per image training cap on CPU; compute-budget sizing, `--supernet-budget`, "
+                    "is not used here) binds first" if big_b <= s["budget"] * 1000 else "")
                 + ". Largest QAT'd winner here: "
                 f"{max(n['device']['weight_bytes'] for n in s['nets']):,} B.")
     lines.append("")
